@@ -1,0 +1,69 @@
+"""Shared pieces of the command-line tools: quiet TensorFlow, one-line errors, progress."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+class UsageError(ValueError):
+    """A bad flag value (one-line message)."""
+
+
+def fail(message: str, code: int = 1) -> None:
+    """Print `error: message` on one line to stderr and exit with `code`."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def guarded(main: Callable[[list[str]], int | None]) -> Callable[[list[str]], int | None]:
+    """Wrap an absl main so that known errors become one line and a non-zero exit."""
+
+    def wrapper(argv: list[str]) -> int | None:
+        from nst_tf.images import ImageError
+        from nst_tf.weights import WeightsError
+
+        if len(argv) > 1:
+            fail(f"unexpected arguments: {' '.join(argv[1:])} (flags are --name=value)", 2)
+        try:
+            return main(argv)
+        except UsageError as exc:
+            fail(str(exc), 2)
+        except (ImageError, WeightsError, ValueError, OSError) as exc:
+            fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+        return None
+
+    return wrapper
+
+
+def split_list(value: str | None) -> list[str]:
+    """'a,b, c' -> ['a', 'b', 'c']; empty or None -> []."""
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+def parse_floats(value: str | None, name: str) -> list[float] | None:
+    """'0.7,0.3' -> [0.7, 0.3]; empty -> None; bad numbers -> UsageError."""
+    items = split_list(value)
+    if not items:
+        return None
+    try:
+        return [float(v) for v in items]
+    except ValueError:
+        raise UsageError(f"--{name}={value}: expected comma-separated numbers") from None
+
+
+def require_positive(name: str, value: float) -> None:
+    """UsageError unless value > 0."""
+    if value is None or value <= 0:
+        raise UsageError(f"--{name} must be positive, got {value}")
+
+
+def require_non_negative(name: str, value: float) -> None:
+    """UsageError unless value >= 0."""
+    if value is None or value < 0:
+        raise UsageError(f"--{name} must be non-negative, got {value}")
