@@ -122,8 +122,12 @@ def check_writable(path: str, overwrite: bool = False) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise ImageError(f"{path}: output directory {directory} does not exist")
-    if not os.access(directory, os.W_OK):
-        raise ImageError(f"{path}: output directory {directory} is not writable")
+    try:  # os.access is not enough (root, read-only mounts, /proc): really create a file
+        fd, probe = tempfile.mkstemp(prefix=".probe-", dir=directory)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError:
+        raise ImageError(f"{path}: output directory {directory} is not writable") from None
 
 
 def save_image(image: np.ndarray, path: str, quality: int = 95) -> None:
@@ -150,3 +154,13 @@ def save_image(image: np.ndarray, path: str, quality: int = 95) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def contact_sheet(panels: list[np.ndarray], height: int = 256, gap: int = 4) -> np.ndarray:
+    """Side-by-side panels (e.g. content | style | result) scaled to one height, white gaps."""
+    scaled = [resize(p, height, max(1, round(p.shape[1] * height / p.shape[0]))) for p in panels]
+    spacer = np.ones((height, gap, 3), np.float32)
+    parts = [scaled[0]]
+    for panel in scaled[1:]:
+        parts += [spacer, panel]
+    return np.concatenate(parts, axis=1)

@@ -57,8 +57,8 @@ def _raise_interrupt(signum, frame):  # noqa: ARG001
 
 
 def main(argv: list[str]) -> int:
-    """Validate flags, load inputs, optimise and save."""
-    from nst_tf import features, images, optimize
+    """Validate flags, load inputs, optimise and save (TensorFlow is imported only once inputs are good)."""
+    from nst_tf import images
 
     for name in ("content", "style", "output"):
         if not getattr(FLAGS, name):
@@ -81,16 +81,19 @@ def main(argv: list[str]) -> int:
     content = images.resize_long_side(images.load_image(FLAGS.content), FLAGS.size, FLAGS.content)
     styles = [images.resize_long_side(images.load_image(p), FLAGS.size, p) for p in style_paths]
     init = FLAGS.init
-    if init not in optimize.INITS:
+    if init not in ("content", "noise", "style"):
         init = images.resize(images.load_image(init), *content.shape[:2])
+
+    import keras
+
+    from nst_tf import features, optimize
+
     extractor = features.build_extractor(
         FLAGS.weights, FLAGS.backbone, common.split_list(FLAGS.content_layers),
         common.split_list(FLAGS.style_layers), FLAGS.preprocessing)
     weights = optimize.LossWeights(
         content=FLAGS.content_weight, style=FLAGS.style_weight, tv=FLAGS.tv_weight,
         style_layers=tuple(common.parse_floats(FLAGS.style_layer_weights, "style_layer_weights") or ()) or None)
-
-    import keras
 
     progbar = keras.utils.Progbar(FLAGS.steps, stateful_metrics=["total", "content", "style", "tv"], unit_name="step")
     latest = {}

@@ -1,0 +1,101 @@
+"""nst-train: train the arbitrary-style network (resumes automatically from --model_dir).
+
+  nst-train --flagfile=configs/train_arbitrary.cfg --model_dir=runs/arbitrary
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+
+from absl import app, flags
+
+from nst_tf.cli import common
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("content_dir", None, "Folder of content photos (searched recursively).")
+flags.DEFINE_string("style_dir", None, "Folder of style images (searched recursively).")
+flags.DEFINE_string("model_dir", None, "Run folder: checkpoints/, logs/ (TensorBoard), network/ (inference weights).")
+flags.DEFINE_string("weights", "imagenet", "VGG16 for encoder and loss: imagenet, lpips, hed or a .weights.h5 file.")
+flags.DEFINE_string("init_from", "", "Start the decoder from a saved network folder (e.g. nst_tf/models/arbitrary) "
+                    "when the run folder has no checkpoint yet.")
+flags.DEFINE_integer("steps", 20000, "Total training steps (a resumed run stops at the same total).")
+flags.DEFINE_integer("batch_size", 8, "Global batch size, split across replicas.")
+flags.DEFINE_integer("crop", 256, "Random crop size of content and style images.")
+flags.DEFINE_float("learning_rate", 1e-4, "Adam learning rate at step 0.")
+flags.DEFINE_float("lr_decay", 5e-5, "Inverse-time decay: lr / (1 + lr_decay * step).")
+flags.DEFINE_float("content_weight", 1.0, "Weight of the content loss.")
+flags.DEFINE_float("style_weight", 10.0, "Weight of the style loss.")
+flags.DEFINE_float("tv_weight", 1.0, "Weight of the total-variation loss.")
+flags.DEFINE_integer("log_every", 10, "Print and log scalars every N steps.")
+flags.DEFINE_integer("image_every", 200, "Log a preview image grid every N steps.")
+flags.DEFINE_integer("checkpoint_every", 100, "Checkpoint every N steps.")
+flags.DEFINE_integer("seed", 0, "Random seed.")
+flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker", "tpu"], "tf.distribute strategy.")
+flags.DEFINE_integer("cpu_devices", 0, "Split the CPU into N logical devices (to run 'mirrored' without GPUs).")
+flags.DEFINE_string("tpu", "", "TPU name or address for --strategy=tpu.")
+
+
+def _raise_interrupt(signum, frame):  # noqa: ARG001
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str]) -> int:
+    """Validate flags, build the trainer under the strategy and train."""
+    for name in ("content_dir", "style_dir", "model_dir"):
+        if not getattr(FLAGS, name):
+            raise common.UsageError(f"--{name} is required")
+    for name in ("steps", "batch_size", "crop", "learning_rate", "log_every", "image_every", "checkpoint_every"):
+        common.require_positive(name, getattr(FLAGS, name))
+    if FLAGS.crop < 32:
+        raise common.UsageError(f"--crop must be at least 32, got {FLAGS.crop}")
+    from nst_tf import train
+
+    if FLAGS.cpu_devices:
+        train.split_cpu(FLAGS.cpu_devices)
+    strategy = train.make_strategy(FLAGS.strategy, FLAGS.tpu)
+    if FLAGS.batch_size % strategy.num_replicas_in_sync:
+        raise common.UsageError(f"--batch_size={FLAGS.batch_size} does not split across "
+                                f"{strategy.num_replicas_in_sync} replicas")
+    config = train.TrainConfig(
+        content_dir=FLAGS.content_dir, style_dir=FLAGS.style_dir, model_dir=FLAGS.model_dir, weights=FLAGS.weights,
+        steps=FLAGS.steps, batch_size=FLAGS.batch_size, crop=FLAGS.crop, learning_rate=FLAGS.learning_rate,
+        lr_decay=FLAGS.lr_decay, content_weight=FLAGS.content_weight, style_weight=FLAGS.style_weight,
+        tv_weight=FLAGS.tv_weight, log_every=FLAGS.log_every, image_every=FLAGS.image_every,
+        checkpoint_every=FLAGS.checkpoint_every, seed=FLAGS.seed)
+    try:
+        trainer = train.Trainer(config, strategy)
+    except train.TrainingError as exc:
+        raise ValueError(str(exc)) from None
+    if FLAGS.init_from and trainer.resumed_from is None:
+        trainer.init_decoder_from(FLAGS.init_from)
+        print(f"decoder initialised from {FLAGS.init_from}", flush=True)
+    print(f"strategy {FLAGS.strategy}: {strategy.num_replicas_in_sync} replica(s), global batch {FLAGS.batch_size}; "
+          f"TensorBoard: tensorboard --logdir={FLAGS.model_dir}/logs", flush=True)
+    started = time.time()
+
+    def on_log(step, values, rate):
+        remaining = (FLAGS.steps - step) / rate if rate > 0 else float("nan")
+        losses = " ".join(f"{k}={v:.4g}" for k, v in values.items())
+        print(f"step {step}/{FLAGS.steps} {rate:.2f} steps/s ETA {remaining / 60:.1f} min "
+              f"elapsed {(time.time() - started) / 60:.1f} min | {losses}", flush=True)
+
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        last = trainer.fit(on_log)
+    except KeyboardInterrupt:
+        path = trainer.save()
+        common.fail(f"interrupted at step {int(trainer.step)}; checkpoint {path} (run the same command to resume)", 130)
+    except train.TrainingError as exc:
+        raise ValueError(str(exc)) from None
+    print(f"done: step {int(trainer.step)}, losses {last}; network weights in {FLAGS.model_dir}/network", flush=True)
+    return 0
+
+
+def run() -> None:
+    """Console entry point."""
+    app.run(common.guarded(main))
+
+
+if __name__ == "__main__":
+    run()

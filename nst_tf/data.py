@@ -1,0 +1,81 @@
+"""tf.data input pipelines: image folders -> shuffled random crops, bad files skipped and counted."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+
+import tensorflow as tf
+from PIL import Image
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+
+
+@dataclass(frozen=True)
+class FolderScan:
+    """The readable images of a folder and the files that were skipped."""
+
+    files: list[str]
+    skipped: list[str]
+
+
+def scan_folder(folder: str, check: bool = True) -> FolderScan:
+    """List image files under `folder` (recursively); with `check`, skip the ones Pillow cannot read."""
+    if not os.path.isdir(folder):
+        raise ValueError(f"{folder}: not a folder")
+    files, skipped = [], []
+    for root, _, names in sorted(os.walk(folder)):
+        for name in sorted(names):
+            if not name.lower().endswith(IMAGE_EXTENSIONS):
+                continue
+            path = os.path.join(root, name)
+            if check:
+                try:
+                    with Image.open(path) as img:
+                        img.verify()
+                except Exception:  # any decoding failure means: skip this file
+                    skipped.append(path)
+                    continue
+            files.append(path)
+    if not files:
+        raise ValueError(f"{folder}: no readable images (found {len(skipped)} unreadable)")
+    if skipped:
+        warnings.warn(f"{folder}: skipped {len(skipped)} unreadable image(s), e.g. {skipped[0]}", stacklevel=2)
+    return FolderScan(files, skipped)
+
+
+def decode(path: tf.Tensor) -> tf.Tensor:
+    """Read and decode an image file to float32 RGB in [0, 1]."""
+    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    return tf.image.convert_image_dtype(image, tf.float32)
+
+
+def random_crop(image: tf.Tensor, crop: int, min_scale: float, max_scale: float) -> tf.Tensor:
+    """Resize so the short side is crop * U(min_scale, max_scale) (upscaling small images), crop, flip."""
+    shape = tf.cast(tf.shape(image)[:2], tf.float32)
+    scale = tf.random.uniform([], min_scale, max_scale) * crop / tf.reduce_min(shape)
+    size = tf.maximum(tf.cast(tf.round(shape * scale), tf.int32), crop)
+    image = tf.image.resize(image, size, method="bilinear", antialias=True)  # antialias: area-like when shrinking
+    image = tf.image.random_crop(image, [crop, crop, 3])
+    return tf.clip_by_value(tf.image.random_flip_left_right(image), 0.0, 1.0)
+
+
+def crop_dataset(files: list[str], crop: int, min_scale: float = 1.0, max_scale: float = 1.5,
+                 seed: int | None = None) -> tf.data.Dataset:
+    """An infinite, shuffled dataset of random crops from `files` (decode errors dropped)."""
+    ds = tf.data.Dataset.from_tensor_slices(files)
+    ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True).repeat()
+    ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.ignore_errors()
+    return ds.map(lambda im: random_crop(im, crop, min_scale, max_scale), num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def training_dataset(content_files: list[str], style_files: list[str], batch_size: int, crop: int,
+                     style_crop: int | None = None, seed: int | None = None) -> tf.data.Dataset:
+    """Batches of (content crops, style crops), prefetched."""
+    content = crop_dataset(content_files, crop, 1.0, 1.6, seed)
+    style = crop_dataset(style_files, style_crop or crop, 1.0, 1.3, None if seed is None else seed + 1)
+    ds = tf.data.Dataset.zip((content.batch(batch_size, drop_remainder=True),
+                              style.batch(batch_size, drop_remainder=True)))
+    return ds.prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,267 @@
+"""Training the arbitrary-style decoder: Gatys losses on the frozen VGG encoder, tf.distribute, resumable.
+
+One training step: encode content and style, AdaIN, decode, re-encode the output; content loss at
+relu4_1 against the AdaIN target, Gram style loss at relu1_1..relu4_1 against the style image, and
+total variation. Gradients are computed per replica and applied only when every loss is finite.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from nst_tf import data as data_lib
+from nst_tf import losses
+from nst_tf import weights as weights_lib
+from nst_tf.network import ArbitraryStyleNetwork, NetworkConfig, adain, moments_vector
+
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (incompatible checkpoint, persistent non-finite losses...)."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run (stored beside its checkpoints)."""
+
+    content_dir: str
+    style_dir: str
+    model_dir: str
+    weights: str = "imagenet"
+    steps: int = 20000
+    batch_size: int = 8
+    crop: int = 256
+    learning_rate: float = 1e-4
+    lr_decay: float = 5e-5
+    content_weight: float = 1.0
+    style_weight: float = 10.0
+    tv_weight: float = 1.0
+    log_every: int = 10
+    image_every: int = 200
+    checkpoint_every: int = 100
+    keep_checkpoints: int = 3
+    max_bad_steps: int = 20
+    seed: int = 0
+
+
+def make_strategy(name: str, tpu: str = "") -> tf.distribute.Strategy:
+    """A tf.distribute strategy by name; 'mirrored' uses every local GPU, or every logical CPU."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+        return tf.distribute.MirroredStrategy(devices)
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "tpu":
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    raise ValueError(f"unknown strategy '{name}' (use {', '.join(STRATEGIES)})")
+
+
+def split_cpu(devices: int) -> None:
+    """Split the physical CPU into `devices` logical devices (to test MirroredStrategy without GPUs)."""
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * devices)
+
+
+def image_grid(content: tf.Tensor, style: tf.Tensor, output: tf.Tensor, rows: int = 4) -> tf.Tensor:
+    """Rows of content | style | output, as one [1, H, W, 3] image for TensorBoard."""
+    rows = min(rows, int(content.shape[0]))
+    row_images = [tf.concat([content[i], style[i], tf.clip_by_value(output[i], 0, 1)], axis=1) for i in range(rows)]
+    return tf.concat(row_images, axis=0)[None]
+
+
+class Trainer:
+    """Builds the network under a strategy, restores the latest checkpoint, and trains."""
+
+    def __init__(self, config: TrainConfig, strategy: tf.distribute.Strategy | None = None,
+                 network_config: NetworkConfig | None = None):
+        self.config = config
+        self.strategy = strategy or tf.distribute.get_strategy()
+        spec = weights_lib.resolve(config.weights, "vgg16")
+        self.network_config = network_config or NetworkConfig(preprocessing=spec.preprocessing)
+        self._check_run_dir()
+        with self.strategy.scope():
+            self.net = ArbitraryStyleNetwork(self.network_config)
+            self.net.load_encoder_weights(spec)
+            schedule = keras.optimizers.schedules.InverseTimeDecay(config.learning_rate, 1, config.lr_decay)
+            self.optimizer = keras.optimizers.Adam(schedule)
+            self.optimizer.build(self.net.decoder.trainable_variables)
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.checkpoint = tf.train.Checkpoint(step=self.step, decoder=self.net.decoder, optimizer=self.optimizer)
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, os.path.join(config.model_dir, "checkpoints"), max_to_keep=config.keep_checkpoints)
+        self.resumed_from = self._restore()
+        self.skipped_steps = 0
+
+    # -- run folder and checkpoints ------------------------------------------------
+    def _check_run_dir(self) -> None:
+        os.makedirs(self.config.model_dir, exist_ok=True)
+        path = os.path.join(self.config.model_dir, "network_config.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                stored = NetworkConfig.from_json(f.read())
+            if stored != self.network_config:
+                raise TrainingError(
+                    f"{path}: the checkpoints here are for {stored}, not {self.network_config}; "
+                    "use another --model_dir")
+        else:
+            with open(path, "w") as f:
+                f.write(self.network_config.to_json())
+        with open(os.path.join(self.config.model_dir, "train_config.json"), "w") as f:
+            json.dump(asdict(self.config), f, indent=2, sort_keys=True)
+
+    def _restore(self) -> str | None:
+        latest = self.manager.latest_checkpoint
+        if latest is None:
+            return None
+        try:
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
+        except (AssertionError, ValueError, tf.errors.OpError) as exc:
+            reason = str(exc).splitlines()[0][:200]
+            raise TrainingError(f"{latest}: checkpoint does not fit this model ({reason})") from None
+        return latest
+
+    def init_decoder_from(self, directory: str) -> None:
+        """Copy decoder weights from a saved network folder (a warm start; Adam starts afresh)."""
+        source = ArbitraryStyleNetwork.load(directory)
+        if source.config != self.network_config:
+            raise TrainingError(f"{directory}: network {source.config} differs from {self.network_config}")
+        self.net.decoder.set_weights(source.decoder.get_weights())
+
+    # -- one step --------------------------------------------------------------------
+    def compute_losses(self, content: tf.Tensor, style: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+        """Per-example loss terms ([B] each) and the decoded output for one batch."""
+        cfg = self.config
+        content_feats = self.net.encoder(content)
+        style_feats = self.net.encoder(style)
+        target = adain(content_feats[-1], moments_vector(style_feats[-1]))
+        output = self.net.decoder(target, training=True)
+        output_feats = self.net.encoder(output)
+        content_term = losses.content_loss(output_feats[-1], target)
+        style_terms = [losses.style_loss(o, losses.gram_matrix(s)) for o, s in zip(output_feats, style_feats)]
+        style_term = tf.add_n(style_terms) / len(style_terms)
+        tv_term = losses.total_variation_loss(output)
+        terms = {
+            "content": cfg.content_weight * content_term,
+            "style": cfg.style_weight * style_term,
+            "tv": cfg.tv_weight * tv_term,
+        }
+        terms["total"] = terms["content"] + terms["style"] + terms["tv"]
+        return terms, output
+
+    def _replica_gradients(self, content, style):
+        global_batch = self.config.batch_size
+        with tf.GradientTape() as tape:
+            terms, _ = self.compute_losses(content, style)
+            loss = tf.reduce_sum(terms["total"]) / global_batch
+        grads = tape.gradient(loss, self.net.decoder.trainable_variables)
+        sums = {k: tf.reduce_sum(v) / global_batch for k, v in terms.items()}
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads] + [tf.math.is_finite(loss)])
+        return grads, sums, finite
+
+    def _replica_apply(self, grads):
+        self.optimizer.apply_gradients(zip(grads, self.net.decoder.trainable_variables))
+
+    @tf.function
+    def _compute(self, batch):
+        content, style = batch
+        grads, sums, finite = self.strategy.run(self._replica_gradients, args=(content, style))
+        sums = {k: self.strategy.reduce("SUM", v, axis=None) for k, v in sums.items()}
+        bad_replicas = self.strategy.reduce("SUM", tf.cast(tf.logical_not(finite), tf.int32), axis=None)
+        finite = tf.equal(bad_replicas, 0)
+        return grads, sums, finite
+
+    @tf.function
+    def _apply(self, grads):
+        self.strategy.run(self._replica_apply, args=(grads,))
+        self.step.assign_add(1)
+
+    def train_step(self, batch) -> tuple[dict[str, float], bool]:
+        """One distributed step; returns the batch losses and whether the update was applied."""
+        grads, sums, finite = self._compute(batch)
+        if bool(finite):
+            self._apply(grads)
+            self.skipped_steps = 0
+        else:
+            self.skipped_steps += 1
+        return {k: float(v) for k, v in sums.items()}, bool(finite)
+
+    # -- the loop --------------------------------------------------------------------
+    def fit(self, on_log: Callable[[int, dict[str, float], float], None] | None = None) -> dict[str, float]:
+        """Train until config.steps (resuming from the last checkpoint); returns the last losses."""
+        cfg = self.config
+        content = data_lib.scan_folder(cfg.content_dir)
+        style = data_lib.scan_folder(cfg.style_dir)
+        print(f"data: {len(content.files)} content images ({len(content.skipped)} skipped), "
+              f"{len(style.files)} style images ({len(style.skipped)} skipped)", flush=True)
+        if self.resumed_from:
+            print(f"resumed from {self.resumed_from} at step {int(self.step)}", flush=True)
+        seed = cfg.seed + int(self.step)  # a resumed run does not replay the same batches
+        tf.random.set_seed(seed)
+        dataset = data_lib.training_dataset(content.files, style.files, cfg.batch_size, cfg.crop, seed=seed)
+        dist = iter(self.strategy.experimental_distribute_dataset(dataset))
+        writer = tf.summary.create_file_writer(os.path.join(cfg.model_dir, "logs"))
+        last, started, first_step = {}, time.time(), int(self.step)
+        while int(self.step) < cfg.steps:
+            batch = next(dist)
+            last, applied = self.train_step(batch)
+            step = int(self.step)
+            if not applied:
+                print(f"step {step + 1}: non-finite loss {last}, update skipped "
+                      f"({self.skipped_steps} in a row)", flush=True)
+                if self.skipped_steps >= cfg.max_bad_steps:
+                    raise TrainingError(f"{self.skipped_steps} consecutive non-finite steps; stopping "
+                                        f"(last good checkpoint: {self.manager.latest_checkpoint})")
+                continue
+            rate = (step - first_step) / max(time.time() - started, 1e-9)
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                with writer.as_default(step=step):
+                    for k, v in last.items():
+                        tf.summary.scalar(f"loss/{k}", v)
+                    tf.summary.scalar("steps_per_second", rate)
+                if on_log:
+                    on_log(step, last, rate)
+            if step % cfg.image_every == 0 or step == cfg.steps:
+                self._log_images(writer, step)
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+                self.save()
+        writer.flush()
+        return last
+
+    def _log_images(self, writer, step: int) -> None:
+        """A fixed-seed preview grid (content | style | output) in TensorBoard."""
+        batch = self._preview_batch()
+        _, output = self.compute_losses(*batch)
+        with writer.as_default(step=step):
+            tf.summary.image("content_style_output", image_grid(*batch, output), max_outputs=1)
+
+    def _preview_batch(self):
+        if not hasattr(self, "_preview"):
+            c = data_lib.scan_folder(self.config.content_dir, check=False).files
+            s = data_lib.scan_folder(self.config.style_dir, check=False).files
+            rng = np.random.default_rng(0)
+            pick = lambda files: tf.stack([  # noqa: E731
+                tf.image.resize(data_lib.decode(f), [self.config.crop] * 2, antialias=True)
+                for f in rng.choice(files, 4)])
+            self._preview = (pick(c), pick(s))
+        return self._preview
+
+    def save(self) -> str:
+        """Write a checkpoint and the inference weights (model_dir/network)."""
+        path = self.manager.save(checkpoint_number=int(self.step))
+        self.net.save(os.path.join(self.config.model_dir, "network"))
+        return path
