@@ -1,0 +1,45 @@
+"""One-forward-pass stylization with the arbitrary-style network, at any image size."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from nst_tf.network import STRIDE, ArbitraryStyleNetwork
+
+STYLE_SIZE = 256  # style images are seen at this long side when predicting their vector
+
+
+def style_vector(net: ArbitraryStyleNetwork, styles: Sequence[np.ndarray],
+                 blend: Sequence[float] | None = None) -> tf.Tensor:
+    """The blend-weighted mean of the style vectors of several [H, W, 3] style images: [1, 1024]."""
+    if not styles:
+        raise ValueError("at least one style image is needed")
+    weights = [1.0] * len(styles) if blend is None else [float(b) for b in blend]
+    if len(weights) != len(styles) or any(w < 0 for w in weights) or sum(weights) <= 0:
+        raise ValueError(f"style blend {weights} must give one non-negative weight per style, sum > 0")
+    vectors = [net.predict_style(tf.constant(s[None], tf.float32)) for s in styles]
+    total = sum(weights)
+    return tf.add_n([v * (w / total) for v, w in zip(vectors, weights)])
+
+
+def stylize_padded(net: ArbitraryStyleNetwork, content: tf.Tensor, vector: tf.Tensor,
+                   alpha: float | tf.Tensor = 1.0) -> tf.Tensor:
+    """Stylize [B, H, W, 3] content of any size: mirror-pad to the stride, stylize, crop back."""
+    height, width = tf.shape(content)[1], tf.shape(content)[2]
+    pad_h, pad_w = (-height) % STRIDE + STRIDE, (-width) % STRIDE + STRIDE
+    top, left = pad_h // 2, pad_w // 2
+    padded = tf.pad(content, [[0, 0], [top, pad_h - top], [left, pad_w - left], [0, 0]], mode="REFLECT")
+    out = net.stylize(padded, vector, alpha)
+    return out[:, top:top + height, left:left + width, :]
+
+
+def stylize(net: ArbitraryStyleNetwork, content: np.ndarray, styles: Sequence[np.ndarray],
+            alpha: float = 1.0, blend: Sequence[float] | None = None) -> np.ndarray:
+    """Stylize one [H, W, 3] content image in [0, 1] with one or more style images; same size out."""
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    vector = style_vector(net, styles, blend)
+    return stylize_padded(net, tf.constant(content[None], tf.float32), vector, alpha).numpy()[0]
