@@ -107,6 +107,11 @@ class Trainer:
         self.resumed_from = self._restore()
         self.skipped_steps = 0
 
+    @property
+    def current_step(self) -> int:
+        """The number of applied updates so far."""
+        return int(self.step.numpy())
+
     # -- run folder and checkpoints ------------------------------------------------
     def _check_run_dir(self) -> None:
         os.makedirs(self.config.model_dir, exist_ok=True)
@@ -171,7 +176,7 @@ class Trainer:
         grads = tape.gradient(loss, self.net.decoder.trainable_variables)
         sums = {k: tf.reduce_sum(v) / global_batch for k, v in terms.items()}
         finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads] + [tf.math.is_finite(loss)])
-        return grads, sums, finite
+        return grads, sums, tf.cast(tf.logical_not(finite), tf.int32)
 
     def _replica_apply(self, grads):
         self.optimizer.apply_gradients(zip(grads, self.net.decoder.trainable_variables))
@@ -179,10 +184,9 @@ class Trainer:
     @tf.function
     def _compute(self, batch):
         content, style = batch
-        grads, sums, finite = self.strategy.run(self._replica_gradients, args=(content, style))
+        grads, sums, bad = self.strategy.run(self._replica_gradients, args=(content, style))
         sums = {k: self.strategy.reduce("SUM", v, axis=None) for k, v in sums.items()}
-        bad_replicas = self.strategy.reduce("SUM", tf.cast(tf.logical_not(finite), tf.int32), axis=None)
-        finite = tf.equal(bad_replicas, 0)
+        finite = tf.equal(self.strategy.reduce("SUM", bad, axis=None), 0)
         return grads, sums, finite
 
     @tf.function
@@ -209,17 +213,17 @@ class Trainer:
         print(f"data: {len(content.files)} content images ({len(content.skipped)} skipped), "
               f"{len(style.files)} style images ({len(style.skipped)} skipped)", flush=True)
         if self.resumed_from:
-            print(f"resumed from {self.resumed_from} at step {int(self.step)}", flush=True)
-        seed = cfg.seed + int(self.step)  # a resumed run does not replay the same batches
+            print(f"resumed from {self.resumed_from} at step {self.current_step}", flush=True)
+        seed = cfg.seed + self.current_step  # a resumed run does not replay the same batches
         tf.random.set_seed(seed)
         dataset = data_lib.training_dataset(content.files, style.files, cfg.batch_size, cfg.crop, seed=seed)
         dist = iter(self.strategy.experimental_distribute_dataset(dataset))
         writer = tf.summary.create_file_writer(os.path.join(cfg.model_dir, "logs"))
-        last, started, first_step = {}, time.time(), int(self.step)
-        while int(self.step) < cfg.steps:
+        last, started, first_step = {}, time.time(), self.current_step
+        while self.current_step < cfg.steps:
             batch = next(dist)
             last, applied = self.train_step(batch)
-            step = int(self.step)
+            step = self.current_step
             if not applied:
                 print(f"step {step + 1}: non-finite loss {last}, update skipped "
                       f"({self.skipped_steps} in a row)", flush=True)
@@ -262,6 +266,6 @@ class Trainer:
 
     def save(self) -> str:
         """Write a checkpoint and the inference weights (model_dir/network)."""
-        path = self.manager.save(checkpoint_number=int(self.step))
+        path = self.manager.save(checkpoint_number=self.current_step)
         self.net.save(os.path.join(self.config.model_dir, "network"))
         return path

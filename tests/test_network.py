@@ -1,0 +1,103 @@
+"""The arbitrary-style network: AdaIN math, the two-part interface, any-size input, saving."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from nst_tf import fast
+from nst_tf.network import (
+    ArbitraryStyleNetwork,
+    NetworkConfig,
+    adain,
+    blend_vectors,
+    build_decoder,
+    moments_vector,
+)
+
+
+@pytest.fixture(scope="module")
+def net():
+    return ArbitraryStyleNetwork.load()  # the bundled weights
+
+
+def test_moments_vector_hand_computed():
+    # one channel with values 1, 3 -> mean 2, std sqrt(1 + eps); second channel constant 5
+    features = tf.constant([[[[1.0, 5.0], [3.0, 5.0]]]])
+    vector = moments_vector(features).numpy()
+    np.testing.assert_allclose(vector, [[2.0, 5.0, np.sqrt(1.0 + 1e-5), np.sqrt(1e-5)]], rtol=1e-6)
+
+
+def test_adain_gives_target_statistics():
+    rng = np.random.default_rng(0)
+    features = tf.constant(rng.normal(3.0, 2.0, (2, 6, 5, 4)), tf.float32)
+    target = tf.constant(np.concatenate([rng.normal(size=(2, 4)), rng.uniform(0.5, 2, (2, 4))], -1), tf.float32)
+    out = adain(features, target)
+    np.testing.assert_allclose(moments_vector(out).numpy(), target.numpy(), atol=1e-3)
+
+
+def test_blend_vectors():
+    style, content = tf.constant([[4.0, 8.0]]), tf.constant([[0.0, 0.0]])
+    np.testing.assert_allclose(blend_vectors(style, content, 0.25).numpy(), [[1.0, 2.0]])
+    np.testing.assert_allclose(blend_vectors(style, content, 1.5).numpy(), [[4.0, 8.0]])  # clipped to 1
+
+
+def test_decoder_is_checkerboard_free():
+    decoder = build_decoder(NetworkConfig())
+    kinds = {type(layer).__name__ for layer in decoder.layers}
+    assert "Conv2DTranspose" not in kinds and "UpSampling2D" in kinds and "ReflectionPadding2D" in kinds
+    assert all(layer.padding == "valid" for layer in decoder.layers if type(layer).__name__ == "Conv2D")
+
+
+def test_two_part_interface_matches_combined(net):
+    rng = np.random.default_rng(0)
+    content = tf.constant(rng.uniform(size=(2, 64, 48, 3)), tf.float32)
+    style = tf.constant(rng.uniform(size=(1, 40, 40, 3)), tf.float32)
+    vector = net.predict_style(style)
+    assert vector.shape == (1, 1024)
+    combined = net(content, style)
+    np.testing.assert_allclose(net.stylize(content, vector).numpy(), combined.numpy(), atol=1e-6)
+    assert combined.shape == content.shape and float(tf.reduce_min(combined)) >= 0 and float(tf.reduce_max(combined)) <= 1
+
+
+def test_alpha_zero_ignores_style(net):
+    rng = np.random.default_rng(1)
+    content = tf.constant(rng.uniform(size=(1, 32, 32, 3)), tf.float32)
+    a = net.stylize(content, net.predict_style(tf.constant(rng.uniform(size=(1, 32, 32, 3)), tf.float32)), 0.0)
+    b = net.stylize(content, net.predict_style(tf.zeros([1, 32, 32, 3])), 0.0)
+    np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
+
+
+def test_any_size_and_blending(net):
+    rng = np.random.default_rng(2)
+    content = rng.uniform(size=(37, 53, 3)).astype(np.float32)
+    s1, s2 = (rng.uniform(size=(48, 48, 3)).astype(np.float32) for _ in range(2))
+    out = fast.stylize(net, content, [s1, s2], alpha=0.8, blend=[3, 1])
+    assert out.shape == content.shape
+    v = fast.style_vector(net, [s1, s2], [3, 1])
+    expected = 0.75 * net.predict_style(s1[None]) + 0.25 * net.predict_style(s2[None])
+    np.testing.assert_allclose(v.numpy(), expected.numpy(), rtol=1e-5)
+    with pytest.raises(ValueError, match="alpha"):
+        fast.stylize(net, content, [s1], alpha=1.5)
+    with pytest.raises(ValueError, match="style blend"):
+        fast.style_vector(net, [s1], [1, 2])
+
+
+def test_save_load_round_trip(net, tmp_path):
+    net.save(str(tmp_path))
+    again = ArbitraryStyleNetwork.load(str(tmp_path))
+    x = tf.constant(np.random.default_rng(3).uniform(size=(1, 32, 32, 3)), tf.float32)
+    np.testing.assert_allclose(again(x, x).numpy(), net(x, x).numpy(), atol=1e-6)
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        ArbitraryStyleNetwork.load(str(tmp_path))
+
+
+def test_bundled_weights_small():
+    import os
+
+    from nst_tf.network import BUNDLED_DIR
+
+    size = sum(os.path.getsize(os.path.join(BUNDLED_DIR, f)) for f in os.listdir(BUNDLED_DIR))
+    assert size < 20 * 1024 * 1024

@@ -1,0 +1,125 @@
+"""The trainer: data scanning, a few steps, resume, incompatible checkpoints, non-finite losses, mirrored."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import last_line, run_cli
+from PIL import Image
+
+from nst_tf import data, train
+from nst_tf.network import NetworkConfig
+
+SMALL = NetworkConfig(decoder_channels=(16, 16, 8, 8, 8, 8), preprocessing="caffe")
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train_data")
+    rng = np.random.default_rng(0)
+    for name, count, size in (("content", 6, (80, 60)), ("style", 4, (20, 24))):  # styles smaller than the crop
+        folder = root / name / "nested"
+        folder.mkdir(parents=True)
+        for i in range(count):
+            Image.fromarray(rng.integers(0, 255, (*size[::-1], 3), dtype=np.uint8)).save(folder / f"{i}.jpg")
+    (root / "content" / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    (root / "content" / "notes.txt").write_text("not an image")
+    (root / "empty").mkdir()
+    return root
+
+
+def make_config(folders, model_dir, weights, **kw):
+    base = dict(content_dir=str(folders / "content"), style_dir=str(folders / "style"), model_dir=str(model_dir),
+                weights=weights, steps=2, batch_size=2, crop=32, log_every=1, image_every=2, checkpoint_every=2)
+    return train.TrainConfig(**{**base, **kw})
+
+
+def test_scan_folder_skips_and_counts(folders):
+    with pytest.warns(UserWarning, match="skipped 1 unreadable"):
+        scan = data.scan_folder(str(folders / "content"))
+    assert len(scan.files) == 6 and scan.skipped == [str(folders / "content" / "broken.jpg")]
+    with pytest.raises(ValueError, match="no readable images"):
+        data.scan_folder(str(folders / "empty"))
+    with pytest.raises(ValueError, match="not a folder"):
+        data.scan_folder(str(folders / "missing"))
+
+
+def test_small_styles_are_resized_up(folders):
+    files = data.scan_folder(str(folders / "style")).files
+    batch = next(iter(data.crop_dataset(files, 32, seed=0).batch(3)))
+    assert batch.shape == (3, 32, 32, 3)
+
+
+def test_train_resume_and_checkpoints(folders, tmp_path, random_vgg16_weights):
+    model_dir = tmp_path / "run"
+    trainer = train.Trainer(make_config(folders, model_dir, random_vgg16_weights), network_config=SMALL)
+    assert trainer.resumed_from is None
+    logged = []
+    with pytest.warns(UserWarning):
+        last = trainer.fit(lambda step, values, rate: logged.append((step, values)))
+    assert [s for s, _ in logged] == [1, 2] and np.isfinite(last["total"])
+    weights_after_2 = [w.copy() for w in trainer.net.decoder.get_weights()]
+    assert os.path.exists(model_dir / "network" / "weights.npz")
+    assert any(f.startswith("events.out.tfevents") for f in os.listdir(model_dir / "logs"))
+
+    resumed = train.Trainer(make_config(folders, model_dir, random_vgg16_weights, steps=3), network_config=SMALL)
+    assert resumed.resumed_from.endswith("ckpt-2") and resumed.current_step == 2
+    for a, b in zip(resumed.net.decoder.get_weights(), weights_after_2):
+        np.testing.assert_array_equal(a, b)
+    assert int(resumed.optimizer.iterations) == 2  # Adam state restored too
+    with pytest.warns(UserWarning):
+        resumed.fit()
+    assert resumed.current_step == 3
+
+
+def test_incompatible_checkpoint_is_an_error(folders, tmp_path, random_vgg16_weights):
+    model_dir = tmp_path / "run"
+    trainer = train.Trainer(make_config(folders, model_dir, random_vgg16_weights), network_config=SMALL)
+    trainer.save()
+    other = NetworkConfig(decoder_channels=(32, 16, 8, 8, 8, 8), preprocessing="caffe")
+    with pytest.raises(train.TrainingError, match="checkpoints here are for"):
+        train.Trainer(make_config(folders, model_dir, random_vgg16_weights), network_config=other)
+    os.remove(model_dir / "network_config.json")  # even without the record, restoring must not go silently wrong
+    with pytest.raises(train.TrainingError, match="does not fit this model"):
+        train.Trainer(make_config(folders, model_dir, random_vgg16_weights), network_config=other)
+
+
+def test_non_finite_steps_are_skipped_then_stop(folders, tmp_path, random_vgg16_weights, monkeypatch):
+    trainer = train.Trainer(make_config(folders, tmp_path / "run", random_vgg16_weights, steps=5, max_bad_steps=3),
+                            network_config=SMALL)
+    before = [w.copy() for w in trainer.net.decoder.get_weights()]
+    original = trainer.compute_losses
+
+    def poisoned(content, style):
+        terms, output = original(content, style)
+        return {k: v * np.nan for k, v in terms.items()}, output
+
+    monkeypatch.setattr(trainer, "compute_losses", poisoned)
+    with pytest.warns(UserWarning), pytest.raises(train.TrainingError, match="3 consecutive non-finite"):
+        trainer.fit()
+    assert trainer.current_step == 0
+    for a, b in zip(trainer.net.decoder.get_weights(), before):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_cli_mirrored_strategy_on_two_cpu_devices(folders, tmp_path, random_vgg16_weights):
+    proc = run_cli("nst_tf.cli.train", f"--content_dir={folders / 'content'}", f"--style_dir={folders / 'style'}",
+                   f"--model_dir={tmp_path / 'run'}", f"--weights={random_vgg16_weights}", "--steps=2",
+                   "--batch_size=4", "--crop=32", "--strategy=mirrored", "--cpu_devices=2", "--log_every=1")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "2 replica(s), global batch 4" in proc.stdout and "step 2/2" in proc.stdout
+    assert "skipped" in proc.stdout  # the broken content file is counted
+
+
+def test_cli_errors(folders, tmp_path):
+    proc = run_cli("nst_tf.cli.train", f"--content_dir={folders / 'empty'}", f"--style_dir={folders / 'style'}",
+                   f"--model_dir={tmp_path / 'run'}", "--weights=lpips", "--steps=1")
+    assert proc.returncode != 0 and "no readable images" in last_line(proc.stderr)
+    proc = run_cli("nst_tf.cli.train", "--content_dir=a", "--style_dir=b", "--model_dir=c", "--crop=0")
+    assert proc.returncode != 0 and last_line(proc.stderr) == "error: --crop must be positive, got 0"
+
+
+def test_image_grid_shape():
+    x = tf.zeros([2, 8, 8, 3])
+    assert train.image_grid(x, x, x).shape == (1, 16, 24, 3)
