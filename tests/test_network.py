@@ -56,7 +56,8 @@ def test_two_part_interface_matches_combined(net):
     assert vector.shape == (1, 1024)
     combined = net(content, style)
     np.testing.assert_allclose(net.stylize(content, vector).numpy(), combined.numpy(), atol=1e-6)
-    assert combined.shape == content.shape and float(tf.reduce_min(combined)) >= 0 and float(tf.reduce_max(combined)) <= 1
+    assert combined.shape == content.shape
+    assert float(tf.reduce_min(combined)) >= 0 and float(tf.reduce_max(combined)) <= 1
 
 
 def test_alpha_zero_ignores_style(net):

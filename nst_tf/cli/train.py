@@ -85,7 +85,8 @@ def main(argv: list[str]) -> int:
         last = trainer.fit(on_log)
     except KeyboardInterrupt:
         path = trainer.save()
-        common.fail(f"interrupted at step {trainer.current_step}; checkpoint {path} (run the same command to resume)", 130)
+        common.fail(f"interrupted at step {trainer.current_step}; checkpoint {path} "
+                    "(run the same command to resume)", 130)
     except train.TrainingError as exc:
         raise ValueError(str(exc)) from None
     print(f"done: step {trainer.current_step}, losses {last}; network weights in {FLAGS.model_dir}/network", flush=True)
