@@ -67,3 +67,11 @@ def layer_weights(spec: str | Sequence[float] | None, n: int, name: str = "layer
     if any(v < 0 for v in values) or sum(values) <= 0:
         raise ValueError(f"{name}: must be non-negative and sum to a positive number")
     return values
+
+
+def masked_gram_matrix(features: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """Gram matrix over the positions of a soft [B, H, W, 1] mask, averaged by mask weight: [B, C, C]."""
+    features = tf.cast(features, tf.float32)
+    mask = tf.cast(mask, tf.float32)
+    weight = tf.reduce_sum(mask, axis=[1, 2, 3])[:, None, None]
+    return tf.einsum("bhwc,bhwd->bcd", features * mask, features) / (weight + _EPS)

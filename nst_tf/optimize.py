@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from nst_tf import losses
+from nst_tf import color, losses
 from nst_tf.features import FeatureExtractor
 
 INITS = ("content", "noise", "style")
@@ -31,41 +31,69 @@ class LossWeights:
     style_layers: tuple[float, ...] | None = None
 
 
-class Objective:
-    """Total Gatys loss of an image against a content image and one or more blended styles."""
+def style_targets(extractor: FeatureExtractor, styles: Sequence[np.ndarray],
+                  blend: Sequence[float] | None = None, per_region: bool = False) -> list[list[tf.Tensor]]:
+    """Gram targets [region][layer]: one blended set, or (per_region) one set per style image."""
+    if not styles:
+        raise ValueError("at least one style image is needed")
+    grams = []
+    for style in styles:
+        _, feats = extractor(tf.constant(style[None], tf.float32))
+        grams.append([losses.gram_matrix(f) for f in feats])
+    if per_region:
+        return grams
+    weights = [1.0] * len(styles) if blend is None else [float(b) for b in blend]
+    if len(weights) != len(styles) or any(b < 0 for b in weights) or sum(weights) <= 0:
+        raise ValueError(f"style blend {weights} must give one non-negative weight per style, sum > 0")
+    total = float(sum(weights))
+    return [[tf.add_n([g[i] * (w / total) for g, w in zip(grams, weights)]) for i in range(len(grams[0]))]]
 
-    def __init__(
-        self,
-        extractor: FeatureExtractor,
-        content: np.ndarray,
-        styles: Sequence[np.ndarray],
-        weights: LossWeights = LossWeights(),
-        style_blend: Sequence[float] | None = None,
-    ):
-        if not styles:
-            raise ValueError("at least one style image is needed")
-        blend = [1.0] * len(styles) if style_blend is None else [float(b) for b in style_blend]
-        if len(blend) != len(styles) or any(b < 0 for b in blend) or sum(blend) <= 0:
-            raise ValueError(f"style blend {blend} must give one non-negative weight per style, sum > 0")
-        self.extractor = extractor
-        self.weights = weights
+
+class Objective:
+    """Total Gatys loss of an image against content features and style Grams (optionally per mask region).
+
+    Content targets and masks live in variables, so one compiled step serves many tiles of equal size.
+    """
+
+    def __init__(self, extractor: FeatureExtractor, content: np.ndarray, targets: list[list[tf.Tensor]],
+                 weights: LossWeights = LossWeights(), masks: np.ndarray | None = None):
+        if masks is not None and masks.shape[-1] != len(targets):
+            raise ValueError(f"{masks.shape[-1]} mask regions but {len(targets)} style target sets")
+        if masks is None and len(targets) != 1:
+            raise ValueError("several style target sets need a mask")
+        self.extractor, self.weights, self.targets = extractor, weights, targets
         self.content_layer_weights = losses.layer_weights(
             weights.content_layers, len(extractor.content_layers), "content layer weights")
         self.style_layer_weights = losses.layer_weights(
             weights.style_layers, len(extractor.style_layers), "style layer weights")
-        content_feats, _ = extractor(tf.constant(content[None], tf.float32))
-        self.content_targets = [tf.constant(f) for f in content_feats]
-        self.style_targets = [tf.constant(g) for g in self.blended_grams(styles, blend)]
+        content_feats, style_feats = extractor(tf.constant(content[None], tf.float32))
+        self.content_targets = [tf.Variable(f, trainable=False) for f in content_feats]
+        self.masks = None
+        if masks is not None:
+            self.masks = [tf.Variable(self._resize_masks(masks, f.shape[1:3]), trainable=False) for f in style_feats]
 
-    def blended_grams(self, styles: Sequence[np.ndarray], blend: Sequence[float]) -> list[tf.Tensor]:
-        """Per-layer Gram targets: the blend-weighted mean of each style image's Grams."""
-        total = float(sum(blend))
-        grams = None
-        for style, b in zip(styles, blend):
-            _, feats = self.extractor(tf.constant(style[None], tf.float32))
-            these = [losses.gram_matrix(f) * (b / total) for f in feats]
-            grams = these if grams is None else [g + t for g, t in zip(grams, these)]
-        return grams
+    @staticmethod
+    def _resize_masks(masks: np.ndarray, size) -> tf.Tensor:
+        return tf.image.resize(tf.constant(masks[None], tf.float32), size, method="area")
+
+    def set_content(self, content: np.ndarray, masks: np.ndarray | None = None) -> None:
+        """Point the objective at another content image (and masks) of the same size, e.g. the next tile."""
+        content_feats, _ = self.extractor(tf.constant(content[None], tf.float32))
+        for var, f in zip(self.content_targets, content_feats):
+            var.assign(f)
+        if self.masks is not None and masks is not None:
+            for var in self.masks:
+                var.assign(self._resize_masks(masks, var.shape[1:3]))
+
+    def _style_layer_loss(self, index: int, features: tf.Tensor) -> tf.Tensor:
+        if self.masks is None:
+            return losses.style_loss(features, self.targets[0][index])
+        masks = self.masks[index]
+        area = tf.reduce_mean(masks, axis=[1, 2]) + 1e-8  # [1, R]
+        area = area / tf.reduce_sum(area, axis=-1, keepdims=True)
+        per_region = [losses.relative_squared_error(losses.masked_gram_matrix(features, masks[..., r:r + 1]),
+                                                    self.targets[r][index]) for r in range(len(self.targets))]
+        return tf.add_n([area[:, r] * loss for r, loss in enumerate(per_region)])
 
     def terms(self, image: tf.Tensor) -> dict[str, tf.Tensor]:
         """Weighted loss terms and their total (scalars) for a [1, H, W, 3] image."""
@@ -76,7 +104,7 @@ class Objective:
             per_layer = [losses.content_loss(f, t) for f, t in zip(content_feats, self.content_targets)]
             out["content"] = w.content * tf.reduce_mean(losses.weighted_sum(per_layer, self.content_layer_weights))
         if style_feats:
-            per_layer = [losses.style_loss(f, t) for f, t in zip(style_feats, self.style_targets)]
+            per_layer = [self._style_layer_loss(i, f) for i, f in enumerate(style_feats)]
             out["style"] = w.style * tf.reduce_mean(losses.weighted_sum(per_layer, self.style_layer_weights))
         out["tv"] = w.tv * tf.reduce_mean(losses.total_variation_loss(image))
         out["total"] = tf.add_n(list(out.values()))
@@ -102,15 +130,22 @@ def initial_image(init: str | np.ndarray, content: np.ndarray, style: np.ndarray
 
 
 class Adam:
-    """Adam on the image pixels, projected to [0, 1] after each step; one compiled step."""
+    """Adam on the image pixels, projected to [0, 1] after each step; one compiled step.
+
+    With `average` > 0 it also keeps an exponential moving average of the iterates (bias-corrected),
+    which `result()` returns: averaging removes the last steps' high-frequency jitter.
+    """
 
     def __init__(self, objective: Objective, image: tf.Variable, learning_rate: float = 0.02,
-                 beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-8, jit_compile: bool = False):
+                 beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-8, average: float = 0.0,
+                 jit_compile: bool = False):
         self.objective, self.image = objective, image
-        self.lr, self.b1, self.b2, self.eps = learning_rate, beta_1, beta_2, epsilon
+        self.lr, self.b1, self.b2, self.eps, self.average = learning_rate, beta_1, beta_2, epsilon, average
         self.m = tf.Variable(tf.zeros_like(image), trainable=False)
         self.v = tf.Variable(tf.zeros_like(image), trainable=False)
         self.t = tf.Variable(0.0, trainable=False)
+        self.ema = tf.Variable(tf.zeros_like(image), trainable=False)
+        self.ema_t = tf.Variable(0.0, trainable=False)
         self.step = tf.function(self._step, jit_compile=jit_compile)
 
     def _step(self) -> dict[str, tf.Tensor]:
@@ -123,7 +158,36 @@ class Adam:
         m_hat = self.m / (1.0 - tf.pow(self.b1, self.t))
         v_hat = self.v / (1.0 - tf.pow(self.b2, self.t))
         self.image.assign(tf.clip_by_value(self.image - self.lr * m_hat / (tf.sqrt(v_hat) + self.eps), 0.0, 1.0))
+        self.ema_t.assign_add(1.0)
+        self.ema.assign(self.average * self.ema + (1.0 - self.average) * self.image)
         return terms
+
+    def result(self) -> tf.Tensor:
+        """The current image, or the bias-corrected average of the iterates when averaging."""
+        if self.average <= 0.0 or float(self.ema_t) == 0.0:
+            return tf.identity(self.image)
+        return self.ema / (1.0 - tf.pow(self.average, self.ema_t))
+
+    def reset(self, image: np.ndarray | tf.Tensor) -> None:
+        """Start afresh from `image` (same shape): zero moments and average."""
+        self.image.assign(image)
+        for var in (self.m, self.v, self.ema):
+            var.assign(tf.zeros_like(var))
+        self.t.assign(0.0)
+        self.ema_t.assign(0.0)
+
+    def warm_start(self, previous: Adam) -> None:
+        """Carry Adam's moments over from a coarser scale, resized and rescaled to this scale.
+
+        The losses are averages over positions, so a pixel's gradient scales with 1 / pixel count:
+        the first moment is rescaled by the ratio of pixel counts and the second by its square,
+        which keeps Adam's step size (m / sqrt(v)) where the coarse scale left it.
+        """
+        size = self.image.shape[1:3]
+        ratio = float(previous.image.shape[1] * previous.image.shape[2]) / float(size[0] * size[1])
+        self.m.assign(ratio * tf.image.resize(previous.m, size, method="bilinear"))
+        self.v.assign(ratio ** 2 * tf.maximum(tf.image.resize(previous.v, size, method="bilinear"), 0.0))
+        self.t.assign(previous.t)
 
 
 class LBFGS:
@@ -217,44 +281,176 @@ class LBFGS:
         self.image.assign(tf.reshape(tf.where(accepted, x_new, x), self.image.shape))
         return terms
 
+    def result(self) -> tf.Tensor:
+        """The current image."""
+        return tf.identity(self.image)
 
-def make_optimizer(name: str, objective: Objective, image: tf.Variable,
-                   learning_rate: float = 0.02, jit_compile: bool = False) -> Adam | LBFGS:
+
+def make_optimizer(name: str, objective: Objective, image: tf.Variable, learning_rate: float = 0.02,
+                   average: float = 0.0, jit_compile: bool = False) -> Adam | LBFGS:
     """An optimiser by name: 'adam' or 'lbfgs'."""
     if name == "adam":
-        return Adam(objective, image, learning_rate, jit_compile=jit_compile)
+        return Adam(objective, image, learning_rate, average=average, jit_compile=jit_compile)
     if name == "lbfgs":
         return LBFGS(objective, image, jit_compile=jit_compile)
     raise ValueError(f"unknown optimizer '{name}' (use {', '.join(OPTIMIZERS)})")
 
 
-StepCallback = Callable[[int, dict[str, float], tf.Variable], None]
+def scale_ladder(size: int, start: int = 256, factor: float = 2 ** 0.5) -> tuple[int, ...]:
+    """Long sides from `start` up to `size` by `factor` (x sqrt 2 by default), ending exactly at `size`."""
+    if size <= start:
+        return (size,)
+    sizes, current = [], float(start)
+    while current < size / 1.1:
+        sizes.append(int(round(current)))
+        current *= factor
+    return (*sizes, size)
 
 
-def stylize(
-    extractor: FeatureExtractor,
-    content: np.ndarray,
-    styles: Sequence[np.ndarray],
-    steps: int,
-    weights: LossWeights = LossWeights(),
-    optimizer: str = "adam",
-    init: str | np.ndarray = "content",
-    seed: int = 0,
-    learning_rate: float = 0.02,
-    style_blend: Sequence[float] | None = None,
-    callback: StepCallback | None = None,
-    jit_compile: bool = False,
-) -> np.ndarray:
-    """Run Gatys style transfer and return the [H, W, 3] result in [0, 1]."""
-    if steps <= 0:
-        raise ValueError(f"steps must be positive, got {steps}")
-    tf.random.set_seed(seed)
-    objective = Objective(extractor, content, styles, weights, style_blend)
-    start = initial_image(init, content, styles[0], seed)
-    image = tf.Variable(start[None], dtype=tf.float32, trainable=True)
-    opt = make_optimizer(optimizer, objective, image, learning_rate, jit_compile)
-    for step in range(1, steps + 1):
-        terms = opt.step()
-        if callback is not None:
-            callback(step, {k: float(v) for k, v in terms.items()}, image)
-    return image.numpy()[0]
+@dataclass(frozen=True)
+class Options:
+    """How to optimise: the scale ladder, steps per scale, optimiser, colour and tiling controls."""
+
+    scales: tuple[int, ...] = (512,)
+    steps: tuple[int, ...] = (300,)  # per scale; a single value applies to every scale
+    weights: LossWeights = LossWeights()
+    optimizer: str = "adam"
+    learning_rate: float = 0.02
+    average: float = 0.0  # EMA decay of Adam's iterates; 0 = off
+    init: str | np.ndarray = "content"  # content, noise, style, or an image to resume from
+    seed: int = 0
+    style_blend: tuple[float, ...] | None = None
+    style_scale: float = 1.0
+    preserve_colors: str = "none"
+    tile: int = 0  # tile the final scale when its long side exceeds this (0: never)
+    tile_overlap: int = 64
+    jit_compile: bool = False
+
+    def steps_per_scale(self) -> list[int]:
+        """Steps for each scale."""
+        steps = list(self.steps) * len(self.scales) if len(self.steps) == 1 else list(self.steps)
+        if len(steps) != len(self.scales):
+            raise ValueError(f"{len(self.steps)} step counts for {len(self.scales)} scales")
+        if any(n <= 0 for n in steps):
+            raise ValueError(f"steps must be positive, got {list(self.steps)}")
+        return steps
+
+
+StepCallback = Callable[[int, dict[str, float], Callable[[], np.ndarray]], None]
+
+
+def _resize(image: np.ndarray, height: int, width: int, method: str = "bilinear") -> np.ndarray:
+    return tf.image.resize(image, (height, width), method=method, antialias=method != "nearest").numpy()
+
+
+def _long_side(image: np.ndarray, size: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    scale = size / max(h, w)
+    return _resize(image, max(1, round(h * scale)), max(1, round(w * scale)), "area" if scale < 1 else "bilinear")
+
+
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of equal tiles covering [0, length) with at least `overlap` pixels of overlap."""
+    if length <= tile:
+        return [0]
+    stride = max(1, tile - overlap)
+    starts = list(range(0, length - tile, stride))
+    return [*starts, length - tile]
+
+
+def feather(height: int, width: int, overlap: int) -> np.ndarray:
+    """A [H, W, 1] blending window: 1 inside, linear ramps over `overlap` pixels at the borders."""
+    def ramp(n):
+        r = np.minimum(np.arange(n) + 1, np.arange(n)[::-1] + 1).astype(np.float32)
+        return np.clip(r / max(overlap, 1), 1e-3, 1.0)
+    return (ramp(height)[:, None] * ramp(width)[None, :])[..., None]
+
+
+class _Counter:
+    def __init__(self, callback: StepCallback | None):
+        self.callback, self.step = callback, 0
+
+    def __call__(self, terms: dict[str, tf.Tensor], image_fn: Callable[[], np.ndarray]) -> None:
+        self.step += 1
+        if self.callback is not None:
+            self.callback(self.step, {k: float(v) for k, v in terms.items()}, image_fn)
+
+
+def _optimize_tiled(extractor: FeatureExtractor, content: np.ndarray, start: np.ndarray,
+                    targets: list[list[tf.Tensor]], options: Options, steps: int, counter: _Counter,
+                    masks: np.ndarray | None) -> np.ndarray:
+    """Optimise overlapping tiles of equal size with global style targets; blend them with feathered seams."""
+    height, width = content.shape[:2]
+    th, tw = min(options.tile, height), min(options.tile, width)
+    ys, xs = tile_starts(height, th, options.tile_overlap), tile_starts(width, tw, options.tile_overlap)
+    cut = lambda a, y, x: None if a is None else a[y:y + th, x:x + tw]  # noqa: E731
+    objective = Objective(extractor, cut(content, 0, 0), targets, options.weights, cut(masks, 0, 0))
+    var = tf.Variable(start[None, :th, :tw], dtype=tf.float32)
+    adam = Adam(objective, var, options.learning_rate, average=options.average, jit_compile=options.jit_compile)
+    window = feather(th, tw, options.tile_overlap)
+    total, weight = np.zeros_like(start), np.zeros(start.shape[:2] + (1,), np.float32)
+    for y in ys:
+        for x in xs:
+            objective.set_content(cut(content, y, x), cut(masks, y, x))
+            adam.reset(start[None, y:y + th, x:x + tw])
+            for _ in range(steps):
+                counter(adam.step(), lambda: adam.result().numpy()[0])
+            total[y:y + th, x:x + tw] += window * adam.result().numpy()[0]
+            weight[y:y + th, x:x + tw] += window
+    return total / weight
+
+
+def stylize(extractor: FeatureExtractor, content: np.ndarray, styles: Sequence[np.ndarray],
+            options: Options = Options(), callback: StepCallback | None = None,
+            masks: np.ndarray | None = None) -> np.ndarray:
+    """Gatys style transfer, coarse to fine; returns the [H, W, 3] result at the last scale, in [0, 1].
+
+    `content` and `styles` may be any size: each scale resizes them (styles to `style_scale` times the
+    scale). `masks` ([H, W, R] regions at the content's size) assigns style r to region r.
+    """
+    steps = options.steps_per_scale()
+    if not styles:
+        raise ValueError("at least one style image is needed")
+    if options.preserve_colors not in color.MODES:
+        raise ValueError(f"unknown colour mode '{options.preserve_colors}' (use {', '.join(color.MODES)})")
+    if options.style_scale <= 0:
+        raise ValueError(f"style scale must be positive, got {options.style_scale}")
+    if masks is not None and options.style_blend is not None:
+        raise ValueError("a mask assigns one style per region; style blend weights cannot be used with it")
+    tf.random.set_seed(options.seed)
+    work = content
+    if options.preserve_colors == "histogram":
+        styles = [color.match_color(s, content) for s in styles]
+    elif options.preserve_colors == "luminance":
+        work, styles = color.luminance(content), [color.match_luminance(s, content) for s in styles]
+    counter = _Counter(callback)
+    image, previous = None, None
+    for index, (size, n_steps) in enumerate(zip(options.scales, steps)):
+        scaled = _long_side(work, size)
+        h, w = scaled.shape[:2]
+        style_size = max(16, round(size * options.style_scale))
+        targets = style_targets(extractor, [_long_side(s, style_size) for s in styles], options.style_blend,
+                                per_region=masks is not None)
+        scaled_masks = None if masks is None else _resize(masks, h, w, "nearest")
+        if image is None and isinstance(options.init, np.ndarray):
+            start = np.clip(_resize(options.init, h, w), 0.0, 1.0)
+        elif image is None:
+            start = initial_image(options.init, scaled, _long_side(styles[0], style_size), options.seed)
+        else:
+            start = np.clip(_resize(image, h, w), 0.0, 1.0)
+        last = index == len(options.scales) - 1
+        if last and options.tile and max(h, w) > options.tile:
+            image = _optimize_tiled(extractor, scaled, start, targets, options, n_steps, counter, scaled_masks)
+            continue
+        objective = Objective(extractor, scaled, targets, options.weights, scaled_masks)
+        var = tf.Variable(start[None], dtype=tf.float32)
+        opt = make_optimizer(options.optimizer, objective, var, options.learning_rate, options.average,
+                             options.jit_compile)
+        if isinstance(opt, Adam) and isinstance(previous, Adam):
+            opt.warm_start(previous)
+        for _ in range(n_steps):
+            counter(opt.step(), lambda opt=opt: opt.result().numpy()[0])
+        image, previous = opt.result().numpy()[0], opt
+    if options.preserve_colors == "luminance":
+        image = color.combine_luminance(image, _resize(content, *image.shape[:2]))
+    return np.clip(image, 0.0, 1.0).astype(np.float32)

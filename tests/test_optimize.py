@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from nst_tf import features, optimize
 
@@ -10,6 +11,11 @@ from nst_tf import features, optimize
 def extractor(random_vgg16_weights):
     return features.build_extractor(random_vgg16_weights, "vgg16", ["block3_conv1"],
                                     ["block1_conv1", "block2_conv1", "block3_conv1"])
+
+
+def opts(**kw) -> optimize.Options:
+    """Options at the test images' size (64 px long side)."""
+    return optimize.Options(**{"scales": (64,), "steps": (5,), **kw})
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +30,7 @@ def pair():
 def test_optimizers_lower_the_loss_and_stay_in_range(extractor, pair, name):
     content, style = pair
     totals = []
-    result = optimize.stylize(extractor, content, [style], 15, optimizer=name,
+    result = optimize.stylize(extractor, content, [style], opts(steps=(15,), optimizer=name),
                               callback=lambda step, terms, image: totals.append(terms["total"]))
     assert totals[-1] < 0.5 * totals[0], totals
     assert result.shape == content.shape and result.min() >= 0.0 and result.max() <= 1.0
@@ -35,7 +41,7 @@ def test_lbfgs_beats_adam_per_iteration(extractor, pair):
     final = {}
     for name in ("adam", "lbfgs"):
         trace = []
-        optimize.stylize(extractor, content, [style], 10, optimizer=name, init="noise",
+        optimize.stylize(extractor, content, [style], opts(steps=(10,), optimizer=name, init="noise"),
                          callback=lambda step, terms, image, trace=trace: trace.append(terms["total"]))
         final[name] = trace[-1]
     assert final["lbfgs"] < final["adam"], final
@@ -43,9 +49,9 @@ def test_lbfgs_beats_adam_per_iteration(extractor, pair):
 
 def test_deterministic_with_seed(extractor, pair):
     content, style = pair
-    a = optimize.stylize(extractor, content, [style], 3, init="noise", seed=7)
-    b = optimize.stylize(extractor, content, [style], 3, init="noise", seed=7)
-    c = optimize.stylize(extractor, content, [style], 3, init="noise", seed=8)
+    a = optimize.stylize(extractor, content, [style], opts(steps=(3,), init="noise", seed=7))
+    b = optimize.stylize(extractor, content, [style], opts(steps=(3,), init="noise", seed=7))
+    c = optimize.stylize(extractor, content, [style], opts(steps=(3,), init="noise", seed=8))
     np.testing.assert_array_equal(a, b)
     assert np.abs(a - c).max() > 0.01
 
@@ -62,7 +68,8 @@ def test_initial_images(pair):
 
 def test_objective_zero_at_its_own_targets(extractor, pair):
     content, _ = pair
-    objective = optimize.Objective(extractor, content, [content], optimize.LossWeights(tv=0.0))
+    targets = optimize.style_targets(extractor, [content])
+    objective = optimize.Objective(extractor, content, targets, optimize.LossWeights(tv=0.0))
     terms = objective.terms(content[None])
     assert float(terms["content"]) == pytest.approx(0.0, abs=1e-6)
     assert float(terms["style"]) == pytest.approx(0.0, abs=1e-6)
@@ -71,8 +78,47 @@ def test_objective_zero_at_its_own_targets(extractor, pair):
 def test_bad_arguments(extractor, pair):
     content, style = pair
     with pytest.raises(ValueError, match="steps must be positive"):
-        optimize.stylize(extractor, content, [style], 0)
+        optimize.stylize(extractor, content, [style], opts(steps=(0,)))
     with pytest.raises(ValueError, match="at least one style"):
-        optimize.Objective(extractor, content, [])
+        optimize.stylize(extractor, content, [], opts())
     with pytest.raises(ValueError, match="style blend"):
-        optimize.Objective(extractor, content, [style], style_blend=[1.0, 2.0])
+        optimize.style_targets(extractor, [style], [1.0, 2.0])
+    with pytest.raises(ValueError, match="2 step counts for 3 scales"):
+        optimize.stylize(extractor, content, [style], opts(scales=(16, 32, 64), steps=(1, 2)))
+
+
+def test_scale_ladder():
+    assert optimize.scale_ladder(512, 256) == (256, 362, 512)
+    assert optimize.scale_ladder(1024, 256) == (256, 362, 512, 724, 1024)
+    assert optimize.scale_ladder(200, 256) == (200,)
+
+
+def test_tiles_cover_with_overlap():
+    assert optimize.tile_starts(100, 100, 10) == [0]
+    starts = optimize.tile_starts(1000, 300, 64)
+    assert starts[0] == 0 and starts[-1] == 700
+    assert all(b - a <= 300 - 64 for a, b in zip(starts, starts[1:]))
+    window = optimize.feather(8, 8, 4)
+    assert window[4, 4, 0] == 1.0 and window[0, 0, 0] < 0.1
+
+
+def test_multiscale_and_tiling_run(extractor, pair):
+    content, style = pair
+    result = optimize.stylize(extractor, content, [style], opts(scales=(32, 64), steps=(2, 2), average=0.5))
+    assert result.shape == content.shape
+    calls = []
+    tiled = optimize.stylize(extractor, content, [style], opts(scales=(64,), steps=(2,), tile=40, tile_overlap=8),
+                             callback=lambda step, terms, image: calls.append(step))
+    assert tiled.shape == content.shape and 0 <= tiled.min() and tiled.max() <= 1
+    assert len(calls) == 2 * 2 * 2  # 2x2 tiles of 40 px over 48x64, 2 steps each
+
+
+def test_adam_warm_start_resizes_moments(extractor, pair):
+    content, style = pair
+    targets = optimize.style_targets(extractor, [style])
+    small = optimize.Objective(extractor, content[::2, ::2], targets)
+    a = optimize.Adam(small, tf.Variable(content[None, ::2, ::2]))
+    a.step()
+    b = optimize.Adam(optimize.Objective(extractor, content, targets), tf.Variable(content[None]))
+    b.warm_start(a)
+    assert float(b.t) == 1.0 and b.m.shape == (1, 48, 64, 3) and float(tf.reduce_max(tf.abs(b.m))) > 0

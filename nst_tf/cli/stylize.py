@@ -1,7 +1,8 @@
 """nst-stylize: repaint a content photo in the style of one or more artworks.
 
   nst-stylize --content=photo.jpg --style=painting.jpg --output=out.jpg --weights=lpips
-  nst-stylize --flagfile=configs/preview.cfg --content=... --style=... --output=...
+  nst-stylize --flagfile=configs/quality.cfg --content=... --style=a.jpg,b.jpg --style_blend=0.7,0.3 --output=...
+  nst-stylize --method=fast --content=... --style=... --output=... --alpha=0.8
 """
 
 from __future__ import annotations
@@ -29,7 +30,10 @@ flags.DEFINE_string("weights", "imagenet",
 flags.DEFINE_enum("preprocessing", "auto", ["auto", "caffe", "torch"],
                   "Input normalisation of the loss network; auto reads it from the weights file.")
 flags.DEFINE_integer("size", 512, "Long side of the output in pixels.")
-flags.DEFINE_integer("steps", 300, "Optimisation steps (L-BFGS: iterations).")
+flags.DEFINE_string("scales", "", "Coarse-to-fine long sides, e.g. 256,362,512, or 'auto' (x sqrt 2 ladder from "
+                    "--min_scale to --size); empty: --size only.")
+flags.DEFINE_integer("min_scale", 256, "First scale of --scales=auto.")
+flags.DEFINE_string("steps", "300", "Optimisation steps (L-BFGS: iterations); one value, or one per scale.")
 flags.DEFINE_float("content_weight", 1.0, "Weight of the content loss.")
 flags.DEFINE_float("style_weight", 10.0, "Weight of the style loss.")
 flags.DEFINE_float("tv_weight", 1.0, "Weight of the total-variation (smoothness) loss.")
@@ -38,12 +42,25 @@ flags.DEFINE_string("style_layers", "block1_conv1,block2_conv1,block3_conv1,bloc
                     "Style layers, comma-separated.")
 flags.DEFINE_string("style_layer_weights", "", "Per-style-layer weights, comma-separated (default equal).")
 flags.DEFINE_string("style_blend", "", "Weights of several --style images, comma-separated (default equal).")
+flags.DEFINE_float("style_scale", 1.0, "Style image size relative to the output (bigger: larger brush strokes).")
+flags.DEFINE_enum("preserve_colors", "none", ["none", "luminance", "histogram"],
+                  "Keep the content's colours: luminance-only transfer, or style colours matched to the content.")
+flags.DEFINE_string("mask", "", "Mask image: one region (grey level, dark first) per --style image.")
 flags.DEFINE_enum("optimizer", "adam", ["adam", "lbfgs"], "Optimiser.")
 flags.DEFINE_float("learning_rate", 0.02, "Adam step size (pixels are in [0, 1]).")
+flags.DEFINE_float("average", 0.0, "Adam iterate averaging: EMA decay of the image (0: off; e.g. 0.9).")
 flags.DEFINE_string("init", "content", "Start from content, noise, style, or an image file (to resume).")
 flags.DEFINE_integer("seed", 0, "Random seed (noise init, TensorFlow ops).")
-flags.DEFINE_integer("save_every", 0, "Write an intermediate image every N steps (0: never).")
+flags.DEFINE_integer("tile", 0, "Tile the final scale into overlapping tiles of this size when larger (0: never; "
+                     "e.g. 768 keeps memory flat for 2048-4096 px outputs).")
+flags.DEFINE_integer("tile_overlap", 64, "Overlap of neighbouring tiles, blended with feathered seams.")
+flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16", "mixed_float16"],
+                  "Compute precision of the loss network (mixed precision is for GPUs).")
 flags.DEFINE_bool("jit_compile", False, "Compile the step with XLA.")
+flags.DEFINE_integer("save_every", 0, "Write an intermediate image every N steps (0: never).")
+flags.DEFINE_string("logdir", "", "Write TensorBoard scalars (each loss term) and images here.")
+flags.DEFINE_integer("image_every", 50, "With --logdir: log the current image every N steps.")
+flags.DEFINE_string("contact_sheet", "", "Also write a side-by-side content | style(s) | result image here.")
 flags.DEFINE_string("model", "", "--method=fast: a network folder (config.json + weights.npz); default: bundled.")
 flags.DEFINE_float("alpha", 1.0, "--method=fast: style strength in [0, 1] (0: the content's own look).")
 flags.DEFINE_integer("style_size", 256, "--method=fast: long side at which style images are analysed.")
@@ -59,75 +76,144 @@ def _raise_interrupt(signum, frame):  # noqa: ARG001
     raise KeyboardInterrupt
 
 
+def _scales() -> tuple[int, ...]:
+    from nst_tf.optimize import scale_ladder
+
+    if FLAGS.scales == "auto":
+        return scale_ladder(FLAGS.size, FLAGS.min_scale)
+    if not FLAGS.scales:
+        return (FLAGS.size,)
+    try:
+        scales = tuple(int(v) for v in common.split_list(FLAGS.scales))
+    except ValueError:
+        raise common.UsageError(f"--scales={FLAGS.scales}: expected comma-separated sizes or 'auto'") from None
+    if any(s <= 0 for s in scales) or list(scales) != sorted(scales):
+        raise common.UsageError(f"--scales={FLAGS.scales}: sizes must be positive and ascending")
+    if scales[-1] != FLAGS.size:
+        raise common.UsageError(f"--scales must end at --size={FLAGS.size}, got {scales[-1]}")
+    return scales
+
+
+def _steps(n_scales: int) -> tuple[int, ...]:
+    try:
+        steps = tuple(int(v) for v in common.split_list(FLAGS.steps))
+    except ValueError:
+        raise common.UsageError(f"--steps={FLAGS.steps}: expected integers") from None
+    if not steps or any(n <= 0 for n in steps):
+        raise common.UsageError(f"--steps must be positive, got {FLAGS.steps}")
+    if len(steps) not in (1, n_scales):
+        raise common.UsageError(f"--steps has {len(steps)} values for {n_scales} scales")
+    return steps
+
+
 def main(argv: list[str]) -> int:
     """Validate flags, load inputs, optimise and save (TensorFlow is imported only once inputs are good)."""
-    from nst_tf import images
+    from nst_tf import images, masks
 
-    for name in ("content", "style", "output"):
+    for name in ("content", "output"):
         if not getattr(FLAGS, name):
             raise common.UsageError(f"--{name} is required")
+    if not FLAGS.style:
+        raise common.UsageError("--style is required")
     common.require_positive("size", FLAGS.size)
-    common.require_positive("steps", FLAGS.steps)
     common.require_positive("learning_rate", FLAGS.learning_rate)
-    for name in ("content_weight", "style_weight", "tv_weight", "save_every"):
+    common.require_positive("style_scale", FLAGS.style_scale)
+    for name in ("content_weight", "style_weight", "tv_weight", "save_every", "tile", "tile_overlap"):
         common.require_non_negative(name, getattr(FLAGS, name))
     if not 0.0 <= FLAGS.alpha <= 1.0:
         raise common.UsageError(f"--alpha must be in [0, 1], got {FLAGS.alpha}")
+    if not 0.0 <= FLAGS.average < 1.0:
+        raise common.UsageError(f"--average must be in [0, 1), got {FLAGS.average}")
+    scales = _scales()
+    steps = _steps(len(scales))
     style_paths = common.split_list(FLAGS.style)
     if not style_paths:
         raise common.UsageError("--style is empty")
     blend = common.parse_floats(FLAGS.style_blend, "style_blend")
     if blend is not None and len(blend) != len(style_paths):
         raise common.UsageError(f"--style_blend has {len(blend)} weights for {len(style_paths)} styles")
-    images.check_writable(FLAGS.output, FLAGS.overwrite)
+    if blend is not None and (any(b < 0 for b in blend) or sum(blend) <= 0):
+        raise common.UsageError(f"--style_blend={FLAGS.style_blend}: weights must be non-negative, sum > 0")
+    if FLAGS.mask and blend is not None:
+        raise common.UsageError("--mask gives each style its own region; --style_blend cannot be used with it")
+    if FLAGS.mask and len(style_paths) < 2:
+        raise common.UsageError("--mask needs one --style per region (at least two)")
+    for path in (FLAGS.output, FLAGS.contact_sheet):
+        if path:
+            images.check_writable(path, FLAGS.overwrite)
 
     content = images.resize_long_side(images.load_image(FLAGS.content), FLAGS.size, FLAGS.content)
     if FLAGS.method == "fast":
         return _fast(content, style_paths, blend)
-    styles = [images.resize_long_side(images.load_image(p), FLAGS.size, p) for p in style_paths]
+    styles = [images.load_image(p) for p in style_paths]
+    for path, style in zip(style_paths, styles):
+        images.resize_long_side(style, max(16, round(scales[0] * FLAGS.style_scale)), path)  # too thin?
+    regions = masks.load_regions(FLAGS.mask, *content.shape[:2], len(styles)) if FLAGS.mask else None
     init = FLAGS.init
     if init not in ("content", "noise", "style"):
-        init = images.resize(images.load_image(init), *content.shape[:2])
+        init = images.load_image(init)
+    result = _optimize(content, styles, style_paths, blend, scales, steps, init, regions)
+    images.save_image(result, FLAGS.output)
+    if FLAGS.contact_sheet:
+        images.save_image(images.contact_sheet([content, *styles, result]), FLAGS.contact_sheet)
+    return 0
 
+
+def _optimize(content, styles, style_paths, blend, scales, steps, init, regions):
+    """Build the loss network and run the optimiser with a progress bar, TensorBoard and intermediates."""
     import keras
+    import tensorflow as tf
 
-    from nst_tf import features, optimize
+    from nst_tf import features, images, optimize
 
+    if FLAGS.precision != "float32":
+        keras.mixed_precision.set_global_policy(FLAGS.precision)
     extractor = features.build_extractor(
         FLAGS.weights, FLAGS.backbone, common.split_list(FLAGS.content_layers),
         common.split_list(FLAGS.style_layers), FLAGS.preprocessing)
-    weights = optimize.LossWeights(
-        content=FLAGS.content_weight, style=FLAGS.style_weight, tv=FLAGS.tv_weight,
-        style_layers=tuple(common.parse_floats(FLAGS.style_layer_weights, "style_layer_weights") or ()) or None)
-
-    progbar = keras.utils.Progbar(FLAGS.steps, stateful_metrics=["total", "content", "style", "tv"], unit_name="step")
+    layer_weights = common.parse_floats(FLAGS.style_layer_weights, "style_layer_weights")
+    options = optimize.Options(
+        scales=scales, steps=steps, optimizer=FLAGS.optimizer, learning_rate=FLAGS.learning_rate,
+        average=FLAGS.average, init=init, seed=FLAGS.seed, style_blend=tuple(blend) if blend else None,
+        style_scale=FLAGS.style_scale, preserve_colors=FLAGS.preserve_colors, tile=FLAGS.tile,
+        tile_overlap=FLAGS.tile_overlap, jit_compile=FLAGS.jit_compile,
+        weights=optimize.LossWeights(content=FLAGS.content_weight, style=FLAGS.style_weight, tv=FLAGS.tv_weight,
+                                     style_layers=tuple(layer_weights) if layer_weights else None))
+    total_steps = sum(options.steps_per_scale()) if not (FLAGS.tile and scales[-1] > FLAGS.tile) else None
+    progbar = keras.utils.Progbar(total_steps, stateful_metrics=["total", "content", "style", "tv"], unit_name="step")
+    writer = tf.summary.create_file_writer(FLAGS.logdir) if FLAGS.logdir else None
     latest = {}
 
-    def on_step(step, terms, image):
-        latest["image"], latest["step"] = image, step
+    def on_step(step, terms, image_fn):
+        latest["image_fn"], latest["step"] = image_fn, step
         progbar.update(step, values=list(terms.items()))
-        if FLAGS.save_every and step % FLAGS.save_every == 0 and step < FLAGS.steps:
-            images.save_image(image.numpy()[0], intermediate_path(FLAGS.output, f"step{step:05d}"))
+        if writer is not None:
+            with writer.as_default(step=step):
+                for k, v in terms.items():
+                    tf.summary.scalar(f"loss/{k}", v)
+                if step % FLAGS.image_every == 0:
+                    tf.summary.image("image", image_fn()[None], max_outputs=1)
+        if FLAGS.save_every and step % FLAGS.save_every == 0:
+            images.save_image(image_fn(), intermediate_path(FLAGS.output, f"step{step:05d}"))
 
     h, w = content.shape[:2]
-    print(f"stylizing {FLAGS.content} ({w}x{h}) with {', '.join(style_paths)}: "
-          f"{extractor.spec.backbone} ({FLAGS.weights}), {FLAGS.optimizer}, {FLAGS.steps} steps")
+    print(f"stylizing {FLAGS.content} ({w}x{h}) with {', '.join(style_paths)}: {extractor.spec.backbone} "
+          f"({FLAGS.weights}), {FLAGS.optimizer}, scales {list(scales)}, steps {list(steps)}")
     signal.signal(signal.SIGTERM, _raise_interrupt)
     started = time.time()
     try:
-        result = optimize.stylize(
-            extractor, content, styles, FLAGS.steps, weights, FLAGS.optimizer, init, FLAGS.seed,
-            FLAGS.learning_rate, blend, on_step, FLAGS.jit_compile)
+        result = optimize.stylize(extractor, content, styles, options, on_step, regions)
     except KeyboardInterrupt:
-        if "image" in latest:
+        if "image_fn" in latest:
             partial = intermediate_path(FLAGS.output, "partial")
-            images.save_image(latest["image"].numpy()[0], partial)
+            images.save_image(latest["image_fn"](), partial)
             common.fail(f"interrupted at step {latest['step']}; last image saved to {partial} "
                         f"(resume with --init={partial})", 130)
         raise
-    images.save_image(result, FLAGS.output)
+    if writer is not None:
+        writer.flush()
     print(f"wrote {FLAGS.output} in {time.time() - started:.1f} s")
-    return 0
+    return result
 
 
 def _fast(content, style_paths: list[str], blend: list[float] | None) -> int:
@@ -143,6 +229,8 @@ def _fast(content, style_paths: list[str], blend: list[float] | None) -> int:
     net = ArbitraryStyleNetwork.load(FLAGS.model or None)
     result = fast.stylize(net, content, styles, FLAGS.alpha, blend)
     images.save_image(result, FLAGS.output)
+    if FLAGS.contact_sheet:
+        images.save_image(images.contact_sheet([content, *styles, result]), FLAGS.contact_sheet)
     h, w = content.shape[:2]
     print(f"wrote {FLAGS.output} ({w}x{h}, fast network, alpha {FLAGS.alpha}) in {time.time() - started:.1f} s")
     return 0
