@@ -75,10 +75,11 @@ def test_style_scale_changes_stroke_size(extractor, photos):
     large = run(extractor, photos, ["starry"], style_scale=2.0)
     fine = images.resize_long_side(photos["starry"], SIZE // 2)
     coarse = images.resize_long_side(photos["starry"], SIZE * 2)
-    print(f"vs fine style: small {style_loss(extractor, small, fine):.3f}, large {style_loss(extractor, large, fine):.3f}; "
-          f"vs coarse: small {style_loss(extractor, small, coarse):.3f}, large {style_loss(extractor, large, coarse):.3f}")
-    assert style_loss(extractor, small, fine) < style_loss(extractor, large, fine)
-    assert style_loss(extractor, large, coarse) < style_loss(extractor, small, coarse)
+    loss = {(a, b): style_loss(extractor, out, ref) for a, out in (("small", small), ("large", large))
+            for b, ref in (("fine", fine), ("coarse", coarse))}
+    print(f"style loss of (output, style size): {({f'{a}/{b}': round(v, 3) for (a, b), v in loss.items()})}")
+    assert loss["small", "fine"] < loss["large", "fine"]
+    assert loss["large", "coarse"] < loss["small", "coarse"]
 
 
 def test_mask_regions_follow_their_styles(extractor, photos):
