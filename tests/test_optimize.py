@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nst_tf import features, optimize
+from nst_tf import features, optimize, scales
 
 
 @pytest.fixture(scope="module")
@@ -88,17 +88,17 @@ def test_bad_arguments(extractor, pair):
 
 
 def test_scale_ladder():
-    assert optimize.scale_ladder(512, 256) == (256, 362, 512)
-    assert optimize.scale_ladder(1024, 256) == (256, 362, 512, 724, 1024)
-    assert optimize.scale_ladder(200, 256) == (200,)
+    assert scales.scale_ladder(512, 256) == (256, 362, 512)
+    assert scales.scale_ladder(1024, 256) == (256, 362, 512, 724, 1024)
+    assert scales.scale_ladder(200, 256) == (200,)
 
 
 def test_tiles_cover_with_overlap():
-    assert optimize.tile_starts(100, 100, 10) == [0]
-    starts = optimize.tile_starts(1000, 300, 64)
+    assert scales.tile_starts(100, 100, 10) == [0]
+    starts = scales.tile_starts(1000, 300, 64)
     assert starts[0] == 0 and starts[-1] == 700
     assert all(b - a <= 300 - 64 for a, b in zip(starts, starts[1:]))
-    window = optimize.feather(8, 8, 4)
+    window = scales.feather(8, 8, 4)
     assert window[4, 4, 0] == 1.0 and window[0, 0, 0] < 0.1
 
 

@@ -56,7 +56,8 @@ def corpus(tmp_path_factory):
     return make_corpus(str(tmp_path_factory.mktemp("cli_corpus")))
 
 
-def test_bad_inputs_fail_in_one_line_and_write_nothing(tmp_path, corpus, data_dir):
+@pytest.mark.parametrize("method", ["optimize", "fast"])
+def test_bad_inputs_fail_in_one_line_and_write_nothing(tmp_path, corpus, data_dir, method):
     style = f"{data_dir}/styles/starry_night.jpg"
     output = str(tmp_path / "out.jpg")
     cases = {name: path for name, (path, expect) in corpus.items() if expect == "error"}
@@ -65,7 +66,7 @@ def test_bad_inputs_fail_in_one_line_and_write_nothing(tmp_path, corpus, data_di
         for role in ("content", "style"):
             args = {"content": style, "style": style, role: path}
             proc = run_cli("nst_tf.cli.stylize", f"--content={args['content']}", f"--style={args['style']}",
-                           f"--output={output}", "--weights=lpips", "--size=64", "--steps=1")
+                           f"--output={output}", "--weights=lpips", "--size=64", "--steps=1", f"--method={method}")
             line = last_line(proc.stderr)
             assert proc.returncode != 0, (name, role)
             assert line.startswith("error: ") and path in line, (name, role, line)
@@ -117,3 +118,17 @@ def test_flagfile_presets(tmp_path, data_dir, lpips_weights):
                    f"--style={image}", f"--output={tmp_path / 'p.png'}", f"--weights={lpips_weights}",
                    "--steps=2", "--size=64")
     assert proc.returncode == 0, proc.stderr[-1000:]
+
+
+def test_awkward_but_valid_inputs_work(tmp_path, corpus, data_dir):
+    """Grey, RGBA, palette, CMYK, 16-bit, 1x1 and EXIF-rotated files stylize (fast method, as content and style)."""
+    style = f"{data_dir}/styles/starry_night.jpg"
+    for name, (path, expect) in corpus.items():
+        if expect != "ok":
+            continue
+        output = tmp_path / f"{name}.png"
+        proc = run_cli("nst_tf.cli.stylize", f"--content={path}", f"--style={path if name != 'one_by_one' else style}",
+                       f"--output={output}", "--method=fast", "--size=64")
+        assert proc.returncode == 0, (name, proc.stderr[-500:])
+        expected = images.resize_long_side(images.load_image(path), 64).shape
+        assert images.load_image(str(output)).shape == expected, name

@@ -77,7 +77,7 @@ def _raise_interrupt(signum, frame):  # noqa: ARG001
 
 
 def _scales() -> tuple[int, ...]:
-    from nst_tf.optimize import scale_ladder
+    from nst_tf.scales import scale_ladder
 
     if FLAGS.scales == "auto":
         return scale_ladder(FLAGS.size, FLAGS.min_scale)
