@@ -32,15 +32,44 @@ class LossWeights:
     style_layers: tuple[float, ...] | None = None
 
 
-def style_targets(extractor: FeatureExtractor, styles: Sequence[np.ndarray],
-                  blend: Sequence[float] | None = None, per_region: bool = False) -> list[list[tf.Tensor]]:
+def _grams(extractor: FeatureExtractor, style: np.ndarray, tile: int = 0, margin: int = 64) -> list[tf.Tensor]:
+    """Per-layer Gram matrices of one image; above `tile` px it is analysed in overlapping windows.
+
+    Gram matrices are sums over positions, so windows add up: each window contributes only its core
+    (its border `margin`, where zero padding distorts the features, is covered by the neighbours).
+    """
+    height, width = style.shape[:2]
+    if not tile or max(height, width) <= tile:
+        _, feats = extractor(tf.constant(style[None], tf.float32))
+        return [losses.gram_matrix(f) for f in feats]
+    margin = min(margin, tile // 4)
+    core = tile - 2 * margin
+    sums, counts = None, None
+    for y0 in range(0, height, core):
+        for x0 in range(0, width, core):
+            y1, x1 = min(y0 + core, height), min(x0 + core, width)
+            wy0, wx0 = max(0, y0 - margin), max(0, x0 - margin)
+            wy1, wx1 = min(height, y1 + margin), min(width, x1 + margin)
+            _, feats = extractor(tf.constant(style[None, wy0:wy1, wx0:wx1], tf.float32))
+            these, n = [], []
+            for f in feats:
+                stride = (wy1 - wy0) / f.shape[1]
+                ty0, ty1 = round((y0 - wy0) / stride), round((y1 - wy0) / stride)
+                tx0, tx1 = round((x0 - wx0) / stride), round((x1 - wx0) / stride)
+                part = tf.cast(f[:, ty0:max(ty1, ty0 + 1), tx0:max(tx1, tx0 + 1)], tf.float32)
+                these.append(tf.einsum("bhwc,bhwd->bcd", part, part))
+                n.append(float(part.shape[1] * part.shape[2]))
+            sums = these if sums is None else [a + b for a, b in zip(sums, these)]
+            counts = n if counts is None else [a + b for a, b in zip(counts, n)]
+    return [g / c for g, c in zip(sums, counts)]
+
+
+def style_targets(extractor: FeatureExtractor, styles: Sequence[np.ndarray], blend: Sequence[float] | None = None,
+                  per_region: bool = False, tile: int = 0) -> list[list[tf.Tensor]]:
     """Gram targets [region][layer]: one blended set, or (per_region) one set per style image."""
     if not styles:
         raise ValueError("at least one style image is needed")
-    grams = []
-    for style in styles:
-        _, feats = extractor(tf.constant(style[None], tf.float32))
-        grams.append([losses.gram_matrix(f) for f in feats])
+    grams = [_grams(extractor, style, tile) for style in styles]
     if per_region:
         return grams
     weights = [1.0] * len(styles) if blend is None else [float(b) for b in blend]
@@ -312,7 +341,7 @@ class Options:
     style_blend: tuple[float, ...] | None = None
     style_scale: float = 1.0
     preserve_colors: str = "none"
-    tile: int = 0  # tile the final scale when its long side exceeds this (0: never)
+    tile: int = 0  # optimise (and analyse styles) in tiles at scales whose long side exceeds this (0: never)
     tile_overlap: int = 64
     jit_compile: bool = False
 
@@ -398,12 +427,12 @@ def stylize(extractor: FeatureExtractor, content: np.ndarray, styles: Sequence[n
         work, styles = color.luminance(content), [color.match_luminance(s, content) for s in styles]
     counter = _Counter(callback)
     image, previous = None, None
-    for index, (size, n_steps) in enumerate(zip(options.scales, steps)):
+    for size, n_steps in zip(options.scales, steps):
         scaled = _long_side(work, size)
         h, w = scaled.shape[:2]
         style_size = max(16, round(size * options.style_scale))
         targets = style_targets(extractor, [_long_side(s, style_size) for s in styles], options.style_blend,
-                                per_region=masks is not None)
+                                per_region=masks is not None, tile=options.tile)
         scaled_masks = None if masks is None else _resize(masks, h, w, "nearest")
         if image is None and isinstance(options.init, np.ndarray):
             start = np.clip(_resize(options.init, h, w), 0.0, 1.0)
@@ -411,9 +440,9 @@ def stylize(extractor: FeatureExtractor, content: np.ndarray, styles: Sequence[n
             start = initial_image(options.init, scaled, _long_side(styles[0], style_size), options.seed)
         else:
             start = np.clip(_resize(image, h, w), 0.0, 1.0)
-        last = index == len(options.scales) - 1
-        if last and options.tile and max(h, w) > options.tile:
-            image = _optimize_tiled(extractor, scaled, start, targets, options, n_steps, counter, scaled_masks)
+        if options.tile and max(h, w) > options.tile:
+            image, previous = _optimize_tiled(extractor, scaled, start, targets, options, n_steps, counter,
+                                              scaled_masks), None
             continue
         objective = Objective(extractor, scaled, targets, options.weights, scaled_masks)
         var = tf.Variable(start[None], dtype=tf.float32)
