@@ -1,0 +1,140 @@
+"""Run every benchmark and write one JSON file plus a Markdown table.
+
+  python benchmarks/run.py --quick                 # under 3 minutes on a 2-core CPU
+  python benchmarks/run.py --output=benchmarks/results.json --markdown=docs/benchmarks.md
+
+Each benchmark is its own script (runnable alone) that prints JSON; this runner calls them in
+subprocesses, collects their reports, and renders the headline figures as a table. Figures are
+medians over repeats with min and max; ratios are measured in the same run. A benchmark that
+fails is recorded with its error and the others still run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.join(ROOT, "benchmarks")
+
+# name -> (script, quick arguments, full arguments)
+BENCHMARKS = {
+    "stylize_step": ("stylize_step.py", ["--sizes=256", "--steps=3"], ["--sizes=256,512,1024", "--steps=10"]),
+    "time_to_loss": ("time_to_loss.py", ["--size=256", "--budget=15"], ["--size=512", "--budget=120"]),
+    "fast_latency": ("fast_latency.py", ["--sizes=256,512", "--repeats=3"], ["--sizes=256,512,1024", "--repeats=5"]),
+    "tflite_latency": ("tflite_latency.py", ["--quick"], []),
+    "video_augment": ("video_augment.py", ["--quick"], []),
+    "memory_large": ("memory_large.py", None, ["--sizes=1024,2048,4096"]),
+    "quality_vs_reference": ("quality_vs_reference.py", None, []),
+}
+
+
+def run_one(name: str, quick: bool, timeout: float) -> dict:
+    """Run one benchmark script; return its JSON report (or the error)."""
+    script, quick_args, full_args = BENCHMARKS[name]
+    args = quick_args if quick else full_args
+    path = os.path.join(HERE, script)
+    if args is None:
+        return {"skipped": "not part of --quick"}
+    if not os.path.exists(path):
+        return {"error": f"{script} not found"}
+    started = time.time()
+    try:
+        proc = subprocess.run([sys.executable, path, *args], cwd=ROOT, capture_output=True, text=True,
+                              timeout=timeout, env=dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2"))
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
+    if proc.returncode:
+        tail = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+        return {"error": tail[-1] if tail else f"exit {proc.returncode}"}
+    text = proc.stdout
+    try:
+        report = json.loads(text[text.index("{"):])
+    except ValueError:
+        return {"error": "no JSON on stdout"}
+    report["wall_seconds"] = round(time.time() - started, 1)
+    return report
+
+
+def _fmt(value, unit: str = "", scale: float = 1.0, digits: int = 3) -> str:
+    return "–" if value is None else f"{value * scale:.{digits}g}{unit}"
+
+
+def table(results: dict) -> list[str]:
+    """Headline rows: | benchmark | case | median | min | max | note |."""
+    rows = ["| benchmark | case | median | min | max | note |", "|---|---|---|---|---|---|"]
+    for r in results.get("stylize_step", {}).get("results", []):
+        rows.append(f"| optimiser step | {r['size']} px {r['mode']} | {_fmt(r['seconds_per_step'], ' s')} | "
+                    f"{_fmt(r['min'], ' s')} | {_fmt(r['max'], ' s')} | peak {r['peak_rss_mb']:.0f} MB |")
+    ratios = results.get("stylize_step", {}).get("eager_over_compiled", {})
+    for size, ratio in ratios.items():
+        rows.append(f"| optimiser step | {size} px eager / compiled | {ratio:.2f}× | | | same run |")
+    ttl = results.get("time_to_loss", {})
+    for method, r in ttl.get("results", {}).items():
+        rows.append(f"| time to loss ({ttl.get('size')} px) | {method} | {_fmt(r['seconds_to_target'], ' s')} | | | "
+                    f"final loss {r['final_loss']:.3f}, target {ttl.get('target_loss', 0):.3f} |")
+    for r in results.get("fast_latency", {}).get("results", []):
+        rows.append(f"| fast network | {r['size']} px ({r['width']}×{r['height']}) | {_fmt(r['seconds'], ' s')} | "
+                    f"{_fmt(r['min'], ' s')} | {_fmt(r['max'], ' s')} | "
+                    f"style vector {r['style_vector_seconds']:.2f} s |")
+    for r in results.get("memory_large", {}).get("results", []):
+        rows.append(f"| large image memory | {r['size']} px {'tile ' + str(r['tile']) if r['tile'] else 'whole'} | "
+                    f"{r.get('peak_rss_mb', '–')} MB | | | {r.get('error', str(r.get('seconds')) + ' s')} |")
+    for r in results.get("quality_vs_reference", {}).get("rows", []):
+        rows.append(f"| quality vs jcjohnson | {r['pair']} | style {r['ours']['style_loss']:.4f} | | | "
+                    f"reference {r['reference']['style_loss']:.4f}, {r['seconds']:.0f} s |")
+    for name in ("tflite_latency", "video_augment"):
+        for line in results.get(name, {}).get("table_rows", []):
+            rows.append(line)
+    for name, r in results.items():
+        if isinstance(r, dict) and "error" in r:
+            rows.append(f"| {name} | failed | | | | {r['error']} |")
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sizes and budgets (under 3 minutes)")
+    parser.add_argument("--only", default="", help="comma-separated benchmark names")
+    parser.add_argument("--output", default="benchmarks/results.json")
+    parser.add_argument("--markdown", default="benchmarks/results.md")
+    parser.add_argument("--timeout", type=float, default=3600)
+    args = parser.parse_args()
+    names = [n for n in (args.only.split(",") if args.only else BENCHMARKS) if n]
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        sys.exit(f"error: unknown benchmark(s) {', '.join(unknown)} (choose from {', '.join(BENCHMARKS)})")
+    started = time.time()
+    results = {}
+    for name in names:
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        results[name] = run_one(name, args.quick, args.timeout)
+        print(f"  {'error: ' + results[name]['error'] if 'error' in results[name] else 'ok'}", file=sys.stderr)
+    import tensorflow as tf
+
+    gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
+    report = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
+                          "tensorflow": tf.__version__, "gpus": gpus},
+              "quick": args.quick, "seconds": round(time.time() - started, 1), "results": results}
+    for path in (args.output, args.markdown):
+        if path:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(args.output, "w") as f:
+        json.dump(report, f, indent=2)
+    lines = [f"# Benchmarks ({'quick' if args.quick else 'full'} run)", "",
+             f"Machine: {report['machine']['platform']}, {report['machine']['cpus']} CPUs, "
+             f"GPUs: {report['machine']['gpus'] or 'none'}; TensorFlow {report['machine']['tensorflow']}. "
+             f"Total {report['seconds']:.0f} s. Made by `python benchmarks/run.py"
+             f"{' --quick' if args.quick else ''}`.", "", *table(results), ""]
+    with open(args.markdown, "w") as f:
+        f.write("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
