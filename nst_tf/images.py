@@ -145,6 +145,9 @@ def save_image(image: np.ndarray, path: str, quality: int = 95) -> None:
             img.save(handle, format=fmt, **kwargs)
             handle.flush()
             os.fsync(handle.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
     except OSError as exc:
         if os.path.exists(tmp):

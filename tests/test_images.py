@@ -70,6 +70,9 @@ def test_save_is_atomic_and_round_trips(tmp_path):
     image = np.random.default_rng(0).uniform(size=(20, 30, 3)).astype(np.float32)
     images.save_image(image, path)
     assert os.listdir(tmp_path) == ["out.png"]  # no temporary file left
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask
     np.testing.assert_allclose(images.load_image(path), images.to_uint8(image) / 255.0, atol=1e-6)
 
 

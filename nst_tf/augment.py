@@ -1,0 +1,287 @@
+"""Style transfer as data augmentation: a Keras preprocessing layer, and folder-to-folder stylization.
+
+`RandomStyleTransfer` works like `keras.layers.RandomFlip`: in a `tf.data` map or inside a model, active only
+in training, graph-mode and `tf.distribute` safe. Images are floats in `value_range` (default [0, 1]).
+
+The folder tools behind `nst-augment` choose styles and strengths deterministically from a seed and each
+image's relative path, so an interrupted run resumes with the same choices; a CSV manifest (appended line by
+line, fsync'd, a torn last line repaired) records which style and strength made each file.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from nst_tf import fast, images
+from nst_tf.network import ArbitraryStyleNetwork
+
+STYLE_DIM = 1024  # mean and std of VGG relu4_1's 512 channels
+MANIFEST = "manifest.csv"
+SETTINGS = "augment_settings.json"
+MANIFEST_FIELDS = ("output", "input", "style", "alpha")
+
+
+def _style_image(item) -> np.ndarray:
+    """A style image from a path or an array (uint8, or float in [0, 1]) -> float32 [H, W, 3]."""
+    if isinstance(item, (str, os.PathLike)):
+        return images.load_image(os.fspath(item))
+    array = np.asarray(item)
+    if array.ndim != 3 or array.shape[-1] != 3:
+        raise ValueError(f"a style image must be [H, W, 3], got shape {array.shape}")
+    return array.astype(np.float32) / 255.0 if array.dtype == np.uint8 else array.astype(np.float32)
+
+
+def style_vectors(net: ArbitraryStyleNetwork, styles, style_size: int = fast.STYLE_SIZE) -> np.ndarray:
+    """[N, 1024] style vectors from style images (paths, arrays, a [N, H, W, 3] batch) or vectors [N, 1024]."""
+    if isinstance(styles, tf.Tensor):
+        styles = styles.numpy()
+    if isinstance(styles, np.ndarray) and styles.ndim == 2:
+        if styles.shape[-1] != STYLE_DIM or len(styles) == 0:
+            raise ValueError(f"style vectors must be [N, {STYLE_DIM}], got shape {styles.shape}")
+        return styles.astype(np.float32)
+    items = list(styles)
+    if not items:
+        raise ValueError("at least one style is needed")
+    if all(not isinstance(s, (str, os.PathLike)) and np.ndim(s) == 1 for s in items):
+        return style_vectors(net, np.stack([np.asarray(s, np.float32) for s in items]), style_size)
+    vectors = []
+    for item in items:
+        image = images.resize_long_side(_style_image(item), style_size, str(item) if isinstance(item, str) else "style")
+        vectors.append(net.predict_style(tf.constant(image[None], tf.float32)).numpy()[0])
+    return np.stack(vectors)
+
+
+@keras.saving.register_keras_serializable(package="nst_tf")
+class RandomStyleTransfer(keras.layers.Layer):
+    """Stylize each image of a batch, with probability `p`, by a random style of the bank at a random strength.
+
+    Args:
+        styles: style images (paths, [H, W, 3] arrays or a [N, H, W, 3] batch) or precomputed style vectors
+            ([N, 1024], e.g. from `style_vectors`). Images are turned into vectors once, here.
+        p: probability that an image is stylized.
+        alpha_range: (low, high) of the uniform style strength, within [0, 1].
+        value_range: the range of input pixel values (like keras' preprocessing layers); outputs keep it.
+        model_dir: an arbitrary-style network folder (None: the bundled one), unless `network` is given.
+        network: an ArbitraryStyleNetwork to use (it is frozen: this layer never trains it).
+        style_size: long side at which style images are analysed.
+        seed: seed of the random choices.
+
+    Inputs: [B, H, W, 3] or [H, W, 3] float images, H and W >= 16. With `training=False` (e.g. in
+    `model.predict`) or p=0 the layer is the identity. Outputs have the input's shape and dtype.
+    """
+
+    def __init__(self, styles, p: float = 0.5, alpha_range: Sequence[float] = (0.3, 1.0),
+                 value_range: Sequence[float] = (0.0, 1.0), model_dir: str | None = None,
+                 network: ArbitraryStyleNetwork | None = None, style_size: int = fast.STYLE_SIZE,
+                 seed: int | None = None, **kwargs):
+        kwargs.setdefault("autocast", False)
+        super().__init__(**kwargs)
+        self.p, self.alpha_range, self.value_range = float(p), tuple(map(float, alpha_range)), \
+            tuple(map(float, value_range))
+        self._validate()
+        self.model_dir, self.style_size, self.seed = model_dir, int(style_size), seed
+        net = network or ArbitraryStyleNetwork.load(model_dir)
+        self.network = net
+        self.encoder, self.decoder = net.encoder, net.decoder  # tracked: their weights belong to this layer
+        vectors = style_vectors(net, styles, self.style_size)
+        self.style_count = len(vectors)
+        self.style_vectors = self.add_weight(shape=vectors.shape, initializer=keras.initializers.Constant(vectors),
+                                             trainable=False, name="style_vectors")
+        self.generator = keras.random.SeedGenerator(seed)
+        self.trainable = False
+        self.supports_jit = False  # data-dependent shapes (the chosen images): keras' jit_compile="auto" skips XLA
+
+    def _validate(self) -> None:
+        """ValueError for an out-of-range p, alpha_range or value_range."""
+        if not 0.0 <= self.p <= 1.0:
+            raise ValueError(f"p must be in [0, 1], got {self.p}")
+        low, high = self.alpha_range
+        if not 0.0 <= low <= high <= 1.0:
+            raise ValueError(f"alpha_range must satisfy 0 <= low <= high <= 1, got {self.alpha_range}")
+        if not self.value_range[0] < self.value_range[1]:
+            raise ValueError(f"value_range must be (low, high) with low < high, got {self.value_range}")
+
+    def call(self, inputs, training=True):  # noqa: D102
+        if training is None:
+            training = True
+        if isinstance(training, bool):
+            return self._augment(inputs) if training and self.p > 0 else inputs
+        return tf.cond(tf.cast(training, tf.bool), lambda: self._augment(inputs), lambda: tf.identity(inputs))
+
+    def _seed(self) -> tf.Tensor:
+        """A fresh stateless seed per call, different on each replica of a tf.distribute strategy."""
+        seed = tf.cast(self.generator.next(), tf.int32)
+        context = tf.distribute.get_replica_context()
+        replica = 0 if context is None else context.replica_id_in_sync_group
+        return seed + tf.stack([0, tf.cast(replica, tf.int32) * 1_000_003])
+
+    def _augment(self, inputs: tf.Tensor) -> tf.Tensor:
+        """The training-time transform."""
+        inputs = tf.convert_to_tensor(inputs)
+        unbatched = inputs.shape.rank == 3
+        low, high = self.value_range
+        x = tf.cast(inputs[None] if unbatched else inputs, tf.float32)
+        x = (x - low) / (high - low)
+        batch = tf.shape(x)[0]
+        draws = tf.random.stateless_uniform([3, batch], self._seed())
+        apply = draws[0] < self.p
+        index = tf.minimum(tf.cast(tf.floor(draws[1] * self.style_count), tf.int32), self.style_count - 1)
+        alpha = self.alpha_range[0] + draws[2] * (self.alpha_range[1] - self.alpha_range[0])
+        chosen = tf.where(apply)[:, 0]
+
+        def stylize():
+            vectors = tf.gather(tf.convert_to_tensor(self.style_vectors), tf.gather(index, chosen))
+            out = fast.stylize_padded(self.network, tf.gather(x, chosen), vectors, tf.gather(alpha, chosen)[:, None])
+            return tf.tensor_scatter_nd_update(x, chosen[:, None], tf.stop_gradient(out))
+
+        y = tf.cond(tf.size(chosen) > 0, stylize, lambda: x) * (high - low) + low
+        y = tf.cast(y[0] if unbatched else y, inputs.dtype)
+        return tf.ensure_shape(y, inputs.shape)
+
+    def compute_output_shape(self, input_shape):  # noqa: D102
+        return input_shape
+
+    def get_config(self):  # noqa: D102
+        return {**super().get_config(), "styles": np.asarray(self.style_vectors.numpy()).tolist(), "p": self.p,
+                "alpha_range": list(self.alpha_range), "value_range": list(self.value_range),
+                "model_dir": self.model_dir, "style_size": self.style_size, "seed": self.seed}
+
+    @classmethod
+    def from_config(cls, config):  # noqa: D102
+        config = dict(config)
+        config["styles"] = np.asarray(config["styles"], np.float32)
+        return cls(**config)
+
+
+# -- folder augmentation (nst-augment) ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One output of one input: which style (index into the style list), at which strength."""
+
+    output: str  # relative to the output folder
+    style: int
+    alpha: float
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What decides the outputs; a resumed run must use the same."""
+
+    seed: int
+    per_image: int
+    alpha_range: tuple[float, float]
+    styles: tuple[str, ...]  # style names, in order
+    size: int
+
+    def to_json(self) -> str:
+        """Stable JSON form."""
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+def style_name(path: str) -> str:
+    """'art/The Starry Night.jpg' -> 'The_Starry_Night' (safe in a file name)."""
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in stem) or "style"
+
+
+def choices(relative: str, settings: Settings) -> list[Choice]:
+    """The outputs for one input, a pure function of the settings and its relative path (so resumable)."""
+    digest = hashlib.sha256(f"{settings.seed}\0{relative}".encode()).digest()
+    rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
+    count = len(settings.styles)
+    picks = rng.choice(count, size=settings.per_image, replace=settings.per_image > count)
+    low, high = settings.alpha_range
+    stem, ext = os.path.splitext(relative)
+    ext = ext.lower() if ext.lower() in images.WRITABLE_FORMATS else ".png"
+    out = []
+    for k, style in enumerate(picks):
+        alpha = round(float(rng.uniform(low, high)), 3)
+        out.append(Choice(f"{stem}_style-{settings.styles[style]}_{k}{ext}", int(style), alpha))
+    return out
+
+
+def list_inputs(folder: str) -> list[str]:
+    """Relative paths of the image files under `folder` (recursive, sorted, hidden files skipped)."""
+    from nst_tf.data import IMAGE_EXTENSIONS
+
+    found = []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(names):
+            if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith("."):
+                found.append(os.path.relpath(os.path.join(root, name), folder))
+    return sorted(found)
+
+
+def check_settings(output_dir: str, settings: Settings) -> None:
+    """Record the settings in a new output folder; ValueError if an existing one was made with others."""
+    path = os.path.join(output_dir, SETTINGS)
+    if os.path.exists(path):
+        with open(path) as f:
+            previous = json.load(f)
+        current = json.loads(settings.to_json())
+        if previous != current:
+            diff = ", ".join(f"{k} {previous.get(k)} -> {current[k]}" for k in current if previous.get(k) != current[k])
+            raise ValueError(f"{path}: this folder was made with other settings ({diff}); "
+                             f"use another --output_dir or the same settings")
+        return
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(settings.to_json() + "\n")
+    os.replace(tmp, path)
+
+
+class Manifest:
+    """manifest.csv in the output folder: one row per output, appended and fsync'd as each file is written."""
+
+    def __init__(self, output_dir: str):
+        self.path = os.path.join(output_dir, MANIFEST)
+        self.rows: dict[str, dict[str, str]] = {}
+        if os.path.exists(self.path):
+            self._load()
+        else:
+            self._append_line(",".join(MANIFEST_FIELDS) + "\n")
+
+    def _load(self) -> None:
+        """Read the rows; cut off a last line torn by a crash (no trailing newline)."""
+        with open(self.path, "rb") as f:
+            data = f.read()
+        if data and not data.endswith(b"\n"):
+            cut = data.rfind(b"\n") + 1
+            with open(self.path, "r+b") as f:
+                f.truncate(cut)
+            data = data[:cut]
+        if not data:
+            self._append_line(",".join(MANIFEST_FIELDS) + "\n")
+            return
+        for row in csv.DictReader(io.StringIO(data.decode("utf-8"))):
+            self.rows[row["output"]] = row
+
+    def _append_line(self, line: str) -> None:
+        """Append and fsync one line."""
+        with open(self.path, "a", encoding="utf-8", newline="") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def add(self, output: str, input_path: str, style: str, alpha: float) -> None:
+        """Record one output (once)."""
+        if output in self.rows:
+            return
+        buffer = io.StringIO()
+        row = {"output": output, "input": input_path, "style": style, "alpha": f"{alpha:.3f}"}
+        csv.DictWriter(buffer, MANIFEST_FIELDS, lineterminator="\n").writerow(row)
+        self._append_line(buffer.getvalue())
+        self.rows[output] = row

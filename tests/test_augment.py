@@ -1,0 +1,239 @@
+"""RandomStyleTransfer (tf.data, compiled model, MirroredStrategy) and nst-augment (resume, manifest)."""
+
+import csv
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import ROOT, last_line, run_cli
+from PIL import Image
+
+from nst_tf import augment
+from nst_tf.network import ArbitraryStyleNetwork
+
+SIZE = 48
+
+
+def style_bank(count: int = 3) -> list[np.ndarray]:
+    """Distinct synthetic style images: coloured stripes and checks of different periods."""
+    y, x = np.mgrid[0:64, 0:64].astype(np.float32)
+    bank = []
+    for k in range(count):
+        pattern = (np.sin(x / (2 + 2 * k)) * np.cos(y / (3 + k)) + 1) / 2
+        colour = np.array([(k * 0.37) % 1, (k * 0.61 + 0.3) % 1, (k * 0.13 + 0.6) % 1], np.float32)
+        bank.append(pattern[..., None] * colour + (1 - pattern[..., None]) * colour[::-1])
+    return bank
+
+
+@pytest.fixture(scope="module")
+def net() -> ArbitraryStyleNetwork:
+    return ArbitraryStyleNetwork.load()
+
+
+@pytest.fixture(scope="module")
+def vectors(net) -> np.ndarray:
+    return augment.style_vectors(net, style_bank())
+
+
+@pytest.fixture
+def batch() -> np.ndarray:
+    return np.random.default_rng(0).random((6, SIZE, SIZE, 3)).astype(np.float32)
+
+
+def changed(a: np.ndarray, b: np.ndarray) -> list[bool]:
+    """Which images of two batches differ visibly."""
+    return [bool(np.abs(x - y).max() > 0.02) for x, y in zip(a, b)]
+
+
+def test_identity_when_not_training_or_p_zero(net, vectors, batch):
+    layer = augment.RandomStyleTransfer(vectors, p=1.0, network=net, seed=0)
+    np.testing.assert_array_equal(layer(batch, training=False).numpy(), batch)
+    never = augment.RandomStyleTransfer(vectors, p=0.0, network=net)
+    np.testing.assert_array_equal(never(batch).numpy(), batch)
+
+
+def test_p_one_changes_every_image_and_keeps_range_and_dtype(net, vectors, batch):
+    layer = augment.RandomStyleTransfer(vectors, p=1.0, alpha_range=(0.5, 1.0), network=net, seed=1)
+    out = layer(batch).numpy()
+    assert out.shape == batch.shape and out.dtype == np.float32
+    assert all(changed(out, batch)) and out.min() >= 0.0 and out.max() <= 1.0
+    scaled = augment.RandomStyleTransfer(vectors, p=1.0, value_range=(0, 255), network=net, seed=1)
+    out255 = scaled(batch * 255.0).numpy()
+    assert out255.max() > 1.5 and out255.max() <= 255.0 and all(changed(out255 / 255.0, batch))
+    single = layer(batch[0]).numpy()  # one unbatched image
+    assert single.shape == batch[0].shape and changed(single[None], batch[:1]) == [True]
+
+
+def test_images_and_vectors_give_the_same_bank(net, vectors):
+    layer = augment.RandomStyleTransfer(style_bank(), network=net)
+    np.testing.assert_allclose(layer.style_vectors.numpy(), vectors, rtol=1e-5, atol=1e-5)
+    for bad in (dict(p=1.5), dict(alpha_range=(0.8, 0.2)), dict(value_range=(1, 0))):
+        with pytest.raises(ValueError):
+            augment.RandomStyleTransfer(vectors, network=net, **bad)
+    with pytest.raises(ValueError, match="style vectors must be"):
+        augment.RandomStyleTransfer(np.zeros((2, 10), np.float32), network=net)
+
+
+def test_in_a_tf_data_pipeline(net, vectors):
+    images = np.random.default_rng(1).random((16, SIZE, SIZE, 3)).astype(np.float32)
+
+    def run(seed: int) -> np.ndarray:
+        layer = augment.RandomStyleTransfer(vectors, p=0.5, network=net, seed=seed)
+        ds = tf.data.Dataset.from_tensor_slices(images).batch(8).map(layer, num_parallel_calls=1)
+        return np.concatenate(list(ds.as_numpy_iterator()))
+
+    first, again, other = run(7), run(7), run(8)
+    which = changed(first, images)
+    print(f"p=0.5 in tf.data: {sum(which)} of 16 images stylized")
+    assert 2 <= sum(which) <= 14  # binomial(16, 0.5): outside this range with probability 0.004
+    np.testing.assert_allclose(first, again, atol=1e-5)  # a seed makes the pipeline reproducible
+    assert changed(first, other) != [False] * 16
+    per_image = augment.RandomStyleTransfer(vectors, p=1.0, network=net, seed=0)
+    ds = tf.data.Dataset.from_tensor_slices(images[:4]).map(per_image).batch(4)  # before batching
+    assert all(changed(next(iter(ds)).numpy(), images[:4]))
+
+
+def test_inside_a_compiled_model(net, vectors, batch):
+    inputs = keras.Input((SIZE, SIZE, 3))
+    aug = augment.RandomStyleTransfer(vectors, p=1.0, network=net, seed=2)
+    features = keras.layers.GlobalAveragePooling2D()(aug(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(1)(features))
+    model.compile(optimizer="adam", loss="mse")  # jit_compile="auto" must leave this layer out of XLA
+    decoder_before = [w.numpy().copy() for w in net.decoder.weights]
+    history = model.fit(batch, np.zeros((6, 1)), batch_size=3, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert len(model.trainable_weights) == 2  # the Dense layer only: the style network stays frozen
+    for before, after in zip(decoder_before, net.decoder.weights):
+        np.testing.assert_array_equal(before, after.numpy())
+    upto_aug = keras.Model(inputs, aug.output)
+    np.testing.assert_array_equal(upto_aug.predict(batch, verbose=0), batch)  # predict: training=False
+
+
+def test_config_round_trip(net, vectors):
+    layer = augment.RandomStyleTransfer(vectors, p=0.3, alpha_range=(0.2, 0.9), network=net, seed=4)
+    clone = augment.RandomStyleTransfer.from_config(layer.get_config())
+    assert (clone.p, clone.alpha_range, clone.seed) == (0.3, (0.2, 0.9), 4)
+    np.testing.assert_allclose(clone.style_vectors.numpy(), vectors)
+
+
+MIRRORED = textwrap.dedent("""
+    import numpy as np, tensorflow as tf, keras
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from nst_tf.augment import RandomStyleTransfer
+    rng = np.random.default_rng(0)
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    x = rng.random((8, 40, 40, 3)).astype(np.float32)
+    with strategy.scope():
+        aug = RandomStyleTransfer(rng.random((3, 1024)).astype(np.float32) * 2, p=1.0, seed=3)
+        inputs = keras.Input((40, 40, 3))
+        model = keras.Model(inputs, keras.layers.Dense(1)(keras.layers.GlobalAveragePooling2D()(aug(inputs))))
+        model.compile(optimizer="adam", loss="mse")
+    loss = model.fit(x, np.zeros((8, 1)), batch_size=4, epochs=1, verbose=0).history["loss"][0]
+    same = np.repeat(x[:1], 4, axis=0)  # one image everywhere: replicas must still draw their own styles
+    batch = next(iter(strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensor_slices(same).batch(4))))
+    step = tf.function(lambda b: aug(b, training=True))
+    parts = [p.numpy() for p in strategy.experimental_local_results(strategy.run(step, args=(batch,)))]
+    changed = all(np.abs(p - same[:2]).max() > 0.02 for p in parts)
+    print("RESULT", strategy.num_replicas_in_sync, np.isfinite(loss), changed, np.abs(parts[0] - parts[1]).max() > 0)
+""")
+
+
+def test_under_mirrored_strategy_on_two_cpu_devices():
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.run([sys.executable, "-c", MIRRORED], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "RESULT 2 True True True" in proc.stdout, proc.stdout[-1000:]
+
+
+# -- nst-augment ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def folders(tmp_path):
+    rng = np.random.default_rng(0)
+    src = tmp_path / "in"
+    (src / "pets").mkdir(parents=True)
+    for name in ("cat.jpg", "dog.png", "pets/bird.jpg", "pets/fish.webp"):
+        Image.fromarray(rng.integers(0, 255, (40, 56, 3), dtype=np.uint8)).save(src / name)
+    (src / "broken.jpg").write_bytes(b"\xff\xd8\xff not a jpeg")
+    styles = tmp_path / "styles"
+    styles.mkdir()
+    for k, image in enumerate(style_bank()):
+        Image.fromarray((image * 255).astype(np.uint8)).save(styles / f"style {k}.png")
+    return src, styles, tmp_path / "out"
+
+
+def read_manifest(out) -> list[dict]:
+    with open(out / "manifest.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def augment_cli(src, styles, out, *extra):
+    return run_cli("nst_tf.cli.augment", f"--input_dir={src}", f"--output_dir={out}", f"--styles={styles}",
+                   "--per_image=2", "--alpha_range=0.4,0.9", "--seed=5", *extra)
+
+
+def test_cli_manifest_resume_and_recreate(folders):
+    src, styles, out = folders
+    proc = augment_cli(src, styles, out)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "wrote 8 images" in proc.stdout and "1 unreadable" in proc.stdout
+    assert "broken.jpg" in proc.stderr and "warning:" in proc.stderr
+    rows = read_manifest(out)
+    assert len(rows) == 8 and len({r["output"] for r in rows}) == 8
+    for row in rows:
+        stem, ext = os.path.splitext(row["input"])
+        style = os.path.splitext(os.path.basename(row["style"]))[0].replace(" ", "_")
+        assert row["output"].startswith(f"{stem}_style-{style}_") and row["output"].endswith(ext)
+        assert 0.4 <= float(row["alpha"]) <= 0.9 and os.path.isfile(out / row["output"])
+        with Image.open(out / row["output"]) as img:
+            assert img.size == (56, 40)
+    assert {r["input"] for r in rows} == {"cat.jpg", "dog.png", os.path.join("pets", "bird.jpg"),
+                                          os.path.join("pets", "fish.webp")}
+
+    stamps = {r["output"]: os.stat(out / r["output"]).st_mtime_ns for r in rows}
+    proc = augment_cli(src, styles, out)
+    assert proc.returncode == 0 and "wrote 0 images" in proc.stdout and "8 already done" in proc.stdout
+    assert {o: os.stat(out / o).st_mtime_ns for o in stamps} == stamps and read_manifest(out) == rows
+
+    victim = rows[3]["output"]
+    original = np.asarray(Image.open(out / victim), np.float32)
+    os.remove(out / victim)
+    proc = augment_cli(src, styles, out)
+    assert proc.returncode == 0 and "wrote 1 images" in proc.stdout, proc.stdout
+    assert os.path.isfile(out / victim) and read_manifest(out) == rows  # same style and strength, no new row
+    assert np.abs(np.asarray(Image.open(out / victim), np.float32) - original).max() <= 2.0  # the same image
+    assert {o: os.stat(out / o).st_mtime_ns for o in stamps if o != victim} == \
+        {o: s for o, s in stamps.items() if o != victim}
+
+    proc = augment_cli(src, styles, out, "--seed=6")
+    assert proc.returncode != 0 and "other settings (seed 5 -> 6)" in last_line(proc.stderr)
+
+
+def test_choices_are_deterministic_per_path():
+    settings = augment.Settings(3, 2, (0.3, 1.0), ("a", "b", "c"), 0)
+    first = augment.choices("x/cat.jpg", settings)
+    assert first == augment.choices("x/cat.jpg", settings)
+    assert first != augment.choices("x/dog.jpg", settings)
+    assert len({c.style for c in first}) == 2  # two different styles when the bank allows it
+    assert all(c.output.startswith("x/cat_style-") and c.output.endswith(f"_{k}.jpg") for k, c in enumerate(first))
+    assert augment.choices("a.gif", settings)[0].output.endswith(".png")  # not writable as gif
+
+
+def test_manifest_repairs_a_torn_last_line(tmp_path):
+    manifest = augment.Manifest(str(tmp_path))
+    manifest.add("a_style-x_0.jpg", "a.jpg", "x.jpg", 0.5)
+    with open(tmp_path / "manifest.csv", "a") as f:
+        f.write("b_style-x_0.jpg,b.jpg,x.j")  # a crash mid-line
+    again = augment.Manifest(str(tmp_path))
+    assert list(again.rows) == ["a_style-x_0.jpg"]
+    again.add("b_style-x_0.jpg", "b.jpg", "x.jpg", 0.25)
+    again.add("b_style-x_0.jpg", "b.jpg", "x.jpg", 0.25)  # recorded once
+    assert [r["alpha"] for r in read_manifest(tmp_path)] == ["0.500", "0.250"]
