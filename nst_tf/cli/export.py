@@ -1,0 +1,77 @@
+"""nst-export: the arbitrary-style network as a SavedModel (TF Serving, TF Hub) and TFLite models, with a model card.
+
+  nst-export                                            # bundled weights -> export/ (SavedModel + TFLite)
+  nst-export --checkpoint=runs/arbitrary --output_dir=export --version=2 --overwrite   # an nst-train --model_dir
+  nst-export --formats=saved_model --output_dir=/models   # TF Serving: /models/arbitrary_style/1/
+"""
+
+from __future__ import annotations
+
+import os
+
+from absl import app, flags, logging
+
+from nst_tf.cli import common
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("output_dir", "export", "Folder to write into: <output_dir>/<model_name>/<version>/ (SavedModel), "
+                    "<output_dir>/tflite/, <output_dir>/MODEL_CARD.md.")
+flags.DEFINE_string("model_name", "arbitrary_style", "Model name (the TF Serving model folder, TFLite file prefix).")
+flags.DEFINE_integer("version", 1, "Model version (the TF Serving version folder).")
+flags.DEFINE_string("checkpoint", "", "A network folder (config.json + weights.npz) or an nst-train --model_dir "
+                    "(its network/ folder); default: the bundled weights.")
+flags.DEFINE_string("formats", "saved_model,tflite", "Comma-separated: saved_model, tflite.")
+flags.DEFINE_bool("overwrite", False, "Replace existing outputs.")
+flags.DEFINE_integer("content_size", 384, "Content side of the fixed-size TFLite transfer model.")
+flags.DEFINE_integer("style_size", 256, "Style side of the fixed-size TFLite prediction model.")
+flags.DEFINE_enum("int8", "auto", ["auto", "full", "dynamic"],
+                  "int8 TFLite scheme: full-integer (TFLITE_BUILTINS_INT8), dynamic-range, or auto: full-integer "
+                  "when its measured error is within the int8 bound, dynamic-range otherwise.")
+flags.DEFINE_integer("calibration_samples", 16, "Representative images for full-integer int8 (from --data_dir).")
+flags.DEFINE_string("data_dir", "", "Images for calibration (train_content/, train_style/) and parity checks "
+                    "(content/, styles/); default $NST_TF_DATA or ../shared/data.")
+flags.DEFINE_integer("parity_pairs", 3, "Content/style pairs on which each export is compared with the Keras model.")
+flags.DEFINE_integer("latency_runs", 5, "Timed runs per model for the model card.")
+flags.DEFINE_integer("threads", 2, "TFLite interpreter threads for parity checks and timings.")
+
+
+def _data_dir() -> str:
+    """--data_dir, else $NST_TF_DATA, else ../shared/data."""
+    return FLAGS.data_dir or os.environ.get("NST_TF_DATA") or os.path.join("..", "shared", "data")
+
+
+def main(argv: list[str]) -> int:
+    """Parse the flags, export with nst_tf.export, print what was written."""
+    logging.set_verbosity(logging.WARNING)  # TensorFlow's per-file save and convert notes
+    from nst_tf import export
+    from nst_tf.network import ArbitraryStyleNetwork
+
+    options = export.ExportOptions(
+        output_dir=FLAGS.output_dir, model_name=FLAGS.model_name, version=FLAGS.version,
+        formats=tuple(common.split_list(FLAGS.formats)), overwrite=FLAGS.overwrite,
+        content_size=FLAGS.content_size, style_size=FLAGS.style_size, int8=FLAGS.int8,
+        calibration_samples=FLAGS.calibration_samples, parity_pairs=FLAGS.parity_pairs,
+        latency_runs=FLAGS.latency_runs, threads=FLAGS.threads)
+    try:
+        export.check_options(options)
+    except export.ExportError as exc:
+        raise common.UsageError(str(exc)) from None
+    export.check_outputs(options)
+    if not os.path.isdir(_data_dir()):
+        raise common.UsageError(f"--data_dir={_data_dir()}: not a folder (parity checks and int8 calibration "
+                                "need images; set --data_dir or NST_TF_DATA)")
+    checkpoint = export.resolve_checkpoint(FLAGS.checkpoint)
+    net = ArbitraryStyleNetwork.load(checkpoint)
+    report = export.export(net, options, _data_dir(), checkpoint)
+    for line in export.summary(report):
+        print(line)
+    return 0
+
+
+def run() -> None:
+    """Console entry point."""
+    app.run(common.guarded(main))
+
+
+if __name__ == "__main__":
+    run()
