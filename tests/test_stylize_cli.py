@@ -39,7 +39,8 @@ def test_end_to_end_transfer(tmp_path, data_dir, lpips_weights):
     style = images.resize_long_side(images.load_image(style_path), SIZE)
     result = images.load_image(output)
     other = images.resize(images.load_image(f"{data_dir}/content/golden_gate.jpg"), *content.shape[:2])
-    measure = optimize.Objective(extractor, content, [style], optimize.LossWeights(content=1, style=1, tv=0))
+    measure = optimize.Objective(extractor, content, optimize.style_targets(extractor, [style]),
+                                 optimize.LossWeights(content=1, style=1, tv=0))
     start, end, control = (measure.terms(x[None]) for x in (content, result, other))
     style_drop = 1 - float(end["style"]) / float(start["style"])
     edges, control_edges = edge_correlation(result, content), edge_correlation(other, content)
