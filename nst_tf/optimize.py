@@ -364,6 +364,8 @@ def _resize(image: np.ndarray, height: int, width: int, method: str = "bilinear"
 
 def _long_side(image: np.ndarray, size: int) -> np.ndarray:
     h, w = image.shape[:2]
+    if max(h, w) == size:
+        return image
     scale = size / max(h, w)
     return _resize(image, max(1, round(h * scale)), max(1, round(w * scale)), "area" if scale < 1 else "bilinear")
 
