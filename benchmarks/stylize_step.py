@@ -33,7 +33,7 @@ def measure(size: int, mode: str, steps: int, weights: str) -> dict:
     extractor = features.build_extractor(weights)
     content = images.resize_long_side(images.load_image(os.path.join(ROOT, "nst_tf/assets/tubingen.jpg")), size)
     style = images.resize_long_side(images.load_image(os.path.join(ROOT, "nst_tf/assets/starry_night.jpg")), size)
-    objective = optimize.Objective(extractor, content, [style])
+    objective = optimize.Objective(extractor, content, optimize.style_targets(extractor, [style]))
     image = tf.Variable(content[None])
     adam = optimize.Adam(objective, image)
     if mode == "compiled":
