@@ -52,10 +52,11 @@ def run_one(name: str, quick: bool, timeout: float) -> dict:
     if proc.returncode:
         tail = [line for line in proc.stderr.strip().splitlines() if line.strip()]
         return {"error": tail[-1] if tail else f"exit {proc.returncode}"}
-    text = proc.stdout
+    lines = proc.stdout.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("{")]  # the report is the last JSON document
     try:
-        report = json.loads(text[text.index("{"):])
-    except ValueError:
+        report = json.loads("\n".join(lines[starts[-1]:]))
+    except (IndexError, ValueError):
         return {"error": "no JSON on stdout"}
     report["wall_seconds"] = round(time.time() - started, 1)
     return report
