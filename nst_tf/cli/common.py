@@ -67,3 +67,16 @@ def require_non_negative(name: str, value: float) -> None:
     """UsageError unless value >= 0."""
     if value is None or value < 0:
         raise UsageError(f"--{name} must be non-negative, got {value}")
+
+
+def styles_and_blend(style: str | None, style_blend: str | None) -> tuple[list[str], list[float] | None]:
+    """Parse --style (comma-separated paths) and --style_blend (one non-negative weight per style)."""
+    paths = split_list(style)
+    if not paths:
+        raise UsageError("--style is empty")
+    blend = parse_floats(style_blend, "style_blend")
+    if blend is not None and len(blend) != len(paths):
+        raise UsageError(f"--style_blend has {len(blend)} weights for {len(paths)} styles")
+    if blend is not None and (any(b < 0 for b in blend) or sum(blend) <= 0):
+        raise UsageError(f"--style_blend={style_blend}: weights must be non-negative, sum > 0")
+    return paths, blend

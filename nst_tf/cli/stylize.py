@@ -126,14 +126,7 @@ def main(argv: list[str]) -> int:
         raise common.UsageError(f"--average must be in [0, 1), got {FLAGS.average}")
     scales = _scales()
     steps = _steps(len(scales))
-    style_paths = common.split_list(FLAGS.style)
-    if not style_paths:
-        raise common.UsageError("--style is empty")
-    blend = common.parse_floats(FLAGS.style_blend, "style_blend")
-    if blend is not None and len(blend) != len(style_paths):
-        raise common.UsageError(f"--style_blend has {len(blend)} weights for {len(style_paths)} styles")
-    if blend is not None and (any(b < 0 for b in blend) or sum(blend) <= 0):
-        raise common.UsageError(f"--style_blend={FLAGS.style_blend}: weights must be non-negative, sum > 0")
+    style_paths, blend = common.styles_and_blend(FLAGS.style, FLAGS.style_blend)
     if FLAGS.mask and blend is not None:
         raise common.UsageError("--mask gives each style its own region; --style_blend cannot be used with it")
     if FLAGS.mask and len(style_paths) < 2:

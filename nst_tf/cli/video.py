@@ -52,8 +52,8 @@ def _raise_interrupt(signum, frame):  # noqa: ARG001
     raise KeyboardInterrupt
 
 
-def _validate() -> list[str]:
-    """Check the flags; return the style paths."""
+def _validate() -> tuple[list[str], list[float] | None]:
+    """Check the flags; return the style paths and blend weights."""
     for name in ("input", "style", "output"):
         if not getattr(FLAGS, name):
             raise common.UsageError(f"--{name} is required")
@@ -69,15 +69,10 @@ def _validate() -> list[str]:
             raise common.UsageError("--method=optimize needs --weights (as for nst-stylize)")
         common.require_positive("steps", FLAGS.steps)
         common.require_positive("first_frame_steps", FLAGS.first_frame_steps)
-    style_paths = common.split_list(FLAGS.style)
-    if not style_paths:
-        raise common.UsageError("--style is empty")
-    blend = common.parse_floats(FLAGS.style_blend, "style_blend")
-    if blend is not None and len(blend) != len(style_paths):
-        raise common.UsageError(f"--style_blend has {len(blend)} weights for {len(style_paths)} styles")
+    style_paths, blend = common.styles_and_blend(FLAGS.style, FLAGS.style_blend)
     if os.path.abspath(FLAGS.input.rstrip("/")) == os.path.abspath(FLAGS.output.rstrip("/")):
         raise common.UsageError("--output must differ from --input")
-    return style_paths
+    return style_paths, blend
 
 
 def _describe(info) -> str:
@@ -117,8 +112,7 @@ def main(argv: list[str]) -> int:
     """Validate inputs and output before any work, then stream frames through the stylizer to the writer."""
     from nst_tf import images, video
 
-    style_paths = _validate()
-    blend = common.parse_floats(FLAGS.style_blend, "style_blend")
+    style_paths, blend = _validate()
     for path in style_paths:
         images.load_image(path)  # fail early, before the network is built
     with warnings.catch_warnings(record=True) as caught:
