@@ -195,8 +195,35 @@ def _is_image_format(data: tf.Tensor) -> tf.Tensor:
         tf.stack([tf.strings.substr(head, 0, len(s)) == s for s in signatures], axis=0), axis=0)
 
 
+def _header_int(data: tf.Tensor, offset: int, size: int, big_endian: bool) -> tf.Tensor:
+    """An unsigned integer of `size` bytes at `offset` of an encoded image header, as int64."""
+    raw = tf.cast(tf.io.decode_raw(tf.strings.substr(data, offset, size), tf.uint8), tf.int64)
+    raw = tf.pad(raw, [[0, size - tf.shape(raw)[0]]])  # a truncated header reads as zeros
+    order = tf.range(size, dtype=tf.int64) if not big_endian else tf.range(size - 1, -1, -1, dtype=tf.int64)
+    return tf.reduce_sum(raw * tf.bitwise.left_shift(tf.constant(1, tf.int64), 8 * order))
+
+
+def header_pixels(data: tf.Tensor) -> tf.Tensor:
+    """Width x height that an encoded JPEG/PNG/GIF/BMP declares, read without decoding it."""
+    head = tf.strings.substr(data, 0, 2)
+    png = lambda: _header_int(data, 16, 4, True) * _header_int(data, 20, 4, True)  # noqa: E731  IHDR
+    gif = lambda: _header_int(data, 6, 2, False) * _header_int(data, 8, 2, False)  # noqa: E731
+    def bmp() -> tf.Tensor:  # height is signed (negative: top-down rows)
+        height = _header_int(data, 22, 4, False)
+        return _header_int(data, 18, 4, False) * tf.abs(tf.where(height >= 2 ** 31, height - 2 ** 32, height))
+
+    jpeg = lambda: tf.reduce_prod(tf.cast(tf.image.extract_jpeg_shape(data)[:2], tf.int64))  # noqa: E731
+    return tf.case([(tf.equal(head, b"\xff\xd8"), jpeg), (tf.equal(head, b"\x89P"), png),
+                    (tf.equal(head, b"GI"), gif)], default=bmp)
+
+
 def decode(data: tf.Tensor, name: str) -> tf.Tensor:
-    """One encoded image -> [1, H, W, 3] float32 in [0, 1] (16-bit PNGs scaled, alpha dropped)."""
+    """One encoded image -> [1, H, W, 3] float32 in [0, 1] (16-bit PNGs scaled, alpha dropped).
+
+    The declared size is checked first, so a decompression bomb is refused before it is decoded.
+    """
+    data = validated(data, [(header_pixels(data) <= images.MAX_PIXELS,
+                             f"{name}: image too large to decode safely (over {images.MAX_PIXELS} pixels)")])
     image = tf.io.decode_image(data, channels=3, dtype=tf.float32, expand_animations=False)
     return check_images(image[None], name)
 

@@ -1,0 +1,74 @@
+"""The corpus of awkward and broken files through nst-augment and the bytes serving signature.
+
+(nst-stylize, both methods, is covered in test_stylize_cli.py.) Every case either works or fails
+with a clear message, and no output file is left behind.
+"""
+
+import csv
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from badfiles import make_corpus
+from conftest import run_cli
+
+from nst_tf import export
+from nst_tf.network import ArbitraryStyleNetwork
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return make_corpus(str(tmp_path_factory.mktemp("robust_corpus")))
+
+
+@pytest.fixture(scope="module")
+def stylize_bytes():
+    module = export.build_serving_module(ArbitraryStyleNetwork.load())
+    return export.serving_signatures(module)["stylize_bytes"]
+
+
+def test_bytes_signature_on_the_corpus(corpus, stylize_bytes, data_dir):
+    style = tf.constant(open(f"{data_dir}/styles/starry_night.jpg", "rb").read())
+    for name, (path, expect) in corpus.items():
+        content = tf.constant(open(path, "rb").read())
+        if expect == "ok" or name == "one_by_10000":
+            if name == "one_by_10000":  # 1 px wide: refused with a message (too small for the network)
+                with pytest.raises(tf.errors.InvalidArgumentError, match="content"):
+                    stylize_bytes(content=content, style=style)
+                continue
+            if name == "one_by_one":
+                with pytest.raises(tf.errors.InvalidArgumentError, match="content"):
+                    stylize_bytes(content=content, style=style)
+                continue
+            png = stylize_bytes(content=content, style=style)["stylized_image_bytes"][0]
+            image = tf.io.decode_png(png).numpy()
+            assert image.ndim == 3 and image.shape[2] == 3 and image.std() > 0, name
+        else:
+            with pytest.raises(tf.errors.InvalidArgumentError) as info:
+                stylize_bytes(content=content, style=style)
+            message = info.value.message
+            expected = {"decompression_bomb": "too large to decode safely", "zero_bytes": "empty bytes",
+                        "text_renamed": "not a JPEG, PNG, GIF or BMP"}.get(name, "")
+            assert expected in message, (name, message[-300:])
+
+
+def test_augment_on_the_corpus(corpus, tmp_path, data_dir):
+    out = tmp_path / "out"
+    proc = run_cli("nst_tf.cli.augment", f"--input_dir={os.path.dirname(next(iter(corpus.values()))[0])}",
+                   f"--output_dir={out}", f"--styles={data_dir}/styles/starry_night.jpg", "--per_image=1",
+                   "--size=64")
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    made = sorted(os.path.relpath(os.path.join(r, f), out) for r, _, fs in os.walk(out) for f in fs
+                  if not f.endswith((".csv", ".json")))
+    expected_ok = {n for n, (_, e) in corpus.items() if e == "ok"}
+    produced = {f.split("_style-")[0] for f in made}
+    assert produced == expected_ok, (produced, expected_ok)
+    assert not [f for f in made if f.startswith(".") or ".tmp" in f]
+    with open(out / "manifest.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(expected_ok)
+    skipped = len(corpus) - len(expected_ok)
+    assert f"{skipped}" in proc.stdout + proc.stderr  # the skipped files are counted
+    for f in made:
+        assert np.isfinite(tf.io.decode_image(open(out / f, "rb").read()).numpy()).all()
