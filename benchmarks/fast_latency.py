@@ -6,11 +6,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
 import time
+
+from _report import emit
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -48,10 +49,7 @@ def main() -> None:
                         "style_vector_seconds": time.perf_counter() - start})
         print(f"{size} px: {results[-1]['seconds'] * 1000:.0f} ms", file=sys.stderr)
     report = {"benchmark": "fast_latency", "repeats": args.repeats, "cpus": os.cpu_count(), "results": results}
-    if args.output:
-        with open(args.output, "w") as f:
-            json.dump(report, f, indent=2)
-    print(json.dumps(report, indent=2))
+    emit(report, args.output)
 
 
 if __name__ == "__main__":

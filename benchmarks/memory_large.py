@@ -17,6 +17,8 @@ import sys
 import tempfile
 import time
 
+from _report import emit
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -58,10 +60,7 @@ def main() -> None:
             print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     report = {"benchmark": "memory_large", "cpus": os.cpu_count(), "results": results,
               "note": "peak_rss_mb: GNU time maximum resident set size of each nst-stylize process"}
-    if args.output:
-        with open(args.output, "w") as f:
-            json.dump(report, f, indent=2)
-    print(json.dumps(report, indent=2))
+    emit(report, args.output)
 
 
 if __name__ == "__main__":

@@ -10,10 +10,11 @@ gives each method's seconds to reach it (null if never) and its final loss.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
+
+from _report import emit
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -85,10 +86,7 @@ def main() -> None:
     report = {"benchmark": "time_to_loss", "size": args.size, "budget_seconds": args.budget,
               "target_loss": target, "target": "single-scale Adam's loss at the end of its budget",
               "results": results, "cpus": os.cpu_count()}
-    if args.output:
-        with open(args.output, "w") as f:
-            json.dump(report, f, indent=2)
-    print(json.dumps(report, indent=2))
+    emit(report, args.output)
 
 
 if __name__ == "__main__":
