@@ -31,6 +31,7 @@ BENCHMARKS = {
     "video_augment": ("video_augment.py", ["--sizes=256", "--frames=8", "--repeats=2", "--augment_images=8"], []),
     "memory_large": ("memory_large.py", None, ["--sizes=1024,2048,4096"]),
     "quality_vs_reference": ("quality_vs_reference.py", None, []),
+    "fast_quality": ("fast_quality.py", ["--no_optimizer", "--pairs=4"], []),
 }
 
 
@@ -89,6 +90,12 @@ def table(results: dict) -> list[str]:
     for r in results.get("quality_vs_reference", {}).get("rows", []):
         rows.append(f"| quality vs jcjohnson | {r['pair']} | style {r['ours']['style_loss']:.4f} | | | "
                     f"reference {r['reference']['style_loss']:.4f}, {r['seconds']:.0f} s |")
+    fq = results.get("fast_quality", {})
+    for r in fq.get("rows", []):
+        opt = r.get("optimizer")
+        rows.append(f"| fast network quality ({fq['size']} px, held out) | {r['pair']} | "
+                    f"style −{100 * r['style_reduction']:.0f}% | | | content {r['network']['content_loss']:.3f}"
+                    + (f", optimiser content {opt['content_loss']:.3f} |" if opt else " |"))
     tfl = results.get("tflite_latency", {})
     for r in tfl.get("nst_tf", []):
         rows.append(f"| TFLite {r['part']} {r['quantization']}{' resizable' if r['dynamic'] else ''} | "

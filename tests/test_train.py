@@ -118,6 +118,34 @@ def test_cli_errors(folders, tmp_path):
     assert proc.returncode != 0 and "no readable images" in last_line(proc.stderr)
     proc = run_cli("nst_tf.cli.train", "--content_dir=a", "--style_dir=b", "--model_dir=c", "--crop=0")
     assert proc.returncode != 0 and last_line(proc.stderr) == "error: --crop must be positive, got 0"
+    proc = run_cli("nst_tf.cli.train", "--content_dir=a", "--style_dir=b", "--model_dir=c", "--content_weight=0",
+                   "--style_weight=0", "--tv_weight=0")
+    assert proc.returncode != 0 and "loss weights must be non-negative and not all 0" in last_line(proc.stderr)
+
+
+def test_reconstruction_loss_by_hand():
+    images = tf.fill([2, 4, 4, 3], 0.5)
+    target = tf.concat([tf.zeros([1, 4, 4, 3]), tf.fill([1, 4, 4, 3], 0.25)], axis=0)
+    np.testing.assert_allclose(train.reconstruction_loss(images, target).numpy(), [0.25, 0.0625])
+
+
+def test_identity_term_and_reconstruction_only_warm_up(folders, tmp_path, random_vgg16_weights):
+    content = tf.random.uniform([2, 32, 32, 3], seed=1)
+    style = tf.random.uniform([2, 32, 32, 3], seed=2)
+    warm_up = train.Trainer(make_config(folders, tmp_path / "a", random_vgg16_weights, identity_weight=2.0,
+                                        content_weight=0, style_weight=0, tv_weight=0), network_config=SMALL)
+    terms, output = warm_up.compute_losses(content, style)
+    assert sorted(terms) == ["identity", "total"]
+    reconstruction = warm_up.net.decoder(warm_up.net.encoder(content)[-1])
+    np.testing.assert_allclose(output.numpy(), reconstruction.numpy(), atol=1e-6)  # decoded content, no AdaIN
+    np.testing.assert_allclose(terms["identity"].numpy(), 2.0 * train.reconstruction_loss(output, content).numpy(),
+                               rtol=1e-5)
+    full = train.Trainer(make_config(folders, tmp_path / "b", random_vgg16_weights, identity_weight=2.0),
+                         network_config=SMALL)
+    terms, _ = full.compute_losses(content, style)
+    assert sorted(terms) == ["content", "identity", "style", "total", "tv"]
+    np.testing.assert_allclose(terms["total"].numpy(), sum(terms[k] for k in ("content", "identity", "style", "tv")),
+                               rtol=1e-5)
 
 
 def test_image_grid_shape():

