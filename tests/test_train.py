@@ -112,6 +112,35 @@ def test_cli_mirrored_strategy_on_two_cpu_devices(folders, tmp_path, random_vgg1
     assert "skipped" in proc.stdout  # the broken content file is counted
 
 
+def test_mirrored_matches_single_device(folders, tmp_path, random_vgg16_weights):
+    import json
+    import subprocess
+    import sys
+
+    script = os.path.join(os.path.dirname(__file__), "mirrored_check.py")
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(script)))
+    proc = subprocess.run([sys.executable, script, str(folders / "content"), str(folders / "style"), str(tmp_path),
+                           random_vgg16_weights], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    single, mirrored = report["default"], report["mirrored"]
+    assert (single["replicas"], mirrored["replicas"]) == (1, 2)
+    for key in ("identity", "content", "style", "tv", "total"):  # the same global-batch losses
+        np.testing.assert_allclose(mirrored["losses"][key], single["losses"][key], rtol=1e-4)
+    assert single["max_weight_change"] > 1e-5  # the step did update the decoder ...
+    np.testing.assert_allclose(mirrored["weights"], single["weights"], rtol=1e-4)  # ... identically on both
+
+
+def test_a_few_steps_lower_the_loss(folders, tmp_path, random_vgg16_weights):
+    trainer = train.Trainer(make_config(folders, tmp_path / "run", random_vgg16_weights, learning_rate=1e-3,
+                                        identity_weight=1.0), network_config=SMALL)
+    rng = np.random.default_rng(3)
+    batch = (tf.constant(rng.uniform(size=(2, 32, 32, 3)), tf.float32),
+             tf.constant(rng.uniform(size=(2, 32, 32, 3)), tf.float32))
+    losses = [trainer.train_step(batch)[0]["total"] for _ in range(12)]
+    assert losses[-1] < 0.8 * losses[0] and losses[-1] < 0.95 * losses[1], losses  # and still falling after step 1
+
+
 def test_cli_errors(folders, tmp_path):
     proc = run_cli("nst_tf.cli.train", f"--content_dir={folders / 'empty'}", f"--style_dir={folders / 'style'}",
                    f"--model_dir={tmp_path / 'run'}", "--weights=lpips", "--steps=1")
