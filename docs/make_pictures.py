@@ -7,6 +7,8 @@ controls: the optimiser's controls at 256 px (configs/preview.cfg settings, offl
 fast:     the bundled arbitrary-style network on held-out photos and paintings, and an alpha sweep.
 video:    nst-video on the `mountain_2` frames, --consistency=none vs flow (frames and their differences).
 augment:  nst-augment on a few photos, three random styles each.
+export:   the Keras network beside the TFLite fp16 and int8 prediction + transfer models in export/tflite
+          (run `nst-export --output_dir=export` first), 384-px content, 256-px style.
 Inputs come from ../shared/data (NST_TF_DATA) and the package's sample images.
 """
 
@@ -140,13 +142,32 @@ def augment() -> None:
     _save(_stack(rows), "augment.jpg")
 
 
+def exported() -> None:
+    """Keras | TFLite fp16 | TFLite int8, both models of each (style vector from the TFLite prediction model)."""
+    from nst_tf import export, fast, images
+    from nst_tf.network import ArbitraryStyleNetwork
+
+    square = lambda image, size: images.resize(image[:min(image.shape[:2]), :min(image.shape[:2])], size, size)  # noqa: E731
+    content = square(images.load_image(f"{DATA}/content/tubingen.jpg"), 384)
+    style = square(images.load_image(f"{DATA}/styles/the_scream.jpg"), 256)
+    net = ArbitraryStyleNetwork.load()
+    panels = [content, style, fast.stylize(net, content, [style])]
+    for quantization in ("fp16", "int8"):
+        name = os.path.join(ROOT, "export", "tflite", f"arbitrary_style_{quantization}_{{}}_1.tflite")
+        predict = export.tflite_session(name.format("prediction"), {"style": style[None]})
+        vector = predict({"style": style[None]})["style_vector"]
+        inputs = {"content": content[None], "style_vector": vector, "alpha": np.array([1.0], np.float32)}
+        panels.append(export.tflite_session(name.format("transfer"), inputs)(inputs)["stylized_image"][0])
+    _save(images.contact_sheet(panels, 200), "export_tflite.jpg")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", default="controls,fast,video,augment")
+    parser.add_argument("--only", default="controls,fast,video,augment,export")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.makedirs(OUT, exist_ok=True)
-    jobs = {"controls": controls, "fast": fast_network, "video": video, "augment": augment}
+    jobs = {"controls": controls, "fast": fast_network, "video": video, "augment": augment, "export": exported}
     for name in args.only.split(","):
         jobs[name]()
 
