@@ -47,6 +47,11 @@ def total_variation_loss(images: tf.Tensor) -> tf.Tensor:
     return tf.reduce_mean(tf.square(dy), axis=[1, 2, 3]) + tf.reduce_mean(tf.square(dx), axis=[1, 2, 3])
 
 
+def reconstruction_loss(images: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+    """Mean squared pixel error per example: [B]."""
+    return tf.reduce_mean(tf.square(tf.cast(images, tf.float32) - tf.cast(target, tf.float32)), axis=[1, 2, 3])
+
+
 def weighted_sum(values: Sequence[tf.Tensor], weights: Sequence[float]) -> tf.Tensor:
     """Sum of per-layer losses times their weights, divided by the sum of weights: [B]."""
     if len(values) != len(weights):

@@ -82,11 +82,6 @@ def split_cpu(devices: int) -> None:
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * devices)
 
 
-def reconstruction_loss(images: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
-    """Mean squared pixel error per example: [B]."""
-    return tf.reduce_mean(tf.square(tf.cast(images, tf.float32) - tf.cast(target, tf.float32)), axis=[1, 2, 3])
-
-
 def image_grid(content: tf.Tensor, style: tf.Tensor, output: tf.Tensor, rows: int = 4) -> tf.Tensor:
     """Rows of content | style | output, as one [1, H, W, 3] image for TensorBoard."""
     rows = min(rows, int(content.shape[0]))
@@ -165,7 +160,7 @@ class Trainer:
         terms = {}
         if cfg.identity_weight:
             reconstruction = self.net.decoder(content_feats[-1], training=True)
-            terms["identity"] = cfg.identity_weight * reconstruction_loss(reconstruction, content)
+            terms["identity"] = cfg.identity_weight * losses.reconstruction_loss(reconstruction, content)
             if not (cfg.content_weight or cfg.style_weight or cfg.tv_weight):
                 terms["total"] = terms["identity"]
                 return terms, reconstruction

@@ -57,3 +57,9 @@ def test_weighted_sum_and_layer_weights():
         losses.layer_weights("1,2", 3)
     with pytest.raises(ValueError, match="non-negative"):
         losses.layer_weights("-1,2", 2)
+
+
+def test_reconstruction_loss_by_hand():
+    images = tf.fill([2, 4, 4, 3], 0.5)
+    target = tf.concat([tf.zeros([1, 4, 4, 3]), tf.fill([1, 4, 4, 3], 0.25)], axis=0)
+    np.testing.assert_allclose(losses.reconstruction_loss(images, target).numpy(), [0.25, 0.0625])
