@@ -118,9 +118,7 @@ def main() -> None:
     summary["pairs_style_reduced_40pct"] = sum(r["style_reduction"] >= 0.4 for r in rows)
     summary["pairs"] = len(rows)
     if args.sheet:
-        width = max(r.shape[1] for r in sheet_rows)
-        padded = [np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)), constant_values=1.0) for r in sheet_rows]
-        images.save_image(np.concatenate(padded, axis=0), args.sheet)
+        images.save_image(images.stack_rows(sheet_rows), args.sheet)
     report = {"benchmark": "fast_quality", "model": args.model or "bundled", "size": args.size,
               "preset": None if options is None else args.preset, "loss_network": "lpips VGG16",
               "cpus": os.cpu_count(), "summary": summary, "rows": rows}

@@ -42,13 +42,6 @@ def _save(image: np.ndarray, name: str) -> None:
     print(f"wrote docs/images/{name}", flush=True)
 
 
-def _stack(rows: list[np.ndarray]) -> np.ndarray:
-    """Contact-sheet rows one above the other, padded white to the widest."""
-    width = max(r.shape[1] for r in rows)
-    return np.concatenate([np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)), constant_values=1.0)
-                           for r in rows], axis=0)
-
-
 def controls() -> None:
     """Colour preservation, blending, style scale and masks, each beside its inputs."""
     from nst_tf import features, images, masks, optimize
@@ -92,7 +85,7 @@ def fast_network() -> None:
                                      ("brad_pitt", "woman_with_hat_matisse")):
         content, style = load("content", content_name), load("styles", style_name)
         rows.append(images.contact_sheet([content, style, fast.stylize(net, content, [style])], 180))
-    _save(_stack(rows), "fast_held_out.jpg")
+    _save(images.stack_rows(rows), "fast_held_out.jpg")
     content, style = load("content", "golden_gate"), load("styles", "starry_night")
     sweep = [fast.stylize(net, content, [style], alpha=a) for a in (0.0, 0.5, 1.0)]
     _save(images.contact_sheet([style, *sweep], 160), "fast_alpha.jpg")
@@ -119,7 +112,7 @@ def video() -> None:
         out = results[mode]
         diff = np.clip(np.abs(out[-1] - out[-2]) * 4, 0, 1)  # brighter = more change between frames
         rows.append(images.contact_sheet([*out, diff], 120))
-    _save(_stack(rows), "video_consistency.jpg")
+    _save(images.stack_rows(rows), "video_consistency.jpg")
 
 
 def augment() -> None:
@@ -139,7 +132,7 @@ def augment() -> None:
         outputs = sorted(glob.glob(f"{styled}/{name}_*"))
         rows.append(images.contact_sheet([images.load_image(f"{photos}/{name}.jpg"),
                                           *[images.load_image(p) for p in outputs]], 120))
-    _save(_stack(rows), "augment.jpg")
+    _save(images.stack_rows(rows), "augment.jpg")
 
 
 def exported() -> None:

@@ -167,3 +167,10 @@ def contact_sheet(panels: list[np.ndarray], height: int = 256, gap: int = 4) -> 
     for panel in scaled[1:]:
         parts += [spacer, panel]
     return np.concatenate(parts, axis=1)
+
+
+def stack_rows(rows: list[np.ndarray], gap: int = 4) -> np.ndarray:
+    """Contact-sheet rows one above the other, padded white to the widest, white gaps."""
+    width = max(r.shape[1] for r in rows)
+    return np.concatenate([np.pad(r, ((0, gap), (0, width - r.shape[1]), (0, 0)), constant_values=1.0)
+                           for r in rows], axis=0)

@@ -33,15 +33,12 @@ def measured(lpips_weights, data_dir):
         outputs["alpha1"].append(fast.stylize(net, photo, [style]))
         outputs["alpha0"].append(fast.stylize(net, photo, [style], alpha=0.0))
     weights = optimize.LossWeights(content=1, style=1, tv=0)
+    objectives = [optimize.Objective(extractor, p, t, weights) for p, t in zip(photos, targets)]  # built once
 
     def losses(images_, i):
         """[content loss vs photo i, style loss vs style i] of each image (resized to photo i)."""
-        objective = optimize.Objective(extractor, photos[i], targets[i], weights)
-        rows = []
-        for image in images_:
-            terms = objective.terms(images.resize(image, *photos[i].shape[:2])[None])
-            rows.append([float(terms["content"]), float(terms["style"])])
-        return np.array(rows)
+        terms = [objectives[i].terms(images.resize(image, *photos[i].shape[:2])[None]) for image in images_]
+        return np.array([[float(t["content"]), float(t["style"])] for t in terms])
 
     # cross[i][j] = losses of image j against pair i's photo and style
     return {"photo": photos, **outputs,

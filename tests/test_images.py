@@ -101,3 +101,10 @@ def test_check_writable(tmp_path):
         images.check_writable(str(tmp_path / "missing" / "out.jpg"))
     with pytest.raises(images.ImageError, match="not writable"):
         images.check_writable("/proc/out.jpg")  # unwritable even for root
+
+
+def test_stack_rows_pads_white_to_the_widest():
+    rows = [np.zeros((2, 3, 3), np.float32), np.zeros((1, 5, 3), np.float32)]
+    sheet = images.stack_rows(rows, gap=1)
+    assert sheet.shape == (2 + 1 + 1 + 1, 5, 3)
+    assert sheet[0, 3:].min() == 1.0 and sheet[2].min() == 1.0 and sheet[:2, :3].max() == 0.0
