@@ -27,31 +27,13 @@ PAIRS = [("golden_gate", "starry_night"), ("tubingen", "the_scream"), ("chicago"
          ("brad_pitt", "woman_with_hat_matisse")]
 
 
-def read_preset(path: str) -> dict[str, str]:
-    """An absl flagfile as {flag: value}."""
-    flags = {}
-    with open(os.path.join(ROOT, path)) as f:
-        for line in f:
-            line = line.strip()
-            if line.startswith("--") and "=" in line:
-                key, value = line[2:].split("=", 1)
-                flags[key] = value
-    return flags
+def optimiser_options(preset: str, size: int):
+    """The optimiser Options of an nst-stylize preset at `size`, read by nst-stylize's own flags."""
+    from nst_tf.cli import stylize
 
-
-def optimiser_options(preset: dict[str, str], size: int):
-    """The optimiser Options of a preset (Adam, content init), at `size`."""
-    from nst_tf import optimize, scales
-
-    steps = [int(s) for s in preset.get("steps", "300").split(",")]
-    ladder = (scales.scale_ladder(size, int(preset.get("min_scale", "256")))
-              if preset.get("scales") == "auto" else [size])
-    return optimize.Options(
-        scales=tuple(ladder), steps=tuple(steps), optimizer=preset.get("optimizer", "adam"),
-        learning_rate=float(preset.get("learning_rate", "0.02")),
-        weights=optimize.LossWeights(content=float(preset.get("content_weight", "1")),
-                                     style=float(preset.get("style_weight", "10")),
-                                     tv=float(preset.get("tv_weight", "1"))))
+    stylize.FLAGS.unparse_flags()
+    stylize.FLAGS(["fast_quality", f"--flagfile={os.path.join(ROOT, preset)}", f"--size={size}"])
+    return stylize.optimizer_options()
 
 
 def main() -> None:
@@ -72,7 +54,7 @@ def main() -> None:
 
     extractor = features.build_extractor("lpips")
     net = ArbitraryStyleNetwork.load(args.model or None)
-    options = None if args.no_optimizer else optimiser_options(read_preset(args.preset), args.size)
+    options = None if args.no_optimizer else optimiser_options(args.preset, args.size)
     rows, sheet_rows = [], []
     for content_name, style_name in PAIRS[:args.pairs]:
         content = images.resize_long_side(images.load_image(f"{DATA}/content/{content_name}.jpg"), args.size)
@@ -87,7 +69,7 @@ def main() -> None:
 
         started = time.time()
         network_out = fast.stylize(net, content, [images.resize_long_side(style_full, fast.STYLE_SIZE)])
-        row = {"pair": f"{content_name}x{style_name}", "size": list(content.shape[:2]),
+        row = {"pair": f"{content_name} x {style_name}", "size": list(content.shape[:2]),
                "content_photo": measure(content), "network": measure(network_out),
                "network_seconds": time.time() - started}
         panels = [content, style, network_out]

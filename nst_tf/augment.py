@@ -25,7 +25,6 @@ import tensorflow as tf
 from nst_tf import fast, images
 from nst_tf.network import ArbitraryStyleNetwork
 
-STYLE_DIM = 1024  # mean and std of VGG relu4_1's 512 channels
 MANIFEST = "manifest.csv"
 SETTINGS = "augment_settings.json"
 MANIFEST_FIELDS = ("output", "input", "style", "alpha")
@@ -42,12 +41,14 @@ def _style_image(item) -> np.ndarray:
 
 
 def style_vectors(net: ArbitraryStyleNetwork, styles, style_size: int = fast.STYLE_SIZE) -> np.ndarray:
-    """[N, 1024] style vectors from style images (paths, arrays, a [N, H, W, 3] batch) or vectors [N, 1024]."""
+    """[N, V] style vectors from style images (paths, arrays, a [N, H, W, 3] batch) or vectors [N, V].
+
+    V is the network's vector size (net.vector_size)."""
     if isinstance(styles, tf.Tensor):
         styles = styles.numpy()
     if isinstance(styles, np.ndarray) and styles.ndim == 2:
-        if styles.shape[-1] != STYLE_DIM or len(styles) == 0:
-            raise ValueError(f"style vectors must be [N, {STYLE_DIM}], got shape {styles.shape}")
+        if styles.shape[-1] != net.vector_size or len(styles) == 0:
+            raise ValueError(f"style vectors must be [N, {net.vector_size}], got shape {styles.shape}")
         return styles.astype(np.float32)
     items = list(styles)
     if not items:
@@ -67,7 +68,7 @@ class RandomStyleTransfer(keras.layers.Layer):
 
     Args:
         styles: style images (paths, [H, W, 3] arrays or a [N, H, W, 3] batch) or precomputed style vectors
-            ([N, 1024], e.g. from `style_vectors`). Images are turned into vectors once, here.
+            ([N, V], e.g. from `style_vectors`). Images are turned into vectors once, here.
         p: probability that an image is stylized.
         alpha_range: (low, high) of the uniform style strength, within [0, 1].
         value_range: the range of input pixel values (like keras' preprocessing layers); outputs keep it.

@@ -5,19 +5,19 @@ SavedModel (TF Serving layout `<output_dir>/<model_name>/<version>/`), signature
   -> `stylized_image` [B, H, W, 3] in [0, 1]; any H, W >= 16 (mirror-padded to the stride inside).
 - stylize_bytes / stylize_bytes_alpha: encoded JPEG/PNG/GIF/BMP strings `content`, `style` (scalar or [B])
   (+ `alpha`) -> `stylized_image_bytes`, PNG strings (TF Serving REST returns them as {"b64": ...}).
-- predict_style: `style` -> `style_vector` [B, 1024]; stylize_with_vector: `content`, `style_vector`, `alpha`.
+- predict_style: `style` -> `style_vector` [B, V] (V: the network's vector size, 1920 for the bundled one);
+  stylize_with_vector: `content`, `style_vector`, `alpha`.
 - `__call__(content, style)` returns [stylized_image], so `hub.load(dir)(content, style)[0]` works as with
   the TF Hub module magenta/arbitrary-image-stylization-v1-256.
 
 TFLite (`<output_dir>/tflite/`), split as in the TensorFlow Lite Android style-transfer example:
-`<name>_<fp16|int8>_prediction_<version>.tflite` (style [1, 256, 256, 3] -> style_vector [1, 1, 1, 1024]) and
+`<name>_<fp16|int8>_prediction_<version>.tflite` (style [1, 256, 256, 3] -> style_vector [1, 1, 1, V]) and
 `<name>_<fp16|int8>_transfer_<version>.tflite` (content [1, 384, 384, 3], style_vector, alpha [1] ->
 stylized_image), plus resizable float16 variants (`..._dynamic_...`). Builtin ops only.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import datetime
 import hashlib
@@ -36,7 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 from nst_tf import fast, images
-from nst_tf.network import BUNDLED_DIR, ArbitraryStyleNetwork
+from nst_tf.network import BUNDLED_DIR, ArbitraryStyleNetwork, NetworkConfig
 
 FORMATS = ("saved_model", "tflite")
 INT8_MODES = ("auto", "full", "dynamic")
@@ -259,7 +259,7 @@ class StyleTransferModule(tf.Module):
         self.decoder = net.decoder
         self._net = net
         self._style_size = style_size
-        self._vector_size = 2 * int(net.encoder.outputs[-1].shape[-1])
+        self._vector_size = net.vector_size
 
     def _stylize(self, content: tf.Tensor, style: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
         """Validated float inputs -> stylized images."""
@@ -277,7 +277,7 @@ class StyleTransferModule(tf.Module):
 
     @tf.function(input_signature=[_spec(_ANY_FLOAT, "style")], autograph=False)
     def predict_style(self, style):
-        """Style images -> style_vector [B, 1024]."""
+        """Style images -> style_vector [B, V]."""
         return {"style_vector": self._net.predict_style(check_images(style, "style"))}
 
     @tf.function(input_signature=[_spec(_ANY_FLOAT, "content"), _spec(_ANY_FLOAT, "style_vector"),
@@ -378,41 +378,9 @@ def tflite_signature(variant: TFLiteVariant, options: ExportOptions, vector_size
             tf.TensorSpec([1], tf.float32, name="alpha")]
 
 
-class ResizeUpsampling(keras.layers.Layer):
-    """UpSampling2D as one resize op: the same values, but the channel count stays static for the converter."""
-
-    def __init__(self, size: tuple[int, int] = (2, 2), interpolation: str = "nearest", **kwargs):
-        super().__init__(**kwargs)
-        self.size = tuple(size)
-        self.interpolation = interpolation
-
-    def call(self, x):  # noqa: D102
-        shape = tf.shape(x)
-        return tf.image.resize(x, [shape[1] * self.size[0], shape[2] * self.size[1]], method=self.interpolation)
-
-    def get_config(self):  # noqa: D102
-        return {**super().get_config(), "size": self.size, "interpolation": self.interpolation}
-
-
-def tflite_network(net: ArbitraryStyleNetwork) -> ArbitraryStyleNetwork:
-    """The same network (shared weights) with each UpSampling2D as a resize op (RESIZE_NEAREST_NEIGHBOR)."""
-    # Keras implements nearest UpSampling2D as repeat (tile + reshape to a computed shape), which loses the
-    # channel count when height and width are dynamic, and the converter then needs a Flex Conv2D.
-    features = keras.Input(net.decoder.inputs[0].shape[1:], name="features")
-    x = features
-    for layer in net.decoder.layers[1:]:  # build_decoder makes a plain chain
-        if isinstance(layer, keras.layers.UpSampling2D):
-            x = ResizeUpsampling(layer.size, layer.interpolation, name=layer.name)(x)
-        else:
-            x = layer(x)
-    clone = copy.copy(net)
-    clone.decoder = keras.Model(features, x, name="decoder")
-    return clone
-
-
 def tflite_function(net: ArbitraryStyleNetwork, part: str) -> Callable[..., dict[str, tf.Tensor]]:
     """The graph of one TFLite model; same math as predict_style / fast.stylize_padded."""
-    size = 2 * int(net.encoder.outputs[-1].shape[-1])
+    size = net.vector_size
     if part == "prediction":
         def prediction(style):
             return {"style_vector": tf.reshape(net.predict_style(style), [-1, 1, 1, size])}
@@ -426,11 +394,10 @@ def tflite_function(net: ArbitraryStyleNetwork, part: str) -> Callable[..., dict
 def write_tflite_source(net: ArbitraryStyleNetwork, variant: TFLiteVariant, options: ExportOptions,
                         directory: str) -> str:
     """A single-signature SavedModel for the converter (Keras ExportArchive, which the converter freezes)."""
-    net = tflite_network(net)
     archive = keras.export.ExportArchive()
     archive.track(net.encoder)
     archive.track(net.decoder)
-    vector_size = 2 * int(net.encoder.outputs[-1].shape[-1])
+    vector_size = net.vector_size
     archive.add_endpoint("serving_default", tflite_function(net, variant.part),
                          input_signature=tflite_signature(variant, options, vector_size))
     archive.write_out(directory, verbose=False)
@@ -802,7 +769,7 @@ def _tflite_entry(model: bytes, path: str, variant: TFLiteVariant, record: dict,
     parity = check_tflite(model, variant, net, pairs, options.threads)
     example = tflite_example(variant, pairs[0], net)
     session = tflite_session(model, example, options.threads)
-    vector_size = 2 * int(net.encoder.outputs[-1].shape[-1])
+    vector_size = net.vector_size
     return {
         "file": os.path.basename(path), "path": path, "part": variant.part, "quantization": variant.quantization,
         "dynamic": variant.dynamic, "scheme": record.pop("scheme"), **record,
@@ -988,8 +955,8 @@ SIGNATURE_DOCS = {
     "stylize_bytes_alpha": ("as stylize_bytes, plus `alpha` float32 scalar or [B]",
                             "`stylized_image_bytes` string [B], PNG"),
     "predict_style": (f"`style` float32 [B, h, w, 3] in [0, 1] ({BYTES_STYLE_SIZE} px long side recommended)",
-                      "`style_vector` float32 [B, 1024]"),
-    "stylize_with_vector": ("`content` as serving_default, `style_vector` float32 [B or 1, 1024], `alpha`",
+                      "`style_vector` float32 [B, V]"),
+    "stylize_with_vector": ("`content` as serving_default, `style_vector` float32 [B or 1, V], `alpha`",
                             "`stylized_image` float32 [B, H, W, 3]"),
     "__call__": ("`(content, style)` positional, as serving_default with alpha 1 (the TF Hub Magenta calling "
                  "convention)", "a list; `[0]` is the stylized image"),
@@ -1122,16 +1089,19 @@ def model_card(report: dict) -> str:
     ckpt = report["checkpoint"]
     env = report["environment"]
     opts = report["options"]
+    config = NetworkConfig.from_json(json.dumps(ckpt["config"]))
+    levels = ", ".join(n.replace("block", "relu").replace("_conv", "_") for n in config.levels)
     lines = [
         f"# {report['model_name']} (version {report['version']}): arbitrary-style transfer", "",
         f"Generated by `nst-export` on {report['created']}. Network: AdaIN (Huang & Belongie 2017) with a frozen "
-        "VGG16 encoder to relu4_1 and a trained decoder (reflect padding, nearest resize then convolution: no "
-        "checkerboard artefacts), Magenta's two-part interface (style image -> 1024-float style vector of relu4_1 "
-        "means and standard deviations; content + style vector + alpha -> image).", "",
+        f"VGG16 encoder to relu4_1 and a trained decoder ({config.skip_levels} AdaIN'd skip levels; reflect padding, "
+        "nearest resize then convolution: no checkerboard artefacts), Magenta's two-part interface (style image -> "
+        f"style vector of V = {config.vector_size} floats, the means and standard deviations of {levels}; "
+        "content + style vector + alpha -> image).", "",
         f"Checkpoint: `{'bundled (nst_tf/models/arbitrary)' if ckpt['bundled'] else ckpt['path']}`, config "
         f"`{json.dumps(ckpt['config'], sort_keys=True)}`, weights.npz sha256 `{ckpt['weights_sha256'][:16]}...`. "
-        "The bundled weights are a preliminary training snapshot: the numbers below measure how faithfully the "
-        "exports reproduce the Keras model, not stylization quality.", "",
+        "The numbers below measure how faithfully the exports reproduce the Keras model; stylization quality "
+        "on held-out pairs is measured by `benchmarks/fast_quality.py`.", "",
         "Parity images (held out from int8 calibration): "
         f"{', '.join(f'{c} x {s}' for c, s in report['parity_images'])} "
         f"from `{report['data_dir']}` (content/, styles/). Float SavedModel checks use the content at "

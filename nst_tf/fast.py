@@ -14,7 +14,7 @@ STYLE_SIZE = 256  # style images are seen at this long side when predicting thei
 
 def style_vector(net: ArbitraryStyleNetwork, styles: Sequence[np.ndarray],
                  blend: Sequence[float] | None = None) -> tf.Tensor:
-    """The blend-weighted mean of the style vectors of several [H, W, 3] style images: [1, 1024]."""
+    """The blend-weighted mean of the style vectors of several [H, W, 3] style images: [1, V]."""
     if not styles:
         raise ValueError("at least one style image is needed")
     weights = [1.0] * len(styles) if blend is None else [float(b) for b in blend]

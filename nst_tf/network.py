@@ -2,10 +2,14 @@
 
 Design (Huang & Belongie 2017, AdaIN, with Magenta's two-part interface):
 - encoder: a frozen pretrained VGG16 up to relu4_1 (block4_conv1);
-- style predictor: encoder(style) -> style vector = [mean, std] of relu4_1 over positions (1024 floats);
-- stylizer: encoder(content) -> AdaIN with the (alpha-blended) style vector -> decoder -> image.
-Only the decoder is trained. The decoder uses reflect padding and resize-then-convolve upsampling
-(no transposed convolutions, so no checkerboard artefacts). Every op maps onto a TFLite builtin.
+- style predictor: encoder(style) -> style vector = [mean, std] over positions of each used level
+  (relu4_1 alone: 1024 floats; with skip_levels=3, relu1_1..relu4_1: 1920 floats);
+- stylizer: encoder(content) -> AdaIN of each used level with the (alpha-blended) style vector -> decoder.
+The decoder starts from the AdaIN'd relu4_1 and, after each upsampling, adds a 1x1 projection of the
+AdaIN'd shallower level (skip_levels of them; a multi-level AdaIN U-Net, zero-initialised so that a
+decoder trained without skips warm-starts unchanged). The skips carry the detail that relu4_1 has lost.
+Only the decoder is trained. It uses reflect padding and resize-then-convolve upsampling (no transposed
+convolutions, so no checkerboard artefacts). Every op maps onto a TFLite builtin.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import tensorflow as tf
 from nst_tf.features import PREPROCESSORS
 
 ENCODER_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1")
+ENCODER_CHANNELS = (64, 128, 256, 512)
 BOTTLENECK = "block4_conv1"
 STRIDE = 8  # relu4_1 is 1/8 of the input size
 _EPS = 1e-5
@@ -34,6 +39,26 @@ class NetworkConfig:
     decoder_channels: tuple[int, ...] = (256, 128, 128, 64, 64, 32)
     upsample: str = "nearest"
     preprocessing: str = "torch"  # of the encoder's VGG16 weights: torch (lpips) or caffe (Keras imagenet)
+    skip_levels: int = 3  # shallower encoder levels (relu3_1, relu2_1, relu1_1) also AdaIN'd and fed in
+
+    def __post_init__(self):
+        if not 0 <= self.skip_levels <= 3:
+            raise ValueError(f"skip_levels must be 0..3, got {self.skip_levels}")
+
+    @property
+    def levels(self) -> tuple[str, ...]:
+        """The encoder layers the style vector describes, shallow to deep (relu4_1 last)."""
+        return ENCODER_LAYERS[3 - self.skip_levels:]
+
+    @property
+    def level_channels(self) -> tuple[int, ...]:
+        """Channels of each level in `levels`."""
+        return ENCODER_CHANNELS[3 - self.skip_levels:]
+
+    @property
+    def vector_size(self) -> int:
+        """Length of a style vector: a mean and a std per channel of every level."""
+        return 2 * sum(self.level_channels)
 
     def to_json(self) -> str:
         """Stable JSON form, stored beside checkpoints and bundled weights."""
@@ -44,6 +69,7 @@ class NetworkConfig:
         """Inverse of to_json."""
         data = json.loads(text)
         data["decoder_channels"] = tuple(data["decoder_channels"])
+        data.setdefault("skip_levels", 0)  # networks saved before skips existed
         return cls(**data)
 
 
@@ -61,6 +87,22 @@ def adain(features: tf.Tensor, style_vector: tf.Tensor) -> tf.Tensor:
     style_mean = style_vector[:, None, None, :channels]
     style_std = style_vector[:, None, None, channels:]
     return normalized * style_std + style_mean
+
+
+def levels_vector(levels: list[tf.Tensor]) -> tf.Tensor:
+    """Feature maps of several levels -> one style vector: each level's [mean, std], shallow to deep."""
+    return tf.concat([moments_vector(f) for f in levels], axis=-1)
+
+
+def split_vector(vector: tf.Tensor, channels: tuple[int, ...]) -> list[tf.Tensor]:
+    """Inverse layout of levels_vector: [B, 2 * sum(channels)] -> one [B, 2C] vector per level."""
+    return tf.split(vector, [2 * c for c in channels], axis=-1)
+
+
+def multi_adain(levels: list[tf.Tensor], style_vector: tf.Tensor) -> list[tf.Tensor]:
+    """AdaIN of every level with its part of `style_vector`."""
+    parts = split_vector(style_vector, tuple(int(f.shape[-1]) for f in levels))
+    return [adain(f, v) for f, v in zip(levels, parts)]
 
 
 def blend_vectors(style_vector: tf.Tensor, content_vector: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
@@ -98,19 +140,28 @@ class ReflectionPadding2D(keras.layers.Layer):
         return {**super().get_config(), "pad": self.pad}
 
 
-class AdaIN(keras.layers.Layer):
-    """(content features, style vector, alpha) -> features with the blended style statistics."""
+class ResizeUpsampling(keras.layers.Layer):
+    """Upsampling as one resize op (TFLite RESIZE_NEAREST_NEIGHBOR); the channel count stays static.
 
-    def call(self, inputs):  # noqa: D102
-        features, style_vector, alpha = inputs
-        return adain(features, blend_vectors(style_vector, moments_vector(features), alpha))
+    Keras' UpSampling2D does nearest upsampling with repeat (tile + reshape to a computed shape), which
+    loses the channel count when height and width are dynamic, and the TFLite converter then needs Flex ops.
+    """
 
+    def __init__(self, size: tuple[int, int] = (2, 2), interpolation: str = "nearest", **kwargs):
+        super().__init__(**kwargs)
+        self.size = tuple(size)
+        self.interpolation = interpolation
 
-class Moments(keras.layers.Layer):
-    """Features -> style vector (mean and std per channel)."""
+    def call(self, x):  # noqa: D102
+        shape = tf.shape(x)
+        return tf.image.resize(x, [shape[1] * self.size[0], shape[2] * self.size[1]], method=self.interpolation)
 
-    def call(self, features):  # noqa: D102
-        return moments_vector(features)
+    def compute_output_shape(self, input_shape):  # noqa: D102
+        b, h, w, c = input_shape
+        return (b, None if h is None else h * self.size[0], None if w is None else w * self.size[1], c)
+
+    def get_config(self):  # noqa: D102
+        return {**super().get_config(), "size": self.size, "interpolation": self.interpolation}
 
 
 def build_encoder(preprocessing: str = "torch", name: str = "encoder") -> keras.Model:
@@ -135,21 +186,32 @@ def _conv(x, channels: int, name: str, activation: str | None = "relu"):
     return keras.layers.Conv2D(channels, 3, padding="valid", activation=activation, name=name)(x)
 
 
+def _up(x, skips: dict, level: int, channels: int, config: NetworkConfig):
+    """Resize x2, then add a (zero-initialised) 1x1 projection of the level's skip features if fed."""
+    x = ResizeUpsampling((2, 2), config.upsample, name=f"up{level}")(x)
+    if level in skips:
+        projected = keras.layers.Conv2D(channels, 1, kernel_initializer="zeros", name=f"skip{level}")(skips[level])
+        x = keras.layers.Add(name=f"add{level}")([x, projected])
+    return x
+
+
 def build_decoder(config: NetworkConfig = NetworkConfig()) -> keras.Model:
-    """relu4_1-sized features -> RGB image (unclipped); three resize-then-conv upsamplings."""
+    """AdaIN'd levels (shallow to deep, relu4_1 last) -> RGB image (unclipped); three resize-then-conv steps."""
     c = config.decoder_channels
-    features = keras.Input((None, None, 512), name="features")
-    x = _conv(features, c[0], "dec4_1")
-    x = keras.layers.UpSampling2D(2, interpolation=config.upsample, name="up3")(x)
+    inputs = [keras.Input((None, None, ch), name=name.replace("block", "relu").replace("_conv", "_"))
+              for name, ch in zip(config.levels, config.level_channels)]
+    skips = {level: inputs[level - 4 + config.skip_levels] for level in range(4 - config.skip_levels, 4)}
+    x = _conv(inputs[-1], c[0], "dec4_1")
+    x = _up(x, skips, 3, c[0], config)
     x = _conv(x, c[1], "dec3_2")
     x = _conv(x, c[2], "dec3_1")
-    x = keras.layers.UpSampling2D(2, interpolation=config.upsample, name="up2")(x)
+    x = _up(x, skips, 2, c[2], config)
     x = _conv(x, c[3], "dec2_2")
     x = _conv(x, c[4], "dec2_1")
-    x = keras.layers.UpSampling2D(2, interpolation=config.upsample, name="up1")(x)
+    x = _up(x, skips, 1, c[4], config)
     x = _conv(x, c[5], "dec1_2")
     x = _conv(x, 3, "dec1_1", activation=None)
-    return keras.Model(features, x, name="decoder")
+    return keras.Model(inputs if len(inputs) > 1 else inputs[0], x, name="decoder")
 
 
 class ArbitraryStyleNetwork:
@@ -160,21 +222,33 @@ class ArbitraryStyleNetwork:
         self.encoder = build_encoder(config.preprocessing)
         self.decoder = build_decoder(config)
 
+    @property
+    def vector_size(self) -> int:
+        """Length of this network's style vectors."""
+        return self.config.vector_size
+
     # -- the interface ---------------------------------------------------------------
+    def encode(self, images: tf.Tensor) -> list[tf.Tensor]:
+        """[B, H, W, 3] images in [0, 1] -> the feature maps of the used levels, shallow to deep."""
+        return self.encoder(tf.convert_to_tensor(images, tf.float32))[4 - len(self.config.levels):]
+
+    def decode(self, levels: list[tf.Tensor], training: bool = False) -> tf.Tensor:
+        """AdaIN'd levels (as from encode) -> unclipped images."""
+        return self.decoder(levels if len(levels) > 1 else levels[0], training=training)
+
     def predict_style(self, style_images: tf.Tensor) -> tf.Tensor:
-        """[B, H, W, 3] style images in [0, 1] -> [B, 1024] style vectors."""
-        return moments_vector(self.encoder(style_images)[-1])
+        """[B, H, W, 3] style images in [0, 1] -> [B, vector_size] style vectors."""
+        return levels_vector(self.encode(style_images))
 
     def stylize(self, content_images: tf.Tensor, style_vector: tf.Tensor, alpha: float | tf.Tensor = 1.0,
                 clip: bool = True) -> tf.Tensor:
-        """Content images in [0, 1] + style vectors ([B, 1024] or [1, 1024]) -> stylized images."""
-        content_images = tf.convert_to_tensor(content_images, tf.float32)
-        features = self.encoder(content_images)[-1]
-        batch = tf.shape(features)[0]
+        """Content images in [0, 1] + style vectors ([B, vector_size] or [1, ...]) -> stylized images."""
+        levels = self.encode(content_images)
+        batch = tf.shape(levels[-1])[0]
         style_vector = tf.broadcast_to(style_vector, [batch, tf.shape(style_vector)[-1]])
         alpha = tf.broadcast_to(tf.reshape(tf.cast(alpha, tf.float32), [-1, 1]), [batch, 1])
-        target = adain(features, blend_vectors(style_vector, moments_vector(features), alpha))
-        images = self.decoder(target)
+        targets = multi_adain(levels, blend_vectors(style_vector, levels_vector(levels), alpha))
+        images = self.decode(targets)
         return tf.clip_by_value(images, 0.0, 1.0) if clip else images
 
     def __call__(self, content_images, style_images, alpha=1.0):

@@ -1,12 +1,15 @@
 """Training the arbitrary-style decoder: Gatys losses on the frozen VGG encoder, tf.distribute, resumable.
 
-One training step: encode content and style, AdaIN, decode, re-encode the output; content loss at
-relu4_1 against the AdaIN target, Gram style loss at relu1_1..relu4_1 against the style image, and
-total variation. An identity term (the decoded content features must give back the content photo,
-pixel MSE; Li et al. 2017's reconstruction decoders, Park & Lee 2019's identity loss) teaches the
-decoder to invert the encoder; with every other weight at 0 the step is reconstruction only and skips
-the style and output passes (a cheap warm-up). Gradients are computed per replica and applied only
-when every loss is finite.
+One training step: encode content and style, AdaIN (every level the network uses), decode, and
+measure the output with the frozen VGG loss network: content loss either at relu4_1 against the AdaIN
+target (`content_target="adain"`, Huang & Belongie) or at block4_conv2 against the content photo itself
+(`"photo"`, the Gatys content loss the optimiser minimises), Gram style loss at `style_layers` against
+the style image, and total variation. The loss network shares the encoder's weights, so one pass per
+image gives both the levels to AdaIN and the loss features. An identity term (the decoded content
+features must give back the content photo, pixel MSE; Li et al. 2017's reconstruction decoders, Park &
+Lee 2019's identity loss) teaches the decoder to invert the encoder; with every other weight at 0 the
+step is reconstruction only and skips the style and output passes (a cheap warm-up). Gradients are
+computed per replica and applied only when every loss is finite.
 """
 
 from __future__ import annotations
@@ -22,11 +25,14 @@ import numpy as np
 import tensorflow as tf
 
 from nst_tf import data as data_lib
+from nst_tf import features as features_lib
 from nst_tf import losses
 from nst_tf import weights as weights_lib
-from nst_tf.network import ArbitraryStyleNetwork, NetworkConfig, adain, moments_vector
+from nst_tf.network import BOTTLENECK, ENCODER_LAYERS, ArbitraryStyleNetwork, NetworkConfig, levels_vector, multi_adain
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+CONTENT_TARGETS = ("adain", "photo")
+PHOTO_CONTENT_LAYER = "block4_conv2"  # the product's default content layer (features.DEFAULT_CONTENT_LAYERS)
 
 
 class TrainingError(RuntimeError):
@@ -50,6 +56,8 @@ class TrainConfig:
     style_weight: float = 10.0
     tv_weight: float = 1.0
     identity_weight: float = 0.0
+    content_target: str = "adain"
+    style_layers: str = ",".join(ENCODER_LAYERS)
     log_every: int = 10
     image_every: int = 200
     checkpoint_every: int = 100
@@ -94,14 +102,23 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, strategy: tf.distribute.Strategy | None = None,
                  network_config: NetworkConfig | None = None):
+        if config.content_target not in CONTENT_TARGETS:
+            raise ValueError(f"content_target must be one of {', '.join(CONTENT_TARGETS)}, "
+                             f"got '{config.content_target}'")
         self.config = config
+        self.style_layers = tuple(n.strip() for n in config.style_layers.split(",") if n.strip())
+        if not self.style_layers:
+            raise ValueError("style_layers: at least one layer is needed")
         self.strategy = strategy or tf.distribute.get_strategy()
         spec = weights_lib.resolve(config.weights, "vgg16")
         self.network_config = network_config or NetworkConfig(preprocessing=spec.preprocessing)
         self._check_run_dir()
+        content_layer = PHOTO_CONTENT_LAYER if config.content_target == "photo" else BOTTLENECK
+        self.loss_layers = tuple(dict.fromkeys((*ENCODER_LAYERS, content_layer, *self.style_layers)))
         with self.strategy.scope():
             self.net = ArbitraryStyleNetwork(self.network_config)
             self.net.load_encoder_weights(spec)
+            self.loss_net = features_lib.FeatureExtractor(spec, content_layers=(), style_layers=self.loss_layers)
             schedule = keras.optimizers.schedules.InverseTimeDecay(config.learning_rate, 1, config.lr_decay)
             self.optimizer = keras.optimizers.Adam(schedule)
             self.optimizer.build(self.net.decoder.trainable_variables)
@@ -145,31 +162,55 @@ class Trainer:
             raise TrainingError(f"{latest}: checkpoint does not fit this model ({reason})") from None
         return latest
 
-    def init_decoder_from(self, directory: str) -> None:
-        """Copy decoder weights from a saved network folder (a warm start; Adam starts afresh)."""
+    def init_decoder_from(self, directory: str) -> list[str]:
+        """Copy decoder weights from a saved network folder, layer by layer (a warm start; Adam starts afresh).
+
+        The source may have fewer skip levels: its layers are copied and the skip projections it lacks keep
+        their zero initialisation, so the warm-started network computes exactly what the source did.
+        Returns the names of the layers that were not in the source.
+        """
         source = ArbitraryStyleNetwork.load(directory)
-        if source.config != self.network_config:
-            raise TrainingError(f"{directory}: network {source.config} differs from {self.network_config}")
-        self.net.decoder.set_weights(source.decoder.get_weights())
+        ours, theirs = self.network_config, source.config
+        shape = lambda c: (c.decoder_channels, c.upsample, c.preprocessing)  # noqa: E731
+        if shape(ours) != shape(theirs) or theirs.skip_levels > ours.skip_levels:
+            raise TrainingError(f"{directory}: network {theirs} does not fit {ours}")
+        fresh = []
+        for layer in self.net.decoder.layers:
+            if not layer.weights:
+                continue
+            try:
+                layer.set_weights(source.decoder.get_layer(layer.name).get_weights())
+            except ValueError:
+                if not layer.name.startswith("skip"):
+                    raise TrainingError(
+                        f"{directory}: decoder layer {layer.name} missing or of another shape") from None
+                fresh.append(layer.name)
+        return fresh
 
     # -- one step --------------------------------------------------------------------
     def compute_losses(self, content: tf.Tensor, style: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
         """Per-example loss terms ([B] each) and the decoded output for one batch."""
         cfg = self.config
-        content_feats = self.net.encoder(content)
+        levels = self.network_config.levels
+        content_feats = self._loss_features(content)
+        content_levels = [content_feats[n] for n in levels]
         terms = {}
         if cfg.identity_weight:
-            reconstruction = self.net.decoder(content_feats[-1], training=True)
+            reconstruction = self.net.decode(content_levels, training=True)
             terms["identity"] = cfg.identity_weight * losses.reconstruction_loss(reconstruction, content)
             if not (cfg.content_weight or cfg.style_weight or cfg.tv_weight):
                 terms["total"] = terms["identity"]
                 return terms, reconstruction
-        style_feats = self.net.encoder(style)
-        target = adain(content_feats[-1], moments_vector(style_feats[-1]))
-        output = self.net.decoder(target, training=True)
-        output_feats = self.net.encoder(output)
-        content_term = losses.content_loss(output_feats[-1], target)
-        style_terms = [losses.style_loss(o, losses.gram_matrix(s)) for o, s in zip(output_feats, style_feats)]
+        style_feats = self._loss_features(style)
+        targets = multi_adain(content_levels, levels_vector([style_feats[n] for n in levels]))
+        output = self.net.decode(targets, training=True)
+        output_feats = self._loss_features(output)
+        if cfg.content_target == "photo":
+            content_term = losses.content_loss(output_feats[PHOTO_CONTENT_LAYER], content_feats[PHOTO_CONTENT_LAYER])
+        else:
+            content_term = losses.content_loss(output_feats[BOTTLENECK], targets[-1])
+        style_terms = [losses.style_loss(output_feats[n], losses.gram_matrix(style_feats[n]))
+                       for n in self.style_layers]
         style_term = tf.add_n(style_terms) / len(style_terms)
         tv_term = losses.total_variation_loss(output)
         terms.update({
@@ -179,6 +220,10 @@ class Trainer:
         })
         terms["total"] = tf.add_n(list(terms.values()))
         return terms, output
+
+    def _loss_features(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Layer name -> VGG features of [0, 1] images (one pass; the encoder's levels are among them)."""
+        return dict(zip(self.loss_layers, self.loss_net(images)[1]))
 
     def _replica_gradients(self, content, style):
         global_batch = self.config.batch_size

@@ -126,11 +126,13 @@ MIRRORED = textwrap.dedent("""
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     from nst_tf.augment import RandomStyleTransfer
+    from nst_tf.network import ArbitraryStyleNetwork
     rng = np.random.default_rng(0)
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     x = rng.random((8, 40, 40, 3)).astype(np.float32)
     with strategy.scope():
-        aug = RandomStyleTransfer(rng.random((3, 1024)).astype(np.float32) * 2, p=1.0, seed=3)
+        aug = RandomStyleTransfer(rng.random((3, ArbitraryStyleNetwork.load().vector_size)).astype(np.float32) * 2,
+                                  p=1.0, seed=3)
         inputs = keras.Input((40, 40, 3))
         model = keras.Model(inputs, keras.layers.Dense(1)(keras.layers.GlobalAveragePooling2D()(aug(inputs))))
         model.compile(optimizer="adam", loss="mse")

@@ -12,7 +12,7 @@ from conftest import last_line, run_cli
 from PIL import Image
 
 from nst_tf import export, fast, images
-from nst_tf.network import ArbitraryStyleNetwork
+from nst_tf.network import BUNDLED_DIR, ArbitraryStyleNetwork, NetworkConfig
 
 SIZE = 64  # fixed TFLite content and style side (small: the test machine has 2 cores)
 
@@ -20,6 +20,10 @@ SIZE = 64  # fixed TFLite content and style side (small: the test machine has 2 
 @pytest.fixture(scope="module")
 def net():
     return ArbitraryStyleNetwork.load()
+
+
+with open(os.path.join(BUNDLED_DIR, "config.json")) as _f:
+    V = NetworkConfig.from_json(_f.read()).vector_size  # the bundled network's style vector length
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +135,7 @@ def _inputs(kind, content=None, style=None, alpha=1.0, vector=None):
     content = rng.uniform(size=(1, 32, 40, 3)).astype(np.float32) if content is None else content
     style = rng.uniform(size=(1, 32, 32, 3)).astype(np.float32) if style is None else style
     if kind == "vector":
-        vector = np.ones((1, 1024), np.float32) if vector is None else vector
+        vector = np.ones((1, V), np.float32) if vector is None else vector
         return "stylize_with_vector", {"content": content, "style_vector": vector, "alpha": alpha}
     return "serving_default", {"content": content, "style": style, "alpha": alpha}
 
@@ -148,8 +152,8 @@ BAD_FLOAT_INPUTS = [
     (_inputs("float", alpha=1.5), r"alpha: values must be in \[0, 1\]"),
     (_inputs("float", alpha=np.ones((2, 2), np.float32)), "alpha: expected a scalar or a"),
     (_inputs("float", alpha=np.ones(3, np.float32)), "alpha: batch must be 1 or the content batch"),
-    (_inputs("vector", vector=np.ones((1, 100), np.float32)), "style_vector: expected 1024 values"),
-    (_inputs("vector", vector=np.ones(1024, np.float32)), r"style_vector: expected a \[batch, 1024\]"),
+    (_inputs("vector", vector=np.ones((1, 100), np.float32)), f"style_vector: expected {V} values"),
+    (_inputs("vector", vector=np.ones(V, np.float32)), rf"style_vector: expected a \[batch, {V}\]"),
 ]
 
 
@@ -212,7 +216,7 @@ def test_tflite_models_are_builtin_only_and_match_keras(exported, net, pictures)
         max_bound, mean_bound = export.IMAGE_BOUNDS[quantization]
         if part == "prediction":
             out = _run_tflite(entry["path"], {"style": style[None]})["style_vector"]
-            assert out.shape == (1, 1, 1, 1024)
+            assert out.shape == (1, 1, 1, V)
             image = fast.stylize_padded(net, tf.constant(content[None]), tf.constant(out.reshape(1, -1))).numpy()
         else:
             out = _run_tflite(entry["path"], {"content": content[None], "style_vector": vector.reshape(1, 1, 1, -1),
@@ -255,7 +259,7 @@ def test_full_integer_int8_runs_integer_kernels(net, data_dir, tmp_path):
                    == schema.BuiltinOperator.CONV_2D}
     assert conv_inputs == {schema.TensorType.INT8}
     out = _run_tflite_bytes(model, {"style": calibration[0]["style"]})["style_vector"]
-    assert out.shape == (1, 1, 1, 1024) and np.isfinite(out).all()
+    assert out.shape == (1, 1, 1, V) and np.isfinite(out).all()
 
 
 def test_model_card_and_report(exported):

