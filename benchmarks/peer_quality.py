@@ -78,7 +78,7 @@ def measure(result: dict, data_dir: str = DATA) -> list[dict]:
         style = _square(data_dir, "styles", style_name, CONTENT_SIZE)
         objective = optimize.Objective(extractor, content, optimize.style_targets(extractor, [style]),
                                        optimize.LossWeights(content=1, style=1, tv=0))
-        row = {"pair": f"{content_name}x{style_name}"}
+        row = {"pair": f"{content_name} x {style_name}"}
         for name, image in (("content_photo", content), *((name, result[name][i]) for name in OUTPUTS)):
             terms = objective.terms(image[None].astype(np.float32))
             row[name] = {"style_loss": float(terms["style"]), "content_loss": float(terms["content"])}

@@ -32,7 +32,9 @@ BENCHMARKS = {
     "memory_large": ("memory_large.py", None, ["--sizes=1024,2048,4096"]),
     "quality_vs_reference": ("quality_vs_reference.py", None, []),
     "fast_quality": ("fast_quality.py", ["--no_optimizer", "--pairs=4"], []),
+    "peer_quality": ("peer_quality.py", None, []),
 }
+NOTES = "Notes on these figures"  # a hand-written section from this line on survives re-rendering the Markdown
 
 
 def run_one(name: str, quick: bool, timeout: float) -> dict:
@@ -96,6 +98,12 @@ def table(results: dict) -> list[str]:
         rows.append(f"| fast network quality ({fq['size']} px, held out) | {r['pair']} | "
                     f"style −{100 * r['style_reduction']:.0f}% | | | content {r['network']['content_loss']:.3f}"
                     + (f", optimiser content {opt['content_loss']:.3f} |" if opt else " |"))
+    pq = results.get("peer_quality", {})
+    for r in pq.get("rows", []):
+        rows.append(f"| TFLite int8 quality vs peer (384 px) | {r['pair']} | "
+                    f"style {r['ours_int8']['style_loss']:.3f} | | | "
+                    f"peer style {r['peer_int8']['style_loss']:.3f}; content {r['ours_int8']['content_loss']:.3f} vs "
+                    f"peer {r['peer_int8']['content_loss']:.3f} |")
     tfl = results.get("tflite_latency", {})
     for r in tfl.get("nst_tf", []):
         rows.append(f"| TFLite {r['part']} {r['quantization']}{' resizable' if r['dynamic'] else ''} | "
@@ -161,6 +169,11 @@ def main() -> None:
              f"GPUs: {report['machine']['gpus'] or 'none'}; TensorFlow {report['machine']['tensorflow']}. "
              f"Total {report['seconds']:.0f} s. Made by `python benchmarks/run.py"
              f"{' --quick' if args.quick else ''}{' --collect' if args.collect else ''}`.", "", *table(results), ""]
+    if args.markdown and os.path.exists(args.markdown):
+        with open(args.markdown) as f:
+            old = f.read()
+        if NOTES in old:
+            lines.append(old[old.index(NOTES):].rstrip("\n") + "\n")
     with open(args.markdown, "w") as f:
         f.write("\n".join(lines))
     print("\n".join(lines))
