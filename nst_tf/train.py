@@ -4,7 +4,7 @@ One training step: encode content and style, AdaIN (every level the network uses
 measure the output with the frozen VGG loss network: content loss either at relu4_1 against the AdaIN
 target (`content_target="adain"`, Huang & Belongie) or at block4_conv2 against the content photo itself
 (`"photo"`, the Gatys content loss the optimiser minimises), Gram style loss at `style_layers` against
-the style image, and total variation. The loss network shares the encoder's weights, so one pass per
+the style image, and total variation. The loss network has the encoder's weights, so one pass per
 image gives both the levels to AdaIN and the loss features. An identity term (the decoded content
 features must give back the content photo, pixel MSE; Li et al. 2017's reconstruction decoders, Park &
 Lee 2019's identity loss) teaches the decoder to invert the encoder; with every other weight at 0 the
