@@ -125,7 +125,7 @@ def main(argv: list[str]) -> int:
     if not 0.0 <= FLAGS.average < 1.0:
         raise common.UsageError(f"--average must be in [0, 1), got {FLAGS.average}")
     scales = _scales()
-    steps = _steps(len(scales))
+    _steps(len(scales))  # validated before any image is read
     style_paths, blend = common.styles_and_blend(FLAGS.style, FLAGS.style_blend)
     if FLAGS.mask and blend is not None:
         raise common.UsageError("--mask gives each style its own region; --style_blend cannot be used with it")
@@ -145,7 +145,7 @@ def main(argv: list[str]) -> int:
     init = FLAGS.init
     if init not in ("content", "noise", "style"):
         init = images.load_image(init)
-    result = _optimize(content, styles, style_paths, blend, scales, steps, init, regions)
+    result = _optimize(content, styles, style_paths, blend, init, regions)
     images.save_image(result, FLAGS.output)
     if FLAGS.contact_sheet:
         images.save_image(images.contact_sheet([content, *styles, result]), FLAGS.contact_sheet)
@@ -167,7 +167,7 @@ def optimizer_options(init="content", blend=None):
                                      style_layers=tuple(layer_weights) if layer_weights else None))
 
 
-def _optimize(content, styles, style_paths, blend, scales, steps, init, regions):
+def _optimize(content, styles, style_paths, blend, init, regions):
     """Build the loss network and run the optimiser with a progress bar, TensorBoard and intermediates."""
     import keras
     import tensorflow as tf
@@ -180,6 +180,7 @@ def _optimize(content, styles, style_paths, blend, scales, steps, init, regions)
         FLAGS.weights, FLAGS.backbone, common.split_list(FLAGS.content_layers),
         common.split_list(FLAGS.style_layers), FLAGS.preprocessing)
     options = optimizer_options(init, blend)
+    scales = options.scales
     total_steps = sum(options.steps_per_scale()) if not (FLAGS.tile and scales[-1] > FLAGS.tile) else None
     progbar = keras.utils.Progbar(total_steps, stateful_metrics=["total", "content", "style", "tv"], unit_name="step")
     writer = tf.summary.create_file_writer(FLAGS.logdir) if FLAGS.logdir else None
@@ -199,7 +200,7 @@ def _optimize(content, styles, style_paths, blend, scales, steps, init, regions)
 
     h, w = content.shape[:2]
     print(f"stylizing {FLAGS.content} ({w}x{h}) with {', '.join(style_paths)}: {extractor.spec.backbone} "
-          f"({FLAGS.weights}), {FLAGS.optimizer}, scales {list(scales)}, steps {list(steps)}")
+          f"({FLAGS.weights}), {FLAGS.optimizer}, scales {list(scales)}, steps {list(options.steps)}")
     signal.signal(signal.SIGTERM, _raise_interrupt)
     started = time.time()
     try:
