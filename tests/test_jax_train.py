@@ -1,0 +1,118 @@
+"""tools/jax_train.py (the trainer's step in JAX, for accelerator machines without TensorFlow) against nst_tf.train.
+
+Skipped where JAX is not installed (CI); run it before a device run: pip install "jax[cpu]".
+"""
+
+import importlib.util
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+jax = pytest.importorskip("jax")
+
+from nst_tf import train  # noqa: E402
+from nst_tf.network import BUNDLED_DIR  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
+
+
+def _load_tool(name):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "tools", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+jt = _load_tool("jax_train")
+
+
+@pytest.fixture(scope="module")
+def trainer(tmp_path_factory, lpips_weights):
+    root = tmp_path_factory.mktemp("jax_port")
+    rng = np.random.default_rng(0)
+    for name in ("content", "style"):
+        (root / name).mkdir()
+        keras.utils.save_img(str(root / name / "a.png"), rng.random((40, 40, 3)))
+    config = train.TrainConfig(content_dir=str(root / "content"), style_dir=str(root / "style"),
+                               model_dir=str(root / "run"), weights=lpips_weights, batch_size=2,
+                               content_target="photo", style_layers=",".join(STYLE_LAYERS),
+                               identity_weight=10, style_weight=10, tv_weight=1, content_weight=1,
+                               learning_rate=5e-4, lr_decay=5e-5)
+    t = train.Trainer(config)
+    t.init_decoder_from(BUNDLED_DIR)
+    return t
+
+
+def _jax_params(trainer):
+    vgg = {layer.name: tuple(w.numpy() for w in layer.weights) for layer in trainer.loss_net.model.layers
+           if layer.weights}
+    dec = {layer.name: tuple(w.numpy() for w in layer.weights) for layer in trainer.net.decoder.layers
+           if layer.weights}
+    return vgg, dec
+
+
+def _batch():
+    rng = np.random.default_rng(1)
+    smooth = lambda: tf.image.resize(rng.random((2, 8, 8, 3)), [64, 64]).numpy().astype(np.float32)  # noqa: E731
+    return smooth(), smooth()
+
+
+def test_loss_terms_match_tensorflow(trainer):
+    content, style = _batch()
+    tf_terms, _ = trainer.compute_losses(tf.constant(content), tf.constant(style))
+    vgg, dec = _jax_params(trainer)
+    weights = {"content": 1.0, "style": 10.0, "tv": 1.0, "identity": 10.0}
+    jax_terms = jt.loss_terms(dec, vgg, content, style, weights, STYLE_LAYERS)
+    assert set(jax_terms) == set(tf_terms)
+    for key in tf_terms:
+        np.testing.assert_allclose(np.asarray(jax_terms[key]), tf_terms[key].numpy(), rtol=2e-3, err_msg=key)
+    assert float(np.min(tf_terms["style"])) > 0.1  # not a trivially matching zero
+
+
+def test_gradients_match_tensorflow(trainer):
+    content, style = _batch()
+    tf_grads, _, bad = trainer._replica_gradients(tf.constant(content), tf.constant(style))
+    assert int(bad) == 0
+    vgg, dec = _jax_params(trainer)
+    weights = {"content": 1.0, "style": 10.0, "tv": 1.0, "identity": 10.0}
+
+    def loss(d):
+        return jax.numpy.mean(jt.loss_terms(d, vgg, content, style, weights, STYLE_LAYERS)["total"])
+
+    jax_grads = jax.grad(loss)(dec)
+    names = [v.path.split("/")[-2] for v in trainer.net.decoder.trainable_variables]
+    kinds = [0 if "kernel" in v.path else 1 for v in trainer.net.decoder.trainable_variables]
+    for name, kind, g in zip(names, kinds, tf_grads):
+        ours = np.asarray(jax_grads[name][kind])
+        rel = np.linalg.norm(ours - g.numpy()) / (np.linalg.norm(g.numpy()) + 1e-12)
+        assert rel < 1e-2, (name, kind, rel)  # TF's own float32 CPU gradients are ~5e-3 from float64 here
+
+
+def test_adam_update_matches_keras():
+    rng = np.random.default_rng(2)
+    start = rng.normal(size=(3, 4)).astype(np.float32)
+    grads = [rng.normal(size=(3, 4)).astype(np.float32) * s for s in (1.0, 0.1, 3.0)]
+    var = tf.Variable(start)
+    schedule = keras.optimizers.schedules.InverseTimeDecay(0.01, 1, 0.5)
+    optimizer = keras.optimizers.Adam(schedule)
+    params = {"w": (start,)}
+    state = {"iterations": np.int32(0), "m": {"w": (np.zeros_like(start),)}, "v": {"w": (np.zeros_like(start),)}}
+    for g in grads:
+        optimizer.apply_gradients([(tf.constant(g), var)])
+        params, state = jt.adam_update(params, {"w": (g,)}, state, 0.01, 0.5)
+    np.testing.assert_allclose(np.asarray(params["w"][0]), var.numpy(), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(var.numpy(), start, atol=1e-3)  # the steps did move it
+
+
+def test_random_crop_sizes_and_range():
+    from PIL import Image
+
+    image = Image.fromarray(np.random.default_rng(3).integers(0, 255, (30, 50, 3), dtype=np.uint8))
+    rng = np.random.default_rng(4)
+    crops = [jt.random_crop(image, 64, 1.0, 1.6, rng) for _ in range(5)]  # smaller than the crop: resized up
+    assert all(c.shape == (64, 64, 3) and c.dtype == np.float32 for c in crops)
+    assert min(c.min() for c in crops) >= 0.0 and max(c.max() for c in crops) <= 1.0

@@ -1,0 +1,108 @@
+"""Carry a training run to a JAX-only accelerator machine and bring its decoder back (see tools/jax_train.py).
+
+  python tools/device_pack.py pack --out=.device [--model=DIR] [--crop=256]
+      network.npz: with --model, that network's weights.npz (encoder and decoder, float16; by default
+      jax_train.py reads the bundled nst_tf/models/arbitrary/weights.npz, which travels with the repository);
+      pack.npz: the offline ImageNet VGG16's deeper layers that only the losses use (block4_conv2..block5_conv1,
+      float16); content/: the training photos shrunk to the largest size a crop can use (short side crop * 1.6,
+      JPEG q85); style/: the paintings, as they are.
+  python tools/device_pack.py unpack --decoder=OUT/decoder_final.npz --out=DIR [--model=DIR]
+      a network folder (config.json + weights.npz, as nst-train writes) with the trained decoder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import shutil
+import sys
+
+import numpy as np
+from PIL import Image
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA = os.environ.get("NST_TF_DATA", os.path.join(os.path.dirname(ROOT), "shared", "data"))
+LOSS_ONLY_LAYERS = ("block4_conv2", "block4_conv3", "block5_conv1")
+
+
+def loss_layer_arrays(vgg) -> dict[str, np.ndarray]:
+    """{encoder/<layer>/<i>: float16} of the VGG16 layers beyond the encoder that the losses use."""
+    return {f"encoder/{name}/{i}": w.astype(np.float16)
+            for name in LOSS_ONLY_LAYERS for i, w in enumerate(vgg.get_layer(name).get_weights())}
+
+
+def shrink(src: str, dst: str, short_side: int) -> None:
+    """Copy an image, shrunk so its short side is at most `short_side` (never enlarged)."""
+    with Image.open(src) as im:
+        im = im.convert("RGB")
+        scale = short_side / min(im.size)
+        if scale < 1:
+            im = im.resize((round(im.size[0] * scale), round(im.size[1] * scale)), Image.BICUBIC)
+        im.save(dst, quality=85)
+
+
+def pack(args) -> None:
+    from nst_tf import weights as weights_lib
+    from nst_tf.network import BUNDLED_DIR, ArbitraryStyleNetwork
+
+    model_dir = args.model or BUNDLED_DIR
+    net = ArbitraryStyleNetwork.load(model_dir)
+    if net.config.skip_levels != 3 or net.config.preprocessing != "torch":
+        sys.exit(f"{args.model or 'bundled network'}: jax_train.py supports skip_levels=3 with torch preprocessing")
+    vgg = weights_lib.build_backbone("vgg16", weights_lib.resolve("lpips", "vgg16").path)
+    os.makedirs(args.out, exist_ok=True)
+    np.savez_compressed(os.path.join(args.out, "pack.npz"), **loss_layer_arrays(vgg))
+    if args.model:  # the bundled weights.npz travels with the repository itself
+        shutil.copyfile(os.path.join(model_dir, "weights.npz"), os.path.join(args.out, "network.npz"))
+    short = math.ceil(args.crop * 1.6)
+    for sub, src in (("content", args.content_dir), ("style", args.style_dir)):
+        dst = os.path.join(args.out, sub)
+        shutil.rmtree(dst, ignore_errors=True)
+        os.makedirs(dst)
+        for name in sorted(os.listdir(src)):
+            if name.lower().endswith((".jpg", ".jpeg", ".png")):
+                if sub == "style":
+                    shutil.copyfile(os.path.join(src, name), os.path.join(dst, name))
+                else:
+                    shrink(os.path.join(src, name), os.path.join(dst, os.path.splitext(name)[0] + ".jpg"), short)
+    total = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(args.out) for f in fs)
+    print(f"{args.out}: {total / 2**20:.1f} MiB")
+
+
+def unpack(args) -> None:
+    from nst_tf.network import ArbitraryStyleNetwork
+
+    net = ArbitraryStyleNetwork.load(args.model or None)
+    with np.load(args.decoder) as data:
+        for layer in net.decoder.layers:
+            n = len(layer.get_weights())
+            if n:
+                try:
+                    layer.set_weights([data[f"decoder/{layer.name}/{i}"] for i in range(n)])
+                except (KeyError, ValueError) as exc:
+                    sys.exit(f"{args.decoder}: does not fit the decoder ({exc})")
+    net.save(args.out)
+    print(f"{args.out}: network written")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("pack")
+    p.add_argument("--out", default=os.path.join(ROOT, ".device"))
+    p.add_argument("--model", default="", help="network to start from (default: the bundled one)")
+    p.add_argument("--crop", type=int, default=256)
+    p.add_argument("--content_dir", default=os.path.join(DATA, "train_content"))
+    p.add_argument("--style_dir", default=os.path.join(DATA, "train_style"))
+    u = sub.add_parser("unpack")
+    u.add_argument("--decoder", required=True)
+    u.add_argument("--out", required=True)
+    u.add_argument("--model", default="", help="network whose encoder and config to keep (default: bundled)")
+    args = parser.parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    pack(args) if args.command == "pack" else unpack(args)
+
+
+if __name__ == "__main__":
+    main()

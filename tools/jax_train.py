@@ -1,0 +1,375 @@
+"""nst-train's training step in JAX, for an accelerator machine that has JAX but no TensorFlow.
+
+The device machines lent to this project carry JAX (CUDA) and no TensorFlow, and a TensorFlow wheel is far
+larger than what may travel there. This file reproduces `nst_tf.train.Trainer.compute_losses` and its Keras Adam
+update for the bundled network's design (VGG16 encoder to relu4_1, multi-level AdaIN, the skip decoder of
+`nst_tf.network.build_decoder`) with numpy, Pillow and JAX only, so that the same recipe can run there. It
+imports nothing from nst_tf. tests/test_jax_train.py checks it against the TensorFlow trainer (losses and
+one Adam update) where JAX is installed.
+
+  python tools/device_pack.py pack --out=.device          # here: weights and data for the trip
+  python tools/jax_train.py --pack=.device/pack.npz --content_dir=.device/content --style_dir=.device/style \
+      --out=OUT --crop=256 --max_seconds=420              # there
+  python tools/device_pack.py unpack --decoder=OUT/decoder_final.npz --out=runs/gpu/network   # here again
+
+Weights travel as float16 (the bundled encoder's own precision); the arithmetic is float32.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import os
+import queue
+import threading
+import time
+
+import numpy as np
+from PIL import Image
+
+VGG16_ORDER = ("block1_conv1", "block1_conv2", "pool", "block2_conv1", "block2_conv2", "pool",
+               "block3_conv1", "block3_conv2", "block3_conv3", "pool",
+               "block4_conv1", "block4_conv2", "block4_conv3", "pool", "block5_conv1")
+LEVELS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1")  # relu1_1..relu4_1
+PHOTO_CONTENT_LAYER = "block4_conv2"
+TORCH_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+TORCH_STD = np.array([0.229, 0.224, 0.225], np.float32)
+DECODER_LAYERS = ("dec4_1", "skip3", "dec3_2", "dec3_1", "skip2", "dec2_2", "dec2_1", "skip1", "dec1_2", "dec1_1")
+_ADAIN_EPS = 1e-5
+_LOSS_EPS = 1e-8
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+
+
+# -- the network and the losses (pure functions of parameter dicts) --------------------------------
+def _jnp():
+    import jax.numpy as jnp
+
+    return jnp
+
+
+def conv(x, kernel, bias, padding: str):
+    """NHWC convolution with an HWIO kernel (the Keras layout), stride 1."""
+    from jax import lax
+
+    y = lax.conv_general_dilated(x, kernel, (1, 1), padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return y + bias
+
+
+def vgg_features(vgg: dict, images, wanted: tuple[str, ...]) -> dict:
+    """Post-ReLU VGG16 features of [0, 1] RGB images (torchvision preprocessing) at the `wanted` layers."""
+    from jax import lax
+
+    jnp = _jnp()
+    x = (images - TORCH_MEAN) / TORCH_STD
+    out = {}
+    for name in VGG16_ORDER:
+        if len(out) == len(wanted):
+            break
+        if name == "pool":
+            x = lax.reduce_window(x, -jnp.inf, lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
+            continue
+        x = jnp.maximum(conv(x, *vgg[name], "SAME"), 0.0)
+        if name in wanted:
+            out[name] = x
+    return out
+
+
+def moments(x):
+    """Per-image, per-channel mean and variance over positions: [B, 1, 1, C] each."""
+    jnp = _jnp()
+    mean = jnp.mean(x, axis=(1, 2), keepdims=True)
+    return mean, jnp.mean(jnp.square(x - mean), axis=(1, 2), keepdims=True)
+
+
+def adain(content, style):
+    """Give `content` features the per-channel mean and std of `style` features."""
+    jnp = _jnp()
+    c_mean, c_var = moments(content)
+    s_mean, s_var = moments(style)
+    return (content - c_mean) / jnp.sqrt(c_var + _ADAIN_EPS) * jnp.sqrt(s_var + _ADAIN_EPS) + s_mean
+
+
+def _reflect_conv(x, params, relu: bool = True):
+    jnp = _jnp()
+    y = conv(jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect"), *params, "VALID")
+    return jnp.maximum(y, 0.0) if relu else y
+
+
+def _up(x, skip, params):
+    jnp = _jnp()
+    x = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+    return x + conv(skip, *params, "VALID")
+
+
+def decode(dec: dict, levels):
+    """AdaIN'd relu1_1..relu4_1 -> unclipped RGB: nst_tf.network.build_decoder with skip_levels=3."""
+    r1, r2, r3, r4 = levels
+    x = _reflect_conv(r4, dec["dec4_1"])
+    x = _up(x, r3, dec["skip3"])
+    x = _reflect_conv(_reflect_conv(x, dec["dec3_2"]), dec["dec3_1"])
+    x = _up(x, r2, dec["skip2"])
+    x = _reflect_conv(_reflect_conv(x, dec["dec2_2"]), dec["dec2_1"])
+    x = _up(x, r1, dec["skip1"])
+    return _reflect_conv(_reflect_conv(x, dec["dec1_2"]), dec["dec1_1"], relu=False)
+
+
+def gram(f):
+    """Gram matrix averaged over positions: [B, C, C]."""
+    jnp = _jnp()
+    return jnp.einsum("bhwc,bhwd->bcd", f, f) / (f.shape[1] * f.shape[2])
+
+
+def relative_error(value, target):
+    """||value - target||^2 / ||target||^2 per batch item."""
+    jnp = _jnp()
+    axes = tuple(range(1, value.ndim))
+    return jnp.sum(jnp.square(value - target), axis=axes) / (jnp.sum(jnp.square(target), axis=axes) + _LOSS_EPS)
+
+
+def total_variation(images):
+    """Mean squared difference of neighbouring pixels, both directions, per batch item."""
+    jnp = _jnp()
+    dy = images[:, 1:] - images[:, :-1]
+    dx = images[:, :, 1:] - images[:, :, :-1]
+    return jnp.mean(jnp.square(dy), axis=(1, 2, 3)) + jnp.mean(jnp.square(dx), axis=(1, 2, 3))
+
+
+def loss_terms(dec: dict, vgg: dict, content, style, weights: dict, style_layers: tuple[str, ...]) -> dict:
+    """Per-example weighted loss terms ([B] each): Trainer.compute_losses with content_target='photo'."""
+    wanted = tuple(dict.fromkeys((*LEVELS, PHOTO_CONTENT_LAYER, *style_layers)))
+    content_feats = vgg_features(vgg, content, wanted)
+    style_feats = vgg_features(vgg, style, wanted)
+    content_levels = [content_feats[n] for n in LEVELS]
+    terms = {}
+    if weights["identity"]:
+        reconstruction = decode(dec, content_levels)
+        terms["identity"] = weights["identity"] * _jnp().mean(_jnp().square(reconstruction - content), axis=(1, 2, 3))
+    targets = [adain(c, style_feats[n]) for c, n in zip(content_levels, LEVELS)]
+    output = decode(dec, targets)
+    output_feats = vgg_features(vgg, output, wanted)
+    terms["content"] = weights["content"] * relative_error(output_feats[PHOTO_CONTENT_LAYER],
+                                                           content_feats[PHOTO_CONTENT_LAYER])
+    style_terms = [relative_error(gram(output_feats[n]), gram(style_feats[n])) for n in style_layers]
+    terms["style"] = weights["style"] * sum(style_terms) / len(style_terms)
+    terms["tv"] = weights["tv"] * total_variation(output)
+    terms["total"] = sum(v for k, v in terms.items())
+    return terms
+
+
+def adam_update(params: dict, grads: dict, state: dict, learning_rate: float, lr_decay: float,
+                beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7):
+    """One Keras Adam step under InverseTimeDecay(learning_rate, 1, lr_decay); state: {iterations, m, v}."""
+    import jax
+
+    jnp = _jnp()
+    it = state["iterations"]
+    lr = learning_rate / (1.0 + lr_decay * it)
+    t = (it + 1).astype(jnp.float32)
+    alpha = lr * jnp.sqrt(1.0 - beta_2 ** t) / (1.0 - beta_1 ** t)
+    m = jax.tree_util.tree_map(lambda m, g: m + (g - m) * (1.0 - beta_1), state["m"], grads)
+    v = jax.tree_util.tree_map(lambda v, g: v + (jnp.square(g) - v) * (1.0 - beta_2), state["v"], grads)
+    new = jax.tree_util.tree_map(lambda p, m, v: p - m * alpha / (jnp.sqrt(v) + epsilon), params, m, v)
+    return new, {"iterations": it + 1, "m": m, "v": v}
+
+
+def make_step(vgg: dict, weights: dict, style_layers: tuple[str, ...], learning_rate: float, lr_decay: float):
+    """A jitted step (dec, state, content, style) -> (dec, state, mean terms, finite); skips non-finite updates."""
+    import jax
+
+    jnp = _jnp()
+
+    def batch_loss(dec, content, style):
+        terms = loss_terms(dec, vgg, content, style, weights, style_layers)
+        return jnp.mean(terms["total"]), {k: jnp.mean(v) for k, v in terms.items()}
+
+    @jax.jit
+    def step(dec, state, content, style):
+        (loss, terms), grads = jax.value_and_grad(batch_loss, has_aux=True)(dec, content, style)
+        finite = jnp.isfinite(loss) & jnp.all(jnp.array([jnp.all(jnp.isfinite(g)) for g in
+                                                         jax.tree_util.tree_leaves(grads)]))
+        new_dec, new_state = adam_update(dec, grads, state, learning_rate, lr_decay)
+        keep = lambda a, b: jnp.where(finite, a, b)  # noqa: E731
+        return (jax.tree_util.tree_map(keep, new_dec, dec), jax.tree_util.tree_map(keep, new_state, state),
+                terms, finite)
+
+    return step
+
+
+# -- weights in and out ------------------------------------------------------------------------------
+def load_weights(*paths: str) -> tuple[dict, dict]:
+    """Network weights.npz files (encoder/..., decoder/...) -> (vgg, decoder) dicts of (kernel, bias), float32."""
+    vgg, dec = {}, {}
+    for path in paths:
+        with np.load(path) as data:
+            for key in data.files:
+                prefix, layer, index = key.split("/")
+                if not layer.startswith(("block", "dec", "skip")):
+                    continue
+                target = vgg if prefix == "encoder" else dec
+                target.setdefault(layer, [None, None])[int(index)] = data[key].astype(np.float32)
+    return ({k: tuple(v) for k, v in vgg.items()}, {k: tuple(v) for k, v in dec.items()})
+
+
+def save_decoder(dec: dict, path: str) -> None:
+    """Decoder weights as float32 `decoder/<layer>/<0|1>` arrays (the bundled network's naming), atomically."""
+    arrays = {f"decoder/{name}/{i}": np.asarray(w, np.float32)
+              for name, pair in dec.items() for i, w in enumerate(pair)}
+    tmp = path + ".tmp.npz"
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+# -- data: Trainer's random crops, with Pillow ------------------------------------------------------
+def list_images(folder: str) -> list[str]:
+    """Image files under `folder`, sorted."""
+    files = sorted(os.path.join(root, n) for root, _, names in os.walk(folder) for n in names
+                   if n.lower().endswith(IMAGE_EXTENSIONS))
+    if not files:
+        raise SystemExit(f"{folder}: no images")
+    return files
+
+
+def load_images(files: list[str]) -> list[Image.Image]:
+    """Decode every readable image to RGB once (unreadable ones are skipped and counted)."""
+    images, skipped = [], 0
+    for path in files:
+        try:
+            with Image.open(path) as im:
+                images.append(im.convert("RGB"))
+        except Exception:  # any decoding failure: skip the file
+            skipped += 1
+    print(f"{len(images)} images read, {skipped} skipped", flush=True)
+    return images
+
+
+def random_crop(image: Image.Image, crop: int, min_scale: float, max_scale: float, rng) -> np.ndarray:
+    """nst_tf.data.random_crop: short side to crop * U(min, max), random crop, random flip; float32 [0, 1]."""
+    w, h = image.size
+    scale = rng.uniform(min_scale, max_scale) * crop / min(w, h)
+    size = (max(round(w * scale), crop), max(round(h * scale), crop))
+    y = int(rng.integers(0, size[1] - crop + 1))
+    x = int(rng.integers(0, size[0] - crop + 1))
+    out = image.resize(size, Image.BILINEAR).crop((x, y, x + crop, y + crop))
+    if rng.random() < 0.5:
+        out = out.transpose(Image.FLIP_LEFT_RIGHT)
+    return np.asarray(out, np.float32) / 255.0
+
+
+class Batches:
+    """Prefetched (content, style) batches of random crops, made by a thread pool; epochs shuffled."""
+
+    def __init__(self, content: list[Image.Image], style: list[Image.Image], batch: int, crop: int, seed: int,
+                 workers: int = 8, depth: int = 16, put=lambda a: a):
+        self.sources = [(content, 1.0, 1.6), (style, 1.0, 1.3)]
+        self.batch, self.crop, self.put = batch, crop, put
+        self.rng = np.random.default_rng(seed)
+        self.orders = [[], []]
+        self.pool = concurrent.futures.ThreadPoolExecutor(workers)
+        self.queue: queue.Queue = queue.Queue(depth)
+        threading.Thread(target=self._fill, daemon=True).start()
+
+    def _next_index(self, which: int) -> int:
+        if not self.orders[which]:
+            self.orders[which] = list(self.rng.permutation(len(self.sources[which][0])))
+        return self.orders[which].pop()
+
+    def _fill(self) -> None:
+        while True:
+            jobs = []
+            for which, (images, lo, hi) in enumerate(self.sources):
+                seeds = self.rng.integers(0, 2**31, self.batch)
+                picks = [self._next_index(which) for _ in range(self.batch)]
+                jobs.append([self.pool.submit(random_crop, images[i], self.crop, lo, hi, np.random.default_rng(s))
+                             for i, s in zip(picks, seeds)])
+            self.queue.put(tuple(self.put(np.stack([j.result() for j in js])) for js in jobs))
+
+    def __next__(self):
+        return self.queue.get()
+
+
+# -- the loop -------------------------------------------------------------------------------------------
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--network", default=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                                     "nst_tf", "models", "arbitrary", "weights.npz"),
+                   help="the starting network's weights.npz (default: the bundled one)")
+    p.add_argument("--pack", required=True, help="the loss-only VGG16 layers (device_pack.py pack)")
+    p.add_argument("--content_dir", required=True)
+    p.add_argument("--style_dir", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--crop", type=int, default=256)
+    p.add_argument("--batch_size", type=int, default=8)
+    p.add_argument("--learning_rate", type=float, default=5e-4)
+    p.add_argument("--lr_decay", type=float, default=5e-5)
+    p.add_argument("--content_weight", type=float, default=1.0)
+    p.add_argument("--style_weight", type=float, default=10.0)
+    p.add_argument("--tv_weight", type=float, default=1.0)
+    p.add_argument("--identity_weight", type=float, default=10.0)
+    p.add_argument("--style_layers", default=",".join(LEVELS))
+    p.add_argument("--max_steps", type=int, default=10**9)
+    p.add_argument("--max_seconds", type=float, default=420.0, help="training time, compilation included")
+    p.add_argument("--snapshot_fraction", type=float, default=0.5, help="also save at this fraction of the time")
+    p.add_argument("--log_every", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    started = time.time()
+    import jax
+    import jax.numpy as jnp
+
+    print(f"jax {jax.__version__} on {jax.devices()}", flush=True)
+    os.makedirs(args.out, exist_ok=True)
+    vgg, dec = load_weights(args.network, args.pack)
+    style_layers = tuple(n.strip() for n in args.style_layers.split(",") if n.strip())
+    missing = [n for n in (*LEVELS, PHOTO_CONTENT_LAYER, *style_layers) if n not in vgg] + \
+              [n for n in DECODER_LAYERS if n not in dec]
+    if missing:
+        raise SystemExit(f"{args.pack}: missing layers {missing}")
+    weights = {"content": args.content_weight, "style": args.style_weight, "tv": args.tv_weight,
+               "identity": args.identity_weight}
+    step_fn = make_step({k: tuple(map(jnp.asarray, v)) for k, v in vgg.items()}, weights, style_layers,
+                        args.learning_rate, args.lr_decay)
+    dec = {k: tuple(map(jnp.asarray, v)) for k, v in dec.items()}
+    zeros = jax.tree_util.tree_map(jnp.zeros_like, dec)
+    state = {"iterations": jnp.asarray(0, jnp.int32), "m": zeros, "v": zeros}
+    batches = Batches(load_images(list_images(args.content_dir)), load_images(list_images(args.style_dir)),
+                      args.batch_size, args.crop, args.seed, put=jax.device_put)
+    log = open(os.path.join(args.out, "log.jsonl"), "a")
+    step, skipped, snapshot_done, window = 0, 0, False, []
+    train_started = time.time()
+    while step < args.max_steps and time.time() - started < args.max_seconds:
+        content, style = next(batches)
+        dec, state, terms, finite = step_fn(dec, state, content, style)
+        window.append((terms, finite))  # read back only at log time: the host never waits for the device
+        step += 1
+        if step == 1:
+            jax.block_until_ready(dec)
+            print(f"first step (compilation) done at {time.time() - started:.1f} s", flush=True)
+            train_started, window = time.time(), []
+        if step % args.log_every == 0:
+            flags = [bool(f) for _, f in window]
+            bad = flags.count(False)
+            skipped += bad
+            if bad == len(flags):
+                raise SystemExit(f"step {step}: {bad} consecutive non-finite steps; stopping")
+            good = [t for t, f in zip([t for t, _ in window], flags) if f]
+            record = {"step": step, "seconds": round(time.time() - started, 1),
+                      "steps_per_second": round((step - 1) / max(time.time() - train_started, 1e-9), 2),
+                      "skipped": bad, **{k: round(float(np.mean([float(t[k]) for t in good])), 5) for k in good[0]}}
+            print(json.dumps(record), flush=True)
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+            window = []
+        if not snapshot_done and time.time() - started > args.snapshot_fraction * args.max_seconds:
+            save_decoder(dec, os.path.join(args.out, "decoder_half.npz"))
+            log.write(json.dumps({"snapshot": "decoder_half.npz", "step": step}) + "\n")
+            snapshot_done = True
+    save_decoder(dec, os.path.join(args.out, "decoder_final.npz"))
+    summary = {"final_step": step, "skipped": skipped, "seconds": round(time.time() - started, 1), **vars(args)}
+    log.write(json.dumps(summary) + "\n")
+    log.close()
+    print(json.dumps(summary), flush=True)
+
+
+if __name__ == "__main__":
+    main()
