@@ -260,9 +260,9 @@ class Batches:
     """Prefetched (content, style) batches of random crops, made by a thread pool; epochs shuffled."""
 
     def __init__(self, content: list[Image.Image], style: list[Image.Image], batch: int, crop: int, seed: int,
-                 workers: int = 8, depth: int = 16, put=lambda a: a):
-        self.sources = [(content, 1.0, 1.6), (style, 1.0, 1.3)]
-        self.batch, self.crop, self.put = batch, crop, put
+                 workers: int = 8, depth: int = 16, put=lambda a: a, style_crop: int = 0):
+        self.sources = [(content, 1.0, 1.6, crop), (style, 1.0, 1.3, style_crop or crop)]
+        self.batch, self.put = batch, put
         self.rng = np.random.default_rng(seed)
         self.orders = [[], []]
         self.pool = concurrent.futures.ThreadPoolExecutor(workers)
@@ -277,10 +277,10 @@ class Batches:
     def _fill(self) -> None:
         while True:
             jobs = []
-            for which, (images, lo, hi) in enumerate(self.sources):
+            for which, (images, lo, hi, crop) in enumerate(self.sources):
                 seeds = self.rng.integers(0, 2**31, self.batch)
                 picks = [self._next_index(which) for _ in range(self.batch)]
-                jobs.append([self.pool.submit(random_crop, images[i], self.crop, lo, hi, np.random.default_rng(s))
+                jobs.append([self.pool.submit(random_crop, images[i], crop, lo, hi, np.random.default_rng(s))
                              for i, s in zip(picks, seeds)])
             self.queue.put(tuple(self.put(np.stack([j.result() for j in js])) for js in jobs))
 
@@ -299,6 +299,7 @@ def main() -> None:
     p.add_argument("--style_dir", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--crop", type=int, default=256)
+    p.add_argument("--style_crop", type=int, default=0, help="crop of the style images (default: --crop)")
     p.add_argument("--batch_size", type=int, default=8)
     p.add_argument("--learning_rate", type=float, default=5e-4)
     p.add_argument("--lr_decay", type=float, default=5e-5)
@@ -333,7 +334,7 @@ def main() -> None:
     zeros = jax.tree_util.tree_map(jnp.zeros_like, dec)
     state = {"iterations": jnp.asarray(0, jnp.int32), "m": zeros, "v": zeros}
     batches = Batches(load_images(list_images(args.content_dir)), load_images(list_images(args.style_dir)),
-                      args.batch_size, args.crop, args.seed, put=jax.device_put)
+                      args.batch_size, args.crop, args.seed, put=jax.device_put, style_crop=args.style_crop)
     log = open(os.path.join(args.out, "log.jsonl"), "a")
     step, skipped, snapshot_done, window = 0, 0, False, []
     train_started = time.time()
