@@ -32,6 +32,7 @@ BENCHMARKS = {
     "memory_large": ("memory_large.py", None, ["--sizes=1024,2048,4096"]),
     "quality_vs_reference": ("quality_vs_reference.py", None, []),
     "fast_quality": ("fast_quality.py", ["--no_optimizer", "--pairs=4"], []),
+    "fast_quality_validation": ("fast_quality.py", None, ["--split=validation"]),
     "peer_quality": ("peer_quality.py", None, []),
 }
 NOTES = "Notes on these figures"  # a hand-written section from this line on survives re-rendering the Markdown
@@ -92,12 +93,13 @@ def table(results: dict) -> list[str]:
     for r in results.get("quality_vs_reference", {}).get("rows", []):
         rows.append(f"| quality vs jcjohnson | {r['pair']} | style {r['ours']['style_loss']:.4f} | | | "
                     f"reference {r['reference']['style_loss']:.4f}, {r['seconds']:.0f} s |")
-    fq = results.get("fast_quality", {})
-    for r in fq.get("rows", []):
-        opt = r.get("optimizer")
-        rows.append(f"| fast network quality ({fq['size']} px, held out) | {r['pair']} | "
-                    f"style −{100 * r['style_reduction']:.0f}% | | | content {r['network']['content_loss']:.3f}"
-                    + (f", optimiser content {opt['content_loss']:.3f} |" if opt else " |"))
+    for key, split in (("fast_quality", "held out"), ("fast_quality_validation", "validation")):
+        fq = results.get(key, {})
+        for r in fq.get("rows", []):
+            opt = r.get("optimizer")
+            rows.append(f"| fast network quality ({fq['size']} px, {split}) | {r['pair']} | "
+                        f"style −{100 * r['style_reduction']:.0f}% | | | content {r['network']['content_loss']:.3f}"
+                        + (f", optimiser content {opt['content_loss']:.3f} |" if opt else " |"))
     pq = results.get("peer_quality", {})
     for r in pq.get("rows", []):
         rows.append(f"| TFLite int8 quality vs peer (384 px) | {r['pair']} | "

@@ -90,6 +90,7 @@ class TFLiteVariant:
         return f"{options.model_name}_{self.quantization}_{self.part}{suffix}_{options.version}.tflite"
 
 
+COMBINED_SIGNATURES = ("prediction", "transfer")
 TFLITE_VARIANTS = (
     TFLiteVariant("prediction", "fp16"), TFLiteVariant("transfer", "fp16"),
     TFLiteVariant("prediction", "int8"), TFLiteVariant("transfer", "int8"),
@@ -391,23 +392,37 @@ def tflite_function(net: ArbitraryStyleNetwork, part: str) -> Callable[..., dict
     return transfer
 
 
-def write_tflite_source(net: ArbitraryStyleNetwork, variant: TFLiteVariant, options: ExportOptions,
-                        directory: str) -> str:
-    """A single-signature SavedModel for the converter (Keras ExportArchive, which the converter freezes)."""
+def _write_source(net: ArbitraryStyleNetwork, endpoints: dict[str, TFLiteVariant], options: ExportOptions,
+                  directory: str) -> str:
+    """A SavedModel for the converter (Keras ExportArchive, which the converter freezes): one endpoint per name."""
     archive = keras.export.ExportArchive()
     archive.track(net.encoder)
     archive.track(net.decoder)
-    vector_size = net.vector_size
-    archive.add_endpoint("serving_default", tflite_function(net, variant.part),
-                         input_signature=tflite_signature(variant, options, vector_size))
+    for name, variant in endpoints.items():
+        archive.add_endpoint(name, tflite_function(net, variant.part),
+                             input_signature=tflite_signature(variant, options, net.vector_size))
     archive.write_out(directory, verbose=False)
     return directory
 
 
+def write_tflite_source(net: ArbitraryStyleNetwork, variant: TFLiteVariant, options: ExportOptions,
+                        directory: str) -> str:
+    """A single-signature SavedModel for one TFLite model."""
+    return _write_source(net, {"serving_default": variant}, options, directory)
+
+
+def write_combined_source(net: ArbitraryStyleNetwork, options: ExportOptions, directory: str) -> str:
+    """A two-signature SavedModel (prediction, transfer; fixed sizes) for one TFLite file sharing the encoder."""
+    return _write_source(net, {part: TFLiteVariant(part, "fp16") for part in COMBINED_SIGNATURES}, options,
+                         directory)
+
+
 def convert_tflite(source_dir: str, quantization: str,
-                   representative: Callable[[], Iterator[dict[str, np.ndarray]]] | None = None) -> bytes:
+                   representative: Callable[[], Iterator[dict[str, np.ndarray]]] | None = None,
+                   signature_keys: Sequence[str] | None = None) -> bytes:
     """Convert a SavedModel: 'fp16', 'int8_full' (TFLITE_BUILTINS_INT8, float I/O) or 'int8_dynamic'."""
-    converter = tf.lite.TFLiteConverter.from_saved_model(source_dir)
+    converter = tf.lite.TFLiteConverter.from_saved_model(
+        source_dir, signature_keys=list(signature_keys) if signature_keys else None)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if quantization == "fp16":
@@ -480,6 +495,15 @@ def tflite_session(model: str | bytes, example: dict[str, np.ndarray],
         return {name: interpreter.get_tensor(index) for name, index in outputs.items()}
 
     return run
+
+
+def tflite_runners(model: str | bytes, threads: int = 2) -> dict[str, Callable[..., dict[str, np.ndarray]]]:
+    """Signature name -> runner (keyword inputs -> outputs) of a multi-signature LiteRT model."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    kwargs = {"model_path": model} if isinstance(model, str) else {"model_content": bytes(model)}
+    interpreter = Interpreter(num_threads=threads, **kwargs)
+    return {name: interpreter.get_signature_runner(name) for name in interpreter.get_signature_list()}
 
 
 def time_calls(fn: Callable[[], object], runs: int, warmup: int = 1) -> dict[str, float]:
@@ -674,6 +698,14 @@ def check_tflite(model: bytes, variant: TFLiteVariant, net: ArbitraryStyleNetwor
     return result
 
 
+def chain(predict: Callable[..., dict[str, np.ndarray]], transfer: Callable[..., dict[str, np.ndarray]],
+          pair: ParityPair) -> np.ndarray:
+    """Style vector from `predict`, then the stylized image from `transfer` (square inputs, alpha 1)."""
+    vector = predict(style=pair.style_square[None])["style_vector"]
+    return transfer(content=pair.content_square[None], style_vector=vector,
+                    alpha=np.array([1.0], np.float32))["stylized_image"]
+
+
 def check_pipeline(prediction: bytes, transfer: bytes, net: ArbitraryStyleNetwork, pairs: Sequence[ParityPair],
                    threads: int = 2) -> dict[str, float]:
     """Prediction model -> transfer model (as an app runs them) against the Keras model, square inputs."""
@@ -685,6 +717,14 @@ def check_pipeline(prediction: bytes, transfer: bytes, net: ArbitraryStyleNetwor
         image = tflite_session(transfer, inputs, threads)(inputs)["stylized_image"]
         results.append(errors(image, keras_reference(net, pair.content_square, pair.style_square)))
     return worst(results)
+
+
+def check_combined(model: bytes, net: ArbitraryStyleNetwork, pairs: Sequence[ParityPair],
+                   threads: int = 2) -> dict[str, float]:
+    """A combined file's prediction -> transfer signatures against the Keras model, square inputs."""
+    runners = tflite_runners(model, threads)
+    return worst([errors(chain(runners["prediction"], runners["transfer"], pair),
+                         keras_reference(net, pair.content_square, pair.style_square)) for pair in pairs])
 
 
 def convert_int8(source: str, variant: TFLiteVariant, net: ArbitraryStyleNetwork, pairs: Sequence[ParityPair],
@@ -743,12 +783,53 @@ def export_tflite(net: ArbitraryStyleNetwork, options: ExportOptions, pairs: Seq
             _write_bytes(model, path)
             models[variant] = model
             entries.append(_tflite_entry(model, path, variant, record, net, pairs, options))
+        combined = export_combined(net, options, pairs, os.path.join(scratch, "combined"), directory)
     pipelines = {}
     for quantization in ("fp16", "int8"):
         pipeline = check_pipeline(models[TFLiteVariant("prediction", quantization)],
                                   models[TFLiteVariant("transfer", quantization)], net, pairs, options.threads)
         pipelines[quantization] = {**pipeline, "within_bound": within(pipeline, IMAGE_BOUNDS[quantization])}
-    return {"directory": directory, "files": entries, "pipelines": pipelines}
+    return {"directory": directory, "files": entries, "pipelines": pipelines, "combined": combined}
+
+
+def combined_filename(options: ExportOptions, quantization: str) -> str:
+    """File name of the two-signature model."""
+    return f"{options.model_name}_{quantization}_combined_{options.version}.tflite"
+
+
+COMBINED_SCHEMES = {"fp16": ("fp16", "float16 weights, float32 compute"),
+                    "int8": ("int8_dynamic", "dynamic-range (int8 weights, float activations)")}
+
+
+def export_combined(net: ArbitraryStyleNetwork, options: ExportOptions, pairs: Sequence[ParityPair], scratch: str,
+                    directory: str) -> list[dict]:
+    """One file per quantization holding both signatures (prediction, transfer) over one copy of the weights."""
+    source = write_combined_source(net, options, scratch)
+    entries = []
+    for quantization, (mode, scheme) in COMBINED_SCHEMES.items():
+        model = convert_tflite(source, mode, signature_keys=COMBINED_SIGNATURES)
+        path = os.path.join(directory, combined_filename(options, quantization))
+        custom = non_builtin_ops(model)
+        if custom:
+            raise ExportError(f"{path}: uses non-builtin ops {', '.join(custom)}")
+        _write_bytes(model, path)
+        parity = check_combined(model, net, pairs, options.threads)
+        runners = tflite_runners(model, options.threads)
+        signatures = {}
+        for part in COMBINED_SIGNATURES:
+            variant = TFLiteVariant(part, quantization)
+            signatures[part] = {"inputs": {t.name: list(t.shape)
+                                           for t in tflite_signature(variant, options, net.vector_size)},
+                                "outputs": _tflite_outputs(variant, options, net.vector_size)}
+        entries.append({
+            "file": os.path.basename(path), "path": path, "quantization": quantization, "scheme": scheme,
+            "signatures": signatures, "size_bytes": len(model), "ops": tflite_ops(model), "parity": parity,
+            "bound": list(IMAGE_BOUNDS[quantization]), "within_bound": within(parity, IMAGE_BOUNDS[quantization]),
+            "latency": {**time_calls(lambda r=runners: chain(r["prediction"], r["transfer"], pairs[0]),
+                                     options.latency_runs),
+                        "threads": options.threads, "what": "prediction then transfer"},
+        })
+    return entries
 
 
 def _tflite_outputs(variant: TFLiteVariant, options: ExportOptions, vector_size: int) -> dict[str, list[int]]:
@@ -802,6 +883,7 @@ def planned_outputs(options: ExportOptions) -> list[str]:
         paths.append(saved_model_dir(options))
     if "tflite" in options.formats:
         paths += [os.path.join(tflite_dir(options), v.filename(options)) for v in TFLITE_VARIANTS]
+        paths += [os.path.join(tflite_dir(options), combined_filename(options, q)) for q in ("fp16", "int8")]
     return paths + [os.path.join(options.output_dir, "MODEL_CARD.md"),
                     os.path.join(options.output_dir, "export_report.json")]
 
@@ -906,6 +988,9 @@ def failures(report: dict, int8_mode: str) -> list[str]:
         forced = int8_mode == "full" and entry["quantization"] == "int8"
         if not entry["within_bound"] and not forced:
             found.append(f"{entry['file']}: {entry['parity']['image']} (bound max/mean {entry['bound']})")
+    for entry in report.get("tflite", {}).get("combined", []):
+        if not entry["within_bound"]:
+            found.append(f"{entry['file']}: {entry['parity']} (bound max/mean {entry['bound']})")
     for quantization, pipeline in report.get("tflite", {}).get("pipelines", {}).items():
         if not pipeline["within_bound"] and not (int8_mode == "full" and quantization == "int8"):
             found.append(f"{quantization} prediction -> transfer: {pipeline}")
@@ -1059,6 +1144,21 @@ def _tflite_section(report: dict) -> list[str]:
     ]
     for quantization, p in tfl["pipelines"].items():
         lines.append(f"| {quantization} | {_fmt(p['max_abs'])} | {_fmt(p['mean_abs'])} | {_ok(p['within_bound'])} |")
+    if tfl.get("combined"):
+        lines += [
+            "", "### One file, two signatures", "",
+            "The same two models in one file each, with the signatures `prediction` and `transfer` over one copy of "
+            "the weights (the two halves share the VGG16 encoder, so one file is smaller than the pair). Run them "
+            "with `interpreter.getSignatureRunner(\"prediction\")` / `runSignature(inputs, outputs, \"transfer\")` "
+            "(Java, Kotlin) or `get_signature_runner(name)` (Python). Inputs and outputs as in the table above.", "",
+            "| file | quantization | size | image error max / mean (prediction -> transfer) | within bound | "
+            "latency median (min-max), threads |", "|---|---|---|---|---|---|",
+        ]
+        for e in tfl["combined"]:
+            lat = e["latency"]
+            lines.append(f"| `{e['file']}` | {e['scheme']} | {_mb(e['size_bytes'])} | {_fmt(e['parity']['max_abs'])} / "
+                         f"{_fmt(e['parity']['mean_abs'])} | {_ok(e['within_bound'])} | {lat['median_ms']:.0f} ms "
+                         f"({lat['min_ms']:.0f}-{lat['max_ms']:.0f}), {lat['threads']} |")
     lines += ["", "### int8: which scheme and why", ""]
     for e in tfl["files"]:
         if e["quantization"] != "int8":
@@ -1139,5 +1239,9 @@ def summary(report: dict) -> list[str]:
         image = e["parity"]["image"]
         lines.append(f"wrote {e['path']} ({_mb(e['size_bytes'])}, {e['scheme']}; image error max "
                      f"{image['max_abs']:.2e}, mean {image['mean_abs']:.2e}; {e['latency']['median_ms']:.0f} ms)")
+    for e in report.get("tflite", {}).get("combined", []):
+        lines.append(f"wrote {e['path']} ({_mb(e['size_bytes'])}, {e['scheme']}, signatures "
+                     f"{', '.join(e['signatures'])}; image error max {e['parity']['max_abs']:.2e}, mean "
+                     f"{e['parity']['mean_abs']:.2e}; {e['latency']['median_ms']:.0f} ms)")
     lines.append(f"wrote {os.path.join(report['options']['output_dir'], 'MODEL_CARD.md')}")
     return lines

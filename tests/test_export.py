@@ -228,6 +228,37 @@ def test_tflite_models_are_builtin_only_and_match_keras(exported, net, pictures)
         assert error.max() <= max_bound and error.mean() <= mean_bound, (entry["file"], error.max(), error.mean())
 
 
+def test_combined_files_hold_both_signatures_over_shared_weights(exported, net, pictures):
+    from ai_edge_litert.interpreter import Interpreter
+
+    options, report = exported
+    files = {(e["part"], e["quantization"], e["dynamic"]): e for e in report["tflite"]["files"]}
+    combined = {e["quantization"]: e for e in report["tflite"]["combined"]}
+    assert set(combined) == {"fp16", "int8"}
+    vector = net.predict_style(tf.constant(pictures["style_square"][None])).numpy()
+    expected = fast.stylize_padded(net, tf.constant(pictures["content_square"][None]), tf.constant(vector)).numpy()
+    for quantization, entry in combined.items():
+        assert os.path.basename(entry["path"]) == export.combined_filename(options, quantization)
+        with open(entry["path"], "rb") as f:
+            model = f.read()
+        assert export.non_builtin_ops(model) == [] and len(model) == entry["size_bytes"]
+        interpreter = Interpreter(model_content=model, num_threads=2)
+        signatures = interpreter.get_signature_list()
+        assert signatures == {"prediction": {"inputs": ["style"], "outputs": ["style_vector"]},
+                              "transfer": {"inputs": ["alpha", "content", "style_vector"],
+                                           "outputs": ["stylized_image"]}}
+        out = interpreter.get_signature_runner("prediction")(style=pictures["style_square"][None])["style_vector"]
+        image = interpreter.get_signature_runner("transfer")(
+            content=pictures["content_square"][None], style_vector=out,
+            alpha=np.array([1.0], np.float32))["stylized_image"]
+        error = np.abs(image - expected)
+        max_bound, mean_bound = export.IMAGE_BOUNDS[quantization]
+        assert error.max() <= max_bound and error.mean() <= mean_bound, (quantization, error.max(), error.mean())
+        separate = files[("prediction", quantization, False)]["size_bytes"] + \
+            files[("transfer", quantization, False)]["size_bytes"]
+        assert entry["size_bytes"] < 0.8 * separate  # the encoder's weights are stored once
+
+
 def test_int8_scheme_follows_the_measurement(exported):
     _, report = exported
     files = {(e["part"], e["quantization"], e["dynamic"]): e for e in report["tflite"]["files"]}
@@ -271,7 +302,7 @@ def test_model_card_and_report(exported):
         assert json.load(f)["tflite"]["files"][0]["file"] == report["tflite"]["files"][0]["file"]
     for name in export.SIGNATURES:
         assert f"`{name}`" in card
-    for entry in report["tflite"]["files"]:
+    for entry in report["tflite"]["files"] + report["tflite"]["combined"]:
         assert f"`{entry['file']}`" in card and f"{entry['size_bytes'] / 1e6:.2f} MB" in card
         assert os.path.getsize(entry["path"]) == entry["size_bytes"]
     assert f"{report['saved_model']['parity']['serving_default']['max_abs']:.2e}" in card
