@@ -719,10 +719,9 @@ def check_pipeline(prediction: bytes, transfer: bytes, net: ArbitraryStyleNetwor
     return worst(results)
 
 
-def check_combined(model: bytes, net: ArbitraryStyleNetwork, pairs: Sequence[ParityPair],
-                   threads: int = 2) -> dict[str, float]:
-    """A combined file's prediction -> transfer signatures against the Keras model, square inputs."""
-    runners = tflite_runners(model, threads)
+def check_combined(runners: dict[str, Callable[..., dict[str, np.ndarray]]], net: ArbitraryStyleNetwork,
+                   pairs: Sequence[ParityPair]) -> dict[str, float]:
+    """A combined file's prediction -> transfer signatures (tflite_runners) against the Keras model."""
     return worst([errors(chain(runners["prediction"], runners["transfer"], pair),
                          keras_reference(net, pair.content_square, pair.style_square)) for pair in pairs])
 
@@ -813,8 +812,8 @@ def export_combined(net: ArbitraryStyleNetwork, options: ExportOptions, pairs: S
         if custom:
             raise ExportError(f"{path}: uses non-builtin ops {', '.join(custom)}")
         _write_bytes(model, path)
-        parity = check_combined(model, net, pairs, options.threads)
         runners = tflite_runners(model, options.threads)
+        parity = check_combined(runners, net, pairs)
         signatures = {}
         for part in COMBINED_SIGNATURES:
             variant = TFLiteVariant(part, quantization)
