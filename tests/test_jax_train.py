@@ -108,6 +108,40 @@ def test_adam_update_matches_keras():
     assert not np.allclose(var.numpy(), start, atol=1e-3)  # the steps did move it
 
 
+def test_run_saves_and_resumes(tmp_path, lpips_weights):
+    import subprocess
+    import sys
+
+    from nst_tf import weights as weights_lib
+
+    dp = _load_tool("device_pack")
+    vgg = weights_lib.build_backbone("vgg16", lpips_weights)
+    np.savez(tmp_path / "pack.npz", **dp.loss_layer_arrays(vgg))
+    rng = np.random.default_rng(5)
+    for name in ("content", "style"):
+        (tmp_path / name).mkdir()
+        for i in range(3):
+            keras.utils.save_img(str(tmp_path / name / f"{i}.png"), rng.random((40, 48, 3)))
+    base = [sys.executable, os.path.join(ROOT, "tools", "jax_train.py"), f"--pack={tmp_path / 'pack.npz'}",
+            f"--content_dir={tmp_path / 'content'}", f"--style_dir={tmp_path / 'style'}", "--crop=32",
+            "--batch_size=2", "--log_every=1"]
+    run = lambda *a: subprocess.run(base + list(a), capture_output=True, text=True, timeout=600)  # noqa: E731
+    first = run(f"--out={tmp_path / 'a'}", "--max_steps=2")
+    assert first.returncode == 0, first.stderr[-2000:]
+    with np.load(tmp_path / "a" / "adam.npz") as state:
+        assert int(state["step"]) == 2 and int(state["iterations"]) == 2
+    before = dict(np.load(tmp_path / "a" / "decoder_final.npz"))
+    second = run(f"--out={tmp_path / 'a'}", f"--resume={tmp_path / 'a'}", "--max_steps=4")
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert f"resumed from {tmp_path / 'a'} at step 2" in second.stdout
+    with np.load(tmp_path / "a" / "adam.npz") as state:
+        assert int(state["step"]) == 4 and int(state["iterations"]) == 4
+    after = dict(np.load(tmp_path / "a" / "decoder_final.npz"))
+    assert any(not np.array_equal(before[k], after[k]) for k in before)
+    bad = run(f"--out={tmp_path / 'b'}", f"--resume={tmp_path / 'content'}", "--max_steps=1")
+    assert bad.returncode != 0 and "adam.npz: cannot resume from it" in bad.stderr.strip().splitlines()[-1]
+
+
 def test_random_crop_sizes_and_range():
     from PIL import Image
 

@@ -12,7 +12,9 @@ one Adam update) where JAX is installed.
       --out=OUT --crop=256 --max_seconds=420              # there
   python tools/device_pack.py unpack --decoder=OUT/decoder_final.npz --out=runs/gpu/network   # here again
 
-Weights travel as float16 (the bundled encoder's own precision); the arithmetic is float32.
+Weights travel as float16 (the bundled encoder's own precision); the arithmetic is float32. The run saves its
+resumable state (decoder_final.npz, adam.npz: Adam's moments and the step) every --checkpoint_seconds and at the
+end; `--resume=<that folder>` continues it (a later call or session), with fresh batches.
 """
 
 from __future__ import annotations
@@ -220,6 +222,34 @@ def save_decoder(dec: dict, path: str) -> None:
     os.replace(tmp, path)
 
 
+def save_state(dec: dict, state: dict, step: int, out: str) -> None:
+    """The resumable state in `out`: decoder_final.npz (the decoder) and adam.npz (Adam's moments, counters)."""
+    save_decoder(dec, os.path.join(out, "decoder_final.npz"))
+    arrays = {f"{kind}/{name}/{i}": np.asarray(w, np.float32)
+              for kind in ("m", "v") for name, pair in state[kind].items() for i, w in enumerate(pair)}
+    arrays.update(iterations=np.asarray(state["iterations"]), step=np.asarray(step))
+    tmp = os.path.join(out, "adam.tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, os.path.join(out, "adam.npz"))
+
+
+def load_state(directory: str, dec: dict) -> tuple[dict, dict, int]:
+    """(decoder, Adam state, step) saved by save_state; SystemExit naming the file when it does not fit `dec`."""
+    path = os.path.join(directory, "adam.npz")
+    try:
+        _, saved = load_weights(os.path.join(directory, "decoder_final.npz"))
+        with np.load(path) as data:
+            moments = {kind: {name: tuple(data[f"{kind}/{name}/{i}"] for i in range(len(pair)))
+                              for name, pair in dec.items()} for kind in ("m", "v")}
+            iterations, step = int(data["iterations"]), int(data["step"])
+    except (OSError, KeyError) as exc:
+        raise SystemExit(f"{path}: cannot resume from it ({exc})") from None
+    shapes = lambda d: {k: tuple(np.shape(w) for w in v) for k, v in d.items()}  # noqa: E731
+    if shapes(saved) != shapes(dec) or shapes(moments["m"]) != shapes(dec):
+        raise SystemExit(f"{path}: the saved decoder does not fit this network")
+    return saved, {"iterations": iterations, **moments}, step
+
+
 # -- data: Trainer's random crops, with Pillow ------------------------------------------------------
 def list_images(folder: str) -> list[str]:
     """Image files under `folder`, sorted."""
@@ -311,6 +341,9 @@ def main() -> None:
     p.add_argument("--max_steps", type=int, default=10**9)
     p.add_argument("--max_seconds", type=float, default=420.0, help="training time, compilation included")
     p.add_argument("--snapshot_fraction", type=float, default=0.5, help="also save at this fraction of the time")
+    p.add_argument("--checkpoint_seconds", type=float, default=60.0,
+                   help="save the resumable state (decoder_final.npz, adam.npz) this often, and at the end")
+    p.add_argument("--resume", default="", help="a previous --out folder: continue its decoder, Adam state and step")
     p.add_argument("--log_every", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
@@ -330,24 +363,31 @@ def main() -> None:
                "identity": args.identity_weight}
     step_fn = make_step({k: tuple(map(jnp.asarray, v)) for k, v in vgg.items()}, weights, style_layers,
                         args.learning_rate, args.lr_decay)
-    dec = {k: tuple(map(jnp.asarray, v)) for k, v in dec.items()}
-    zeros = jax.tree_util.tree_map(jnp.zeros_like, dec)
-    state = {"iterations": jnp.asarray(0, jnp.int32), "m": zeros, "v": zeros}
+    step = 0
+    zeros = jax.tree_util.tree_map(np.zeros_like, dec)
+    state = {"iterations": 0, "m": zeros, "v": zeros}
+    if args.resume:
+        dec, state, step = load_state(args.resume, dec)
+        print(f"resumed from {args.resume} at step {step}", flush=True)
+    dec = jax.tree_util.tree_map(jnp.asarray, dec)
+    state = {"iterations": jnp.asarray(state["iterations"], jnp.int32),
+             "m": jax.tree_util.tree_map(jnp.asarray, state["m"]), "v": jax.tree_util.tree_map(jnp.asarray, state["v"])}
     batches = Batches(load_images(list_images(args.content_dir)), load_images(list_images(args.style_dir)),
-                      args.batch_size, args.crop, args.seed, put=jax.device_put, style_crop=args.style_crop)
+                      args.batch_size, args.crop, args.seed + step,  # a resumed run does not replay the same batches
+                      put=jax.device_put, style_crop=args.style_crop)
     log = open(os.path.join(args.out, "log.jsonl"), "a")
-    step, skipped, snapshot_done, window = 0, 0, False, []
-    train_started = time.time()
+    first_step, skipped, snapshot_done, window = step, 0, False, []
+    train_started = last_saved = time.time()
     while step < args.max_steps and time.time() - started < args.max_seconds:
         content, style = next(batches)
         dec, state, terms, finite = step_fn(dec, state, content, style)
         window.append((terms, finite))  # read back only at log time: the host never waits for the device
         step += 1
-        if step == 1:
+        if step == first_step + 1:
             jax.block_until_ready(dec)
             print(f"first step (compilation) done at {time.time() - started:.1f} s", flush=True)
             train_started, window = time.time(), []
-        if step % args.log_every == 0:
+        if step % args.log_every == 0 and window:
             flags = [bool(f) for _, f in window]
             bad = flags.count(False)
             skipped += bad
@@ -355,7 +395,7 @@ def main() -> None:
                 raise SystemExit(f"step {step}: {bad} consecutive non-finite steps; stopping")
             good = [t for t, f in zip([t for t, _ in window], flags) if f]
             record = {"step": step, "seconds": round(time.time() - started, 1),
-                      "steps_per_second": round((step - 1) / max(time.time() - train_started, 1e-9), 2),
+                      "steps_per_second": round((step - first_step - 1) / max(time.time() - train_started, 1e-9), 2),
                       "skipped": bad, **{k: round(float(np.mean([float(t[k]) for t in good])), 5) for k in good[0]}}
             print(json.dumps(record), flush=True)
             log.write(json.dumps(record) + "\n")
@@ -365,7 +405,10 @@ def main() -> None:
             save_decoder(dec, os.path.join(args.out, "decoder_half.npz"))
             log.write(json.dumps({"snapshot": "decoder_half.npz", "step": step}) + "\n")
             snapshot_done = True
-    save_decoder(dec, os.path.join(args.out, "decoder_final.npz"))
+        if time.time() - last_saved > args.checkpoint_seconds:
+            save_state(dec, state, step, args.out)
+            last_saved = time.time()
+    save_state(dec, state, step, args.out)
     summary = {"final_step": step, "skipped": skipped, "seconds": round(time.time() - started, 1), **vars(args)}
     log.write(json.dumps(summary) + "\n")
     log.close()
