@@ -240,9 +240,7 @@ def bench_combined(report: dict, contents: list, styles: list, threads: list[int
 
             def run(r=runners, c=counter) -> None:
                 i = next(c)
-                vector = r["prediction"](style=styles[i % len(styles)][None])["style_vector"]
-                r["transfer"](content=contents[i % len(contents)][None], style_vector=vector,
-                              alpha=np.array([1.0], np.float32))
+                export.chain(r["prediction"], r["transfer"], contents[i % len(contents)], styles[i % len(styles)])
 
             results.append({"file": entry["file"], "quantization": entry["quantization"], "scheme": entry["scheme"],
                             "size_bytes": entry["size_bytes"], "threads": threads_n,

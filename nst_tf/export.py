@@ -699,11 +699,10 @@ def check_tflite(model: bytes, variant: TFLiteVariant, net: ArbitraryStyleNetwor
 
 
 def chain(predict: Callable[..., dict[str, np.ndarray]], transfer: Callable[..., dict[str, np.ndarray]],
-          pair: ParityPair) -> np.ndarray:
-    """Style vector from `predict`, then the stylized image from `transfer` (square inputs, alpha 1)."""
-    vector = predict(style=pair.style_square[None])["style_vector"]
-    return transfer(content=pair.content_square[None], style_vector=vector,
-                    alpha=np.array([1.0], np.float32))["stylized_image"]
+          content: np.ndarray, style: np.ndarray) -> np.ndarray:
+    """`style` ([H, W, 3]) -> vector by `predict`, then `content` stylized by `transfer` at alpha 1: [1, H, W, 3]."""
+    vector = predict(style=style[None])["style_vector"]
+    return transfer(content=content[None], style_vector=vector, alpha=np.array([1.0], np.float32))["stylized_image"]
 
 
 def check_pipeline(prediction: bytes, transfer: bytes, net: ArbitraryStyleNetwork, pairs: Sequence[ParityPair],
@@ -722,7 +721,7 @@ def check_pipeline(prediction: bytes, transfer: bytes, net: ArbitraryStyleNetwor
 def check_combined(runners: dict[str, Callable[..., dict[str, np.ndarray]]], net: ArbitraryStyleNetwork,
                    pairs: Sequence[ParityPair]) -> dict[str, float]:
     """A combined file's prediction -> transfer signatures (tflite_runners) against the Keras model."""
-    return worst([errors(chain(runners["prediction"], runners["transfer"], pair),
+    return worst([errors(chain(runners["prediction"], runners["transfer"], pair.content_square, pair.style_square),
                          keras_reference(net, pair.content_square, pair.style_square)) for pair in pairs])
 
 
@@ -824,7 +823,8 @@ def export_combined(net: ArbitraryStyleNetwork, options: ExportOptions, pairs: S
             "file": os.path.basename(path), "path": path, "quantization": quantization, "scheme": scheme,
             "signatures": signatures, "size_bytes": len(model), "ops": tflite_ops(model), "parity": parity,
             "bound": list(IMAGE_BOUNDS[quantization]), "within_bound": within(parity, IMAGE_BOUNDS[quantization]),
-            "latency": {**time_calls(lambda r=runners: chain(r["prediction"], r["transfer"], pairs[0]),
+            "latency": {**time_calls(lambda r=runners, p=pairs[0]: chain(r["prediction"], r["transfer"],
+                                                                          p.content_square, p.style_square),
                                      options.latency_runs),
                         "threads": options.threads, "what": "prediction then transfer"},
         })

@@ -27,7 +27,10 @@ import queue
 import threading
 import time
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+from jax import lax
 from PIL import Image
 
 VGG16_ORDER = ("block1_conv1", "block1_conv2", "pool", "block2_conv1", "block2_conv2", "pool",
@@ -44,25 +47,14 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
 
 # -- the network and the losses (pure functions of parameter dicts) --------------------------------
-def _jnp():
-    import jax.numpy as jnp
-
-    return jnp
-
-
 def conv(x, kernel, bias, padding: str):
     """NHWC convolution with an HWIO kernel (the Keras layout), stride 1."""
-    from jax import lax
-
     y = lax.conv_general_dilated(x, kernel, (1, 1), padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))
     return y + bias
 
 
 def vgg_features(vgg: dict, images, wanted: tuple[str, ...]) -> dict:
     """Post-ReLU VGG16 features of [0, 1] RGB images (torchvision preprocessing) at the `wanted` layers."""
-    from jax import lax
-
-    jnp = _jnp()
     x = (images - TORCH_MEAN) / TORCH_STD
     out = {}
     for name in VGG16_ORDER:
@@ -79,27 +71,23 @@ def vgg_features(vgg: dict, images, wanted: tuple[str, ...]) -> dict:
 
 def moments(x):
     """Per-image, per-channel mean and variance over positions: [B, 1, 1, C] each."""
-    jnp = _jnp()
     mean = jnp.mean(x, axis=(1, 2), keepdims=True)
     return mean, jnp.mean(jnp.square(x - mean), axis=(1, 2), keepdims=True)
 
 
 def adain(content, style):
     """Give `content` features the per-channel mean and std of `style` features."""
-    jnp = _jnp()
     c_mean, c_var = moments(content)
     s_mean, s_var = moments(style)
     return (content - c_mean) / jnp.sqrt(c_var + _ADAIN_EPS) * jnp.sqrt(s_var + _ADAIN_EPS) + s_mean
 
 
 def _reflect_conv(x, params, relu: bool = True):
-    jnp = _jnp()
     y = conv(jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect"), *params, "VALID")
     return jnp.maximum(y, 0.0) if relu else y
 
 
 def _up(x, skip, params):
-    jnp = _jnp()
     x = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
     return x + conv(skip, *params, "VALID")
 
@@ -118,20 +106,17 @@ def decode(dec: dict, levels):
 
 def gram(f):
     """Gram matrix averaged over positions: [B, C, C]."""
-    jnp = _jnp()
     return jnp.einsum("bhwc,bhwd->bcd", f, f) / (f.shape[1] * f.shape[2])
 
 
 def relative_error(value, target):
     """||value - target||^2 / ||target||^2 per batch item."""
-    jnp = _jnp()
     axes = tuple(range(1, value.ndim))
     return jnp.sum(jnp.square(value - target), axis=axes) / (jnp.sum(jnp.square(target), axis=axes) + _LOSS_EPS)
 
 
 def total_variation(images):
     """Mean squared difference of neighbouring pixels, both directions, per batch item."""
-    jnp = _jnp()
     dy = images[:, 1:] - images[:, :-1]
     dx = images[:, :, 1:] - images[:, :, :-1]
     return jnp.mean(jnp.square(dy), axis=(1, 2, 3)) + jnp.mean(jnp.square(dx), axis=(1, 2, 3))
@@ -146,7 +131,7 @@ def loss_terms(dec: dict, vgg: dict, content, style, weights: dict, style_layers
     terms = {}
     if weights["identity"]:
         reconstruction = decode(dec, content_levels)
-        terms["identity"] = weights["identity"] * _jnp().mean(_jnp().square(reconstruction - content), axis=(1, 2, 3))
+        terms["identity"] = weights["identity"] * jnp.mean(jnp.square(reconstruction - content), axis=(1, 2, 3))
     targets = [adain(c, style_feats[n]) for c, n in zip(content_levels, LEVELS)]
     output = decode(dec, targets)
     output_feats = vgg_features(vgg, output, wanted)
@@ -162,9 +147,6 @@ def loss_terms(dec: dict, vgg: dict, content, style, weights: dict, style_layers
 def adam_update(params: dict, grads: dict, state: dict, learning_rate: float, lr_decay: float,
                 beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7):
     """One Keras Adam step under InverseTimeDecay(learning_rate, 1, lr_decay); state: {iterations, m, v}."""
-    import jax
-
-    jnp = _jnp()
     it = state["iterations"]
     lr = learning_rate / (1.0 + lr_decay * it)
     t = (it + 1).astype(jnp.float32)
@@ -177,9 +159,6 @@ def adam_update(params: dict, grads: dict, state: dict, learning_rate: float, lr
 
 def make_step(vgg: dict, weights: dict, style_layers: tuple[str, ...], learning_rate: float, lr_decay: float):
     """A jitted step (dec, state, content, style) -> (dec, state, mean terms, finite); skips non-finite updates."""
-    import jax
-
-    jnp = _jnp()
 
     def batch_loss(dec, content, style):
         terms = loss_terms(dec, vgg, content, style, weights, style_layers)
@@ -206,20 +185,23 @@ def load_weights(*paths: str) -> tuple[dict, dict]:
         with np.load(path) as data:
             for key in data.files:
                 prefix, layer, index = key.split("/")
-                if not layer.startswith(("block", "dec", "skip")):
-                    continue
                 target = vgg if prefix == "encoder" else dec
                 target.setdefault(layer, [None, None])[int(index)] = data[key].astype(np.float32)
     return ({k: tuple(v) for k, v in vgg.items()}, {k: tuple(v) for k, v in dec.items()})
+
+
+def _savez_atomic(path: str, arrays: dict[str, np.ndarray]) -> None:
+    """np.savez to a temporary file beside `path`, then rename."""
+    tmp = path + ".tmp.npz"
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
 
 
 def save_decoder(dec: dict, path: str) -> None:
     """Decoder weights as float32 `decoder/<layer>/<0|1>` arrays (the bundled network's naming), atomically."""
     arrays = {f"decoder/{name}/{i}": np.asarray(w, np.float32)
               for name, pair in dec.items() for i, w in enumerate(pair)}
-    tmp = path + ".tmp.npz"
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    _savez_atomic(path, arrays)
 
 
 def save_state(dec: dict, state: dict, step: int, out: str) -> None:
@@ -228,9 +210,7 @@ def save_state(dec: dict, state: dict, step: int, out: str) -> None:
     arrays = {f"{kind}/{name}/{i}": np.asarray(w, np.float32)
               for kind in ("m", "v") for name, pair in state[kind].items() for i, w in enumerate(pair)}
     arrays.update(iterations=np.asarray(state["iterations"]), step=np.asarray(step))
-    tmp = os.path.join(out, "adam.tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, os.path.join(out, "adam.npz"))
+    _savez_atomic(os.path.join(out, "adam.npz"), arrays)
 
 
 def load_state(directory: str, dec: dict) -> tuple[dict, dict, int]:
@@ -348,9 +328,6 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     started = time.time()
-    import jax
-    import jax.numpy as jnp
-
     print(f"jax {jax.__version__} on {jax.devices()}", flush=True)
     os.makedirs(args.out, exist_ok=True)
     vgg, dec = load_weights(args.network, args.pack)

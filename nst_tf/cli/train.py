@@ -61,7 +61,7 @@ def main(argv: list[str]) -> int:
     if any(getattr(FLAGS, name) < 0 for name in loss_weights) or not any(getattr(FLAGS, n) for n in loss_weights):
         raise common.UsageError("loss weights must be non-negative and not all 0: "
                                 + ", ".join(f"--{n}={getattr(FLAGS, n)}" for n in loss_weights))
-    if FLAGS.crop < 32 or 0 < FLAGS.style_crop < 32 or FLAGS.style_crop < 0:
+    if FLAGS.crop < 32 or (FLAGS.style_crop != 0 and FLAGS.style_crop < 32):
         raise common.UsageError(f"--crop and --style_crop must be at least 32, got {FLAGS.crop}, {FLAGS.style_crop}")
     from nst_tf import train
 
