@@ -57,10 +57,10 @@ def main() -> None:
     import numpy as np
 
     from nst_tf import fast, features, images, optimize
-    from nst_tf.network import ArbitraryStyleNetwork
+    from nst_tf.fast import load_network
 
     extractor = features.build_extractor("lpips")
-    net = ArbitraryStyleNetwork.load(args.model or None)
+    net = load_network(args.model or None)
     options = None if args.no_optimizer else optimiser_options(args.preset, args.size)
     rows, sheet_rows = [], []
     pairs = PAIRS if args.split == "heldout" else VALIDATION_PAIRS

@@ -12,8 +12,10 @@ product, as benchmarks/fast_quality.py does (style: relative Gram error over blo
 the style's centre square at the content's 384 px; content: relative feature error at block4_conv2):
   - the style loss of the content photo itself (the baseline),
   - the style and content losses of our int8 output and of the peer's int8 output.
+With --mobile_dir (default export/mobile when it exists: `nst-export --network=mobile`), the phone-sized
+network's int8 models are a third column, mobile_int8.
 The table goes to stderr, the JSON report (per pair and medians) to stdout and --output. --sheet writes the
-rows content | style | ours int8 | peer int8 (the picture of `python docs/make_pictures.py --only=peer`).
+rows content | style | ours int8 | (mobile int8 |) peer int8 (`python docs/make_pictures.py --only=peer`).
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ DATA = os.environ.get("NST_TF_DATA", os.path.join(os.path.dirname(ROOT), "shared
 PAIRS = [("golden_gate", "starry_night"), ("tubingen", "the_scream"), ("chicago", "wave"),
          ("brad_pitt", "woman_with_hat_matisse")]
 CONTENT_SIZE, STYLE_SIZE = 384, 256  # the peer's fixed ONNX input sizes, and our export's defaults
-OUTPUTS = ("ours_int8", "peer_int8")
+OUTPUTS = ("ours_int8", "mobile_int8", "peer_int8")  # mobile_int8 only with --mobile_dir
+MOBILE_DIR = os.path.join(ROOT, "export", "mobile")
 
 
 def _square(data_dir: str, folder: str, name: str, size: int) -> np.ndarray:
@@ -42,28 +45,40 @@ def _square(data_dir: str, folder: str, name: str, size: int) -> np.ndarray:
     return export.center_square(images.load_image(os.path.join(data_dir, folder, f"{name}.jpg")), size)
 
 
-def stylize_pairs(export_dir: str = os.path.join(ROOT, "export"), data_dir: str = DATA,
-                  peer_env: str = tflite_latency.PEER_ENV, pairs: list = PAIRS) -> dict:
-    """Inputs and both int8 outputs of each pair: {"pairs", "contents", "styles", "ours_int8", "peer_int8",
-    "export" (its export_report.json), "peer" (the peer's version and models)}."""
+def _report(export_dir: str, data_dir: str) -> dict:
+    """An export's report, checked for the peer's input sizes."""
     report = tflite_latency.load_report(export_dir, data_dir)
     sizes = (report["options"]["content_size"], report["options"]["style_size"])
     if sizes != (CONTENT_SIZE, STYLE_SIZE):
         raise ValueError(f"{export_dir}: exported for content/style {sizes}, the peer takes "
                          f"{(CONTENT_SIZE, STYLE_SIZE)} (nst-export --content_size/--style_size)")
+    return report
+
+
+def stylize_pairs(export_dir: str = os.path.join(ROOT, "export"), data_dir: str = DATA,
+                  peer_env: str = tflite_latency.PEER_ENV, pairs: list = PAIRS, mobile_dir: str = "") -> dict:
+    """Inputs and int8 outputs of each pair: {"pairs", "contents", "styles", "outputs" (names, in column order),
+    "ours_int8", "peer_int8", with mobile_dir also "mobile_int8" (an nst-export --network=mobile folder),
+    "export" (the report of export_dir), "mobile_export", "peer" (the peer's version and models)}."""
+    report = _report(export_dir, data_dir)
     contents = [_square(data_dir, "content", content, CONTENT_SIZE) for content, _ in pairs]
     styles = [_square(data_dir, "styles", style, STYLE_SIZE) for _, style in pairs]
     peer, peer_info = tflite_latency.peer_stylize(peer_env, contents, styles)
-    return {"pairs": list(pairs), "contents": contents, "styles": styles,
-            "ours_int8": tflite_latency.tflite_stylize(report, "int8", contents, styles), "peer_int8": peer,
-            "export": report, "peer": peer_info}
+    result = {"pairs": list(pairs), "contents": contents, "styles": styles, "outputs": ["ours_int8", "peer_int8"],
+              "ours_int8": tflite_latency.tflite_stylize(report, "int8", contents, styles), "peer_int8": peer,
+              "export": report, "peer": peer_info}
+    if mobile_dir:
+        result["mobile_export"] = _report(mobile_dir, data_dir)
+        result["mobile_int8"] = tflite_latency.tflite_stylize(result["mobile_export"], "int8", contents, styles)
+        result["outputs"] = ["ours_int8", "mobile_int8", "peer_int8"]
+    return result
 
 
 def sheet(result: dict, height: int = 200) -> np.ndarray:
-    """One row a pair: content | style | ours int8 | peer int8."""
+    """One row a pair: content | style | ours int8 | (mobile int8 |) peer int8."""
     from nst_tf import images
 
-    columns = zip(result["contents"], result["styles"], *(result[name] for name in OUTPUTS))
+    columns = zip(result["contents"], result["styles"], *(result[name] for name in result["outputs"]))
     return images.stack_rows([images.contact_sheet(list(panels), height) for panels in columns])
 
 
@@ -79,7 +94,7 @@ def measure(result: dict, data_dir: str = DATA) -> list[dict]:
         objective = optimize.Objective(extractor, content, optimize.style_targets(extractor, [style]),
                                        optimize.LossWeights(content=1, style=1, tv=0))
         row = {"pair": f"{content_name} x {style_name}"}
-        for name, image in (("content_photo", content), *((name, result[name][i]) for name in OUTPUTS)):
+        for name, image in (("content_photo", content), *((name, result[name][i]) for name in result["outputs"])):
             terms = objective.terms(image[None].astype(np.float32))
             row[name] = {"style_loss": float(terms["style"]), "content_loss": float(terms["content"])}
         rows.append(row)
@@ -87,30 +102,42 @@ def measure(result: dict, data_dir: str = DATA) -> list[dict]:
 
 
 def summarize(rows: list[dict]) -> dict:
-    """Medians of every loss, and the pairs where ours is lower than the peer's."""
+    """Medians of every loss, and the pairs where ours (and the mobile network's) is lower than the peer's."""
     median = lambda name, loss: statistics.median(r[name][loss] for r in rows)  # noqa: E731
     summary = {"photo_median_style_loss": median("content_photo", "style_loss")}
-    for name in OUTPUTS:
+    names = [name for name in OUTPUTS if name in rows[0]]
+    for name in names:
         summary[f"{name}_median_style_loss"] = median(name, "style_loss")
         summary[f"{name}_median_content_loss"] = median(name, "content_loss")
-    for loss in ("style_loss", "content_loss"):
-        summary[f"pairs_ours_lower_{loss}"] = sum(r["ours_int8"][loss] < r["peer_int8"][loss] for r in rows)
+    for name in names[:-1]:
+        prefix = "pairs_ours_lower" if name == "ours_int8" else f"pairs_{name.removesuffix('_int8')}_lower"
+        for loss in ("style_loss", "content_loss"):
+            summary[f"{prefix}_{loss}"] = sum(r[name][loss] < r["peer_int8"][loss] for r in rows)
     summary["pairs"] = len(rows)
     return summary
 
 
 def table(rows: list[dict], summary: dict) -> list[str]:
-    """| pair | style: photo, ours, peer | content: ours, peer | (medians last)."""
-    lines = [f"{'pair':36s} {'style photo':>11s} {'ours':>7s} {'peer':>7s}   {'content ours':>12s} {'peer':>7s}"]
-    for r in rows:
-        lines.append(f"{r['pair']:36s} {r['content_photo']['style_loss']:11.4f} {r['ours_int8']['style_loss']:7.4f} "
-                     f"{r['peer_int8']['style_loss']:7.4f}   {r['ours_int8']['content_loss']:12.3f} "
-                     f"{r['peer_int8']['content_loss']:7.3f}")
-    s = summary
-    lines.append(f"{'median':36s} {s['photo_median_style_loss']:11.4f} {s['ours_int8_median_style_loss']:7.4f} "
-                 f"{s['peer_int8_median_style_loss']:7.4f}   {s['ours_int8_median_content_loss']:12.3f} "
-                 f"{s['peer_int8_median_content_loss']:7.3f}")
+    """| pair | style: photo, ours, (mobile,) peer | content: the same | (medians last)."""
+    names = [name for name in OUTPUTS if name in rows[0]]
+    short = [name.removesuffix("_int8") for name in names]
+    lines = [f"{'pair':36s} {'style photo':>11s} " + " ".join(f"{n:>7s}" for n in short) + "   content "
+             + " ".join(f"{n:>7s}" for n in short)]
+    medians = {"pair": "median", "content_photo": {"style_loss": summary["photo_median_style_loss"]},
+               **{n: {loss: summary[f"{n}_median_{loss}"] for loss in ("style_loss", "content_loss")} for n in names}}
+    for r in [*rows, medians]:
+        lines.append(f"{r['pair']:36s} {r['content_photo']['style_loss']:11.4f} "
+                     + " ".join(f"{r[n]['style_loss']:7.4f}" for n in names) + "           "
+                     + " ".join(f"{r[n]['content_loss']:7.3f}" for n in names))
     return lines
+
+
+def export_info(report: dict) -> dict:
+    """What the JSON records of an export: name, version, checkpoint, date, its fixed-size int8 files."""
+    return {"model_name": report["model_name"], "version": report["version"],
+            "checkpoint_sha256": report["checkpoint"]["weights_sha256"], "created": report["created"],
+            "int8": [{k: e[k] for k in ("file", "part", "scheme", "size_bytes")}
+                     for e in report["tflite"]["files"] if e["quantization"] == "int8" and not e["dynamic"]]}
 
 
 def main() -> None:
@@ -119,7 +146,9 @@ def main() -> None:
                         help="an nst-export output folder with TFLite models; empty: export now")
     parser.add_argument("--data_dir", default=DATA)
     parser.add_argument("--peer_env", default=tflite_latency.PEER_ENV, help="virtual environment for the peer")
-    parser.add_argument("--sheet", default="", help="write content | style | ours int8 | peer int8 rows here")
+    parser.add_argument("--mobile_dir", default=MOBILE_DIR if os.path.isdir(MOBILE_DIR) else "",
+                        help="an nst-export --network=mobile folder, a third column (default export/mobile if any)")
+    parser.add_argument("--sheet", default="", help="write content | style | ours int8 | (mobile |) peer rows here")
     parser.add_argument("--output", default="")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -127,21 +156,18 @@ def main() -> None:
     from nst_tf import images
 
     started = time.time()
-    result = stylize_pairs(args.export_dir, args.data_dir, args.peer_env)
+    result = stylize_pairs(args.export_dir, args.data_dir, args.peer_env, mobile_dir=args.mobile_dir)
     if args.sheet:
         images.save_image(sheet(result), args.sheet, quality=88)
     rows = measure(result, args.data_dir)
     summary = summarize(rows)
     print("\n".join(table(rows, summary)), file=sys.stderr, flush=True)
-    export_report, peer = result["export"], result["peer"]
+    peer = result["peer"]
+    exports = {"export": export_info(result["export"])}
+    if "mobile_export" in result:
+        exports["mobile_export"] = export_info(result["mobile_export"])
     emit({"benchmark": "peer_quality", "loss_network": "lpips VGG16", "cpus": os.cpu_count(),
-          "sizes": {"content": CONTENT_SIZE, "style": STYLE_SIZE, "loss_style": CONTENT_SIZE},
-          "export": {"model_name": export_report["model_name"], "version": export_report["version"],
-                     "checkpoint_sha256": export_report["checkpoint"]["weights_sha256"],
-                     "created": export_report["created"],
-                     "int8": [{k: e[k] for k in ("file", "part", "scheme", "size_bytes")}
-                              for e in export_report["tflite"]["files"] if e["quantization"] == "int8"
-                              and not e["dynamic"]]},
+          "sizes": {"content": CONTENT_SIZE, "style": STYLE_SIZE, "loss_style": CONTENT_SIZE}, **exports,
           "peer": {k: peer[k] for k in ("package", "version", "onnxruntime", "models")},
           "seconds": round(time.time() - started, 1), "summary": summary, "rows": rows}, args.output)
 

@@ -164,7 +164,10 @@ def peer() -> None:
     sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
     import peer_quality
 
-    _save(peer_quality.sheet(peer_quality.stylize_pairs(os.path.join(ROOT, "export"), DATA)), "export_vs_peer.jpg")
+    mobile_dir = os.path.join(ROOT, "export", "mobile")  # nst-export --network=mobile: a column of its own
+    result = peer_quality.stylize_pairs(os.path.join(ROOT, "export"), DATA,
+                                        mobile_dir=mobile_dir if os.path.isdir(mobile_dir) else "")
+    _save(peer_quality.sheet(result), "export_vs_peer.jpg")
 
 
 def main() -> None:

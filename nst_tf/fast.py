@@ -2,17 +2,36 @@
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
 
-from nst_tf.network import STRIDE, ArbitraryStyleNetwork
+from nst_tf.mobile import MobileStyleNetwork
+from nst_tf.network import BUNDLED_DIR, STRIDE, ArbitraryStyleNetwork
+
+Network = ArbitraryStyleNetwork | MobileStyleNetwork
 
 STYLE_SIZE = 256  # style images are seen at this long side when predicting their vector
 
 
-def style_vector(net: ArbitraryStyleNetwork, styles: Sequence[np.ndarray],
+def load_network(directory: str | None = None) -> Network:
+    """The network saved in `directory` (config.json + weights.npz), of either kind; the bundled one if None."""
+    directory = directory or BUNDLED_DIR
+    config_path = os.path.join(directory, "config.json")
+    try:
+        with open(config_path) as f:
+            kind = json.load(f).get("kind", "arbitrary")
+    except OSError:
+        raise FileNotFoundError(f"{config_path}: missing (a model folder holds config.json and weights.npz)") from None
+    except (ValueError, AttributeError) as exc:
+        raise ValueError(f"{config_path}: not a network config ({exc})") from None
+    return MobileStyleNetwork.load(directory) if kind == "mobile" else ArbitraryStyleNetwork.load(directory)
+
+
+def style_vector(net: Network, styles: Sequence[np.ndarray],
                  blend: Sequence[float] | None = None) -> tf.Tensor:
     """The blend-weighted mean of the style vectors of several [H, W, 3] style images: [1, V]."""
     if not styles:
@@ -25,7 +44,7 @@ def style_vector(net: ArbitraryStyleNetwork, styles: Sequence[np.ndarray],
     return tf.add_n([v * (w / total) for v, w in zip(vectors, weights)])
 
 
-def stylize_padded(net: ArbitraryStyleNetwork, content: tf.Tensor, vector: tf.Tensor,
+def stylize_padded(net: Network, content: tf.Tensor, vector: tf.Tensor,
                    alpha: float | tf.Tensor = 1.0) -> tf.Tensor:
     """Stylize [B, H, W, 3] content of any size: mirror-pad to the stride, stylize, crop back."""
     height, width = tf.shape(content)[1], tf.shape(content)[2]
@@ -36,7 +55,7 @@ def stylize_padded(net: ArbitraryStyleNetwork, content: tf.Tensor, vector: tf.Te
     return out[:, top:top + height, left:left + width, :]
 
 
-def stylize(net: ArbitraryStyleNetwork, content: np.ndarray, styles: Sequence[np.ndarray],
+def stylize(net: Network, content: np.ndarray, styles: Sequence[np.ndarray],
             alpha: float = 1.0, blend: Sequence[float] | None = None) -> np.ndarray:
     """Stylize one [H, W, 3] content image in [0, 1] with one or more style images; same size out."""
     if not 0.0 <= alpha <= 1.0:

@@ -125,16 +125,32 @@ class VGGPreprocessing(keras.layers.Layer):
         return {**super().get_config(), "mode": self.mode}
 
 
+def reflect_pad(x: tf.Tensor, pad: int) -> tf.Tensor:
+    """tf.pad(x, ..., mode="REFLECT") on height and width, built from one-row slices and concatenations.
+
+    Same values. TFLite's MIRROR_PAD kernel is not delegated to XNNPACK: it took 9.4 ms on a 384 x 384 x 16 map
+    here, the slices and concatenations 2.0 ms. (Reversed slices or MIRROR_PAD after MIRROR_PAD lose the channel
+    count in the TFLite converter when height and width are dynamic; one-row slices keep it.)
+    """
+    for axis in (1, 2):
+        def rows(start: int, stop: int | None, x=x, axis=axis) -> tf.Tensor:
+            return x[:, start:stop] if axis == 1 else x[:, :, start:stop]
+
+        before = [rows(i, i + 1) for i in range(pad, 0, -1)]  # rows pad .. 1
+        after = [rows(-i - 1, -i) for i in range(1, pad + 1)]  # rows n-2 .. n-1-pad
+        x = tf.concat([*before, x, *after], axis=axis)
+    return x
+
+
 class ReflectionPadding2D(keras.layers.Layer):
-    """Pad height and width by `pad` pixels, mirroring the border (TFLite MIRROR_PAD)."""
+    """Pad height and width by `pad` pixels, mirroring the border (as tf.pad's REFLECT mode)."""
 
     def __init__(self, pad: int = 1, **kwargs):
         super().__init__(**kwargs)
         self.pad = pad
 
     def call(self, x):  # noqa: D102
-        p = self.pad
-        return tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]], mode="REFLECT")
+        return reflect_pad(x, self.pad)
 
     def get_config(self):  # noqa: D102
         return {**super().get_config(), "pad": self.pad}
@@ -226,6 +242,11 @@ class ArbitraryStyleNetwork:
     def vector_size(self) -> int:
         """Length of this network's style vectors."""
         return self.config.vector_size
+
+    @property
+    def models(self) -> tuple[keras.Model, ...]:
+        """The Keras models holding the weights (what an export tracks)."""
+        return self.encoder, self.decoder
 
     # -- the interface ---------------------------------------------------------------
     def encode(self, images: tf.Tensor) -> list[tf.Tensor]:

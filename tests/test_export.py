@@ -345,3 +345,21 @@ def test_resolve_checkpoint_accepts_a_training_folder(tmp_path):
     assert export.resolve_checkpoint(str(tmp_path)) == str(tmp_path / "network")
     assert export.resolve_checkpoint(str(tmp_path / "network")) == str(tmp_path / "network")
     assert export.resolve_checkpoint("") is None
+
+
+def test_mobile_network_transfer_converts_and_matches_keras(pictures, tmp_path):
+    """The phone-sized network (nst_tf.mobile): builtin ops only, alpha < 1 as a TFLite IF branch, parity."""
+    mobile_net = fast.load_network(os.path.join(os.path.dirname(BUNDLED_DIR), "mobile"))
+    options = export.ExportOptions(content_size=SIZE, style_size=SIZE)
+    vector = mobile_net.predict_style(tf.constant(pictures["style_square"][None]))
+    for variant, quantization in ((export.TFLiteVariant("transfer", "int8"), "int8_dynamic"),
+                                  (export.TFLiteVariant("transfer", "fp16", dynamic=True), "fp16")):
+        source = export.write_tflite_source(mobile_net, variant, options, str(tmp_path / variant.filename(options)))
+        model = export.convert_tflite(source, quantization)
+        assert export.non_builtin_ops(model) == [] and "IF" in export.tflite_ops(model)
+        content = pictures["content_square"] if not variant.dynamic else pictures["content"]
+        for alpha in (1.0, 0.5):
+            out = _run_tflite_bytes(model, {"content": content[None], "style_vector": tf.reshape(vector, [1, 1, 1, -1])
+                                            .numpy(), "alpha": np.array([alpha], np.float32)})["stylized_image"]
+            expected = fast.stylize_padded(mobile_net, tf.constant(content[None]), vector, alpha).numpy()
+            assert export.within(export.errors(out, expected), export.IMAGE_BOUNDS[variant.quantization]), alpha

@@ -140,6 +140,18 @@ def test_run_saves_and_resumes(tmp_path, lpips_weights):
     assert any(not np.array_equal(before[k], after[k]) for k in before)
     bad = run(f"--out={tmp_path / 'b'}", f"--resume={tmp_path / 'content'}", "--max_steps=1")
     assert bad.returncode != 0 and "adam.npz: cannot resume from it" in bad.stderr.strip().splitlines()[-1]
+    # the student: nst_tf.mobile's transformer from device_pack's initial weights, then unpacked to a network folder
+    np.savez(tmp_path / "student_init.npz", **dp.student_init(0))
+    student = run(f"--out={tmp_path / 's'}", f"--student={tmp_path / 'student_init.npz'}", "--max_steps=2")
+    assert student.returncode == 0, student.stderr[-2000:]
+    assert '"distill"' in student.stdout
+    unpack = [sys.executable, os.path.join(ROOT, "tools", "device_pack.py"), "unpack",
+              f"--transformer={tmp_path / 's' / 'transformer_final.npz'}", f"--out={tmp_path / 'net'}"]
+    unpacked = subprocess.run(unpack, capture_output=True, text=True, timeout=300)
+    assert unpacked.returncode == 0, unpacked.stderr[-2000:]
+    from nst_tf import fast, mobile
+
+    assert isinstance(fast.load_network(str(tmp_path / "net")), mobile.MobileStyleNetwork)
 
 
 def test_random_crop_sizes_and_range():
@@ -150,3 +162,54 @@ def test_random_crop_sizes_and_range():
     crops = [jt.random_crop(image, 64, 1.0, 1.6, rng) for _ in range(5)]  # smaller than the crop: resized up
     assert all(c.shape == (64, 64, 3) and c.dtype == np.float32 for c in crops)
     assert min(c.min() for c in crops) >= 0.0 and max(c.max() for c in crops) <= 1.0
+
+
+def _student(blocks=2):
+    """A small nst_tf.mobile transformer with random weights (conditioning included), Keras and JAX forms."""
+    from nst_tf import mobile
+
+    keras.utils.set_random_seed(3)
+    model = mobile.build_transformer(mobile.MobileConfig(channels=(4, 8, 8), residual_blocks=blocks, bottleneck=6))
+    rng = np.random.default_rng(0)
+    arrays = mobile.weight_arrays(model)
+    for key, w in arrays.items():
+        if w.ndim == 2 or key.endswith("/1"):
+            arrays[key] = rng.normal(0, 0.05, w.shape).astype(np.float32)
+    mobile.set_weight_arrays(model, arrays)
+    params = {}
+    for key, w in arrays.items():
+        layer, index = key.split("/")
+        params.setdefault(layer, [None, None])[int(index)] = w
+    return model, {k: tuple(v) for k, v in params.items()}
+
+
+def test_student_transform_matches_keras():
+    model, params = _student()
+    rng = np.random.default_rng(1)
+    content = rng.random((2, 32, 44, 3)).astype(np.float32)
+    vector = (rng.random((2, 1920)) * 3).astype(np.float32)
+    assert jt.student_blocks(params) == 2
+    ours = np.asarray(jt.transform(params, content, vector, 2))
+    np.testing.assert_allclose(ours, model([content, vector]).numpy(), atol=2e-5)
+
+
+def test_student_terms(trainer):
+    from nst_tf import network
+
+    _, params = _student()
+    content, style = _batch()
+    vgg, dec = _jax_params(trainer)
+    weights = {"content": 1.0, "style": 10.0, "tv": 1.0, "identity": 10.0, "distill": 10.0}
+    terms = jt.student_terms(params, dec, vgg, content, style, weights, STYLE_LAYERS)
+    assert set(terms) == {"content", "style", "tv", "identity", "distill", "total"}
+    # the style vector is nst_tf.network's, and distill is 10 x the squared pixel error to the teacher's output
+    levels = trainer.net.encode(tf.constant(style))
+    own = np.asarray(jt.style_vector([np.asarray(f) for f in levels]))
+    np.testing.assert_allclose(own, network.levels_vector(levels).numpy(), rtol=1e-4, atol=1e-5)
+    teacher = trainer.net.stylize(tf.constant(content), network.levels_vector(levels)).numpy()
+    vector = network.levels_vector(levels).numpy()
+    output = np.asarray(jt.transform(params, content, vector, 2))
+    expected = 10.0 * np.mean(np.square(output - teacher), axis=(1, 2, 3))
+    np.testing.assert_allclose(np.asarray(terms["distill"]), expected, rtol=1e-3)
+    np.testing.assert_allclose(np.asarray(terms["total"]),
+                               sum(np.asarray(v) for k, v in terms.items() if k != "total"), rtol=1e-5)

@@ -14,6 +14,7 @@ from nst_tf.network import (
     levels_vector,
     moments_vector,
     multi_adain,
+    reflect_pad,
     split_vector,
 )
 
@@ -136,3 +137,15 @@ def test_bundled_weights_small():
 
     size = sum(os.path.getsize(os.path.join(BUNDLED_DIR, f)) for f in os.listdir(BUNDLED_DIR))
     assert size < 20 * 1024 * 1024
+
+
+def test_reflect_pad_by_hand_and_as_tf_pad():
+    row = tf.constant([[[[1.0], [2.0], [3.0]]]])  # [1, 1, 3, 1]: one row, width 3
+    x = tf.concat([row, row + 10.0], axis=1)  # rows 1 2 3 / 11 12 13
+    padded = reflect_pad(x, 1)[0, :, :, 0].numpy()
+    np.testing.assert_array_equal(padded, [[12, 11, 12, 13, 12], [2, 1, 2, 3, 2], [12, 11, 12, 13, 12],
+                                           [2, 1, 2, 3, 2]])
+    images = tf.random.normal([2, 7, 9, 3], seed=7)
+    for pad in (1, 2, 4):
+        expected = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
+        np.testing.assert_array_equal(reflect_pad(images, pad).numpy(), expected.numpy())

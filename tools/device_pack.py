@@ -6,8 +6,12 @@
       pack.npz: the offline ImageNet VGG16's deeper layers that only the losses use (block4_conv2..block5_conv1,
       float16); content/: the training photos shrunk to the largest size a crop can use (short side crop * 1.6,
       JPEG q85); style/: the paintings, as they are.
+      With --student: also student_init.npz, the initial weights of nst_tf.mobile's transformer (Keras' own
+      initialisers, --seed) for jax_train.py --student.
   python tools/device_pack.py unpack --decoder=OUT/decoder_final.npz --out=DIR [--model=DIR]
       a network folder (config.json + weights.npz, as nst-train writes) with the trained decoder.
+  python tools/device_pack.py unpack --transformer=OUT/transformer_final.npz --out=DIR
+      a nst_tf.mobile network folder: the bundled network's encoder (its style predictor) + the trained transformer.
 """
 
 from __future__ import annotations
@@ -66,12 +70,41 @@ def pack(args) -> None:
                     shutil.copyfile(os.path.join(src, name), os.path.join(dst, name))
                 else:
                     shrink(os.path.join(src, name), os.path.join(dst, os.path.splitext(name)[0] + ".jpg"), short)
+    if args.student:
+        np.savez(os.path.join(args.out, "student_init.npz"), **student_init(args.seed))
     total = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(args.out) for f in fs)
     print(f"{args.out}: {total / 2**20:.1f} MiB")
 
 
+def student_init(seed: int = 0) -> dict[str, np.ndarray]:
+    """{transformer/<layer>/<i>: float32} of a freshly initialised nst_tf.mobile transformer."""
+    import keras
+
+    from nst_tf import mobile
+
+    keras.utils.set_random_seed(seed)
+    return {f"transformer/{k}": w for k, w in mobile.weight_arrays(mobile.build_transformer()).items()}
+
+
+def unpack_student(args) -> None:
+    from nst_tf import mobile
+
+    net = mobile.MobileStyleNetwork()
+    with np.load(args.transformer) as data:
+        arrays = {k.split("/", 1)[1]: data[k] for k in data.files if k.startswith("transformer/")}
+    try:
+        mobile.set_weight_arrays(net.transformer, arrays)
+    except (KeyError, ValueError) as exc:
+        sys.exit(f"{args.transformer}: does not fit the transformer ({exc})")
+    net.save(args.out)
+    print(f"{args.out}: mobile network written")
+
+
 def unpack(args) -> None:
     from nst_tf.network import ArbitraryStyleNetwork
+
+    if args.transformer:
+        return unpack_student(args)
 
     net = ArbitraryStyleNetwork.load(args.model or None)
     with np.load(args.decoder) as data:
@@ -93,10 +126,14 @@ def main() -> None:
     p.add_argument("--out", default=os.path.join(ROOT, ".device"))
     p.add_argument("--model", default="", help="network to start from (default: the bundled one)")
     p.add_argument("--crop", type=int, default=256)
+    p.add_argument("--student", action="store_true", help="also the mobile transformer's initial weights")
+    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--content_dir", default=os.path.join(DATA, "train_content"))
     p.add_argument("--style_dir", default=os.path.join(DATA, "train_style"))
     u = sub.add_parser("unpack")
-    u.add_argument("--decoder", required=True)
+    which = u.add_mutually_exclusive_group(required=True)
+    which.add_argument("--decoder", help="a returned decoder_*.npz")
+    which.add_argument("--transformer", help="a returned transformer_*.npz (jax_train.py --student)")
     u.add_argument("--out", required=True)
     u.add_argument("--model", default="", help="network whose encoder and config to keep (default: bundled)")
     args = parser.parse_args()

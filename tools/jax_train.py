@@ -144,6 +144,82 @@ def loss_terms(dec: dict, vgg: dict, content, style, weights: dict, style_layers
     return terms
 
 
+# -- the student: nst_tf.mobile's transformer, distilled from the decoder above -------------------------
+def style_vector(levels):
+    """relu1_1..relu4_1 feature maps -> [B, 1920]: nst_tf.network.levels_vector (mean, std per level)."""
+    parts = []
+    for f in levels:
+        mean, var = moments(f)
+        parts += [mean[:, 0, 0], jnp.sqrt(var + _ADAIN_EPS)[:, 0, 0]]
+    return jnp.concatenate(parts, axis=-1)
+
+
+def _padded_conv(x, params, stride: int = 1):
+    """Reflect-pad by kernel // 2, then a VALID convolution with `stride` (nst_tf.mobile._conv)."""
+    pad = params[0].shape[0] // 2
+    x = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
+    y = lax.conv_general_dilated(x, params[0], (stride, stride), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return y + params[1]
+
+
+def transform(sp: dict, content, vector, blocks: int):
+    """(content [B, H, W, 3], style vector [B, V]) -> image: nst_tf.mobile.build_transformer."""
+    z = jnp.log1p(jnp.maximum(vector, 0.0)) @ sp["bottleneck"][0] + sp["bottleneck"][1]
+
+    def norm(x, name, relu=True):
+        params = z @ sp[name][0] + sp[name][1]
+        c = x.shape[-1]
+        mean, var = moments(x)
+        y = (x - mean) / jnp.sqrt(var + _ADAIN_EPS) * (1.0 + params[:, None, None, :c]) + params[:, None, None, c:]
+        return jnp.maximum(y, 0.0) if relu else y
+
+    x = norm(_padded_conv(content, sp["conv1"]), "in1")
+    x = norm(_padded_conv(x, sp["conv2"], 2), "in2")
+    x = norm(_padded_conv(x, sp["conv3"], 2), "in3")
+    for i in range(blocks):
+        y = norm(_padded_conv(x, sp[f"res{i}_conv1"]), f"res{i}_in1")
+        x = x + norm(_padded_conv(y, sp[f"res{i}_conv2"]), f"res{i}_in2", relu=False)
+    for level in (2, 1):
+        x = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+        x = norm(_padded_conv(x, sp[f"up{level}_conv"]), f"up{level}_in")
+    return jax.nn.sigmoid(_padded_conv(x, sp["conv_out"]))
+
+
+def student_blocks(sp: dict) -> int:
+    """How many residual blocks a student's parameters have."""
+    return sum(1 for name in sp if name.startswith("res") and name.endswith("_conv1"))
+
+
+def student_terms(sp: dict, dec: dict, vgg: dict, content, style, weights: dict,
+                  style_layers: tuple[str, ...]) -> dict:
+    """Per-example weighted loss terms ([B] each) of the student: the Gatys terms of loss_terms (content, style,
+    tv), identity (the content's own vector gives the content back) and distill (squared pixel error to the
+    frozen decoder's clipped output)."""
+    wanted = tuple(dict.fromkeys((*LEVELS, PHOTO_CONTENT_LAYER, *style_layers)))
+    content_feats = vgg_features(vgg, content, wanted)
+    style_feats = vgg_features(vgg, style, wanted)
+    content_levels = [content_feats[n] for n in LEVELS]
+    style_levels = [style_feats[n] for n in LEVELS]
+    blocks = student_blocks(sp)
+    pixel_error = lambda a, b: jnp.mean(jnp.square(a - b), axis=(1, 2, 3))  # noqa: E731
+    terms = {}
+    if weights["identity"]:
+        reconstruction = transform(sp, content, style_vector(content_levels), blocks)
+        terms["identity"] = weights["identity"] * pixel_error(reconstruction, content)
+    output = transform(sp, content, style_vector(style_levels), blocks)
+    if weights["distill"]:
+        teacher = decode(dec, [adain(c, s) for c, s in zip(content_levels, style_levels)])
+        terms["distill"] = weights["distill"] * pixel_error(output, lax.stop_gradient(jnp.clip(teacher, 0.0, 1.0)))
+    output_feats = vgg_features(vgg, output, wanted)
+    terms["content"] = weights["content"] * relative_error(output_feats[PHOTO_CONTENT_LAYER],
+                                                           content_feats[PHOTO_CONTENT_LAYER])
+    style_terms = [relative_error(gram(output_feats[n]), gram(style_feats[n])) for n in style_layers]
+    terms["style"] = weights["style"] * sum(style_terms) / len(style_terms)
+    terms["tv"] = weights["tv"] * total_variation(output)
+    terms["total"] = sum(v for k, v in terms.items())
+    return terms
+
+
 def adam_update(params: dict, grads: dict, state: dict, learning_rate: float, lr_decay: float,
                 beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7):
     """One Keras Adam step under InverseTimeDecay(learning_rate, 1, lr_decay); state: {iterations, m, v}."""
@@ -157,37 +233,43 @@ def adam_update(params: dict, grads: dict, state: dict, learning_rate: float, lr
     return new, {"iterations": it + 1, "m": m, "v": v}
 
 
-def make_step(vgg: dict, weights: dict, style_layers: tuple[str, ...], learning_rate: float, lr_decay: float):
-    """A jitted step (dec, state, content, style) -> (dec, state, mean terms, finite); skips non-finite updates."""
+def make_step(terms_fn, learning_rate: float, lr_decay: float):
+    """A jitted step (params, state, content, style) -> (params, state, mean terms, finite) of the per-example
+    terms_fn(params, content, style); skips non-finite updates."""
 
-    def batch_loss(dec, content, style):
-        terms = loss_terms(dec, vgg, content, style, weights, style_layers)
+    def batch_loss(params, content, style):
+        terms = terms_fn(params, content, style)
         return jnp.mean(terms["total"]), {k: jnp.mean(v) for k, v in terms.items()}
 
     @jax.jit
-    def step(dec, state, content, style):
-        (loss, terms), grads = jax.value_and_grad(batch_loss, has_aux=True)(dec, content, style)
+    def step(params, state, content, style):
+        (loss, terms), grads = jax.value_and_grad(batch_loss, has_aux=True)(params, content, style)
         finite = jnp.isfinite(loss) & jnp.all(jnp.array([jnp.all(jnp.isfinite(g)) for g in
                                                          jax.tree_util.tree_leaves(grads)]))
-        new_dec, new_state = adam_update(dec, grads, state, learning_rate, lr_decay)
+        new_params, new_state = adam_update(params, grads, state, learning_rate, lr_decay)
         keep = lambda a, b: jnp.where(finite, a, b)  # noqa: E731
-        return (jax.tree_util.tree_map(keep, new_dec, dec), jax.tree_util.tree_map(keep, new_state, state),
+        return (jax.tree_util.tree_map(keep, new_params, params), jax.tree_util.tree_map(keep, new_state, state),
                 terms, finite)
 
     return step
 
 
 # -- weights in and out ------------------------------------------------------------------------------
-def load_weights(*paths: str) -> tuple[dict, dict]:
-    """Network weights.npz files (encoder/..., decoder/...) -> (vgg, decoder) dicts of (kernel, bias), float32."""
-    vgg, dec = {}, {}
+def load_parts(*paths: str) -> dict[str, dict]:
+    """Weights files of `<part>/<layer>/<0|1>` arrays -> {part: {layer: (kernel, bias)}}, float32."""
+    parts: dict[str, dict] = {}
     for path in paths:
         with np.load(path) as data:
             for key in data.files:
-                prefix, layer, index = key.split("/")
-                target = vgg if prefix == "encoder" else dec
-                target.setdefault(layer, [None, None])[int(index)] = data[key].astype(np.float32)
-    return ({k: tuple(v) for k, v in vgg.items()}, {k: tuple(v) for k, v in dec.items()})
+                part, layer, index = key.split("/")
+                parts.setdefault(part, {}).setdefault(layer, [None, None])[int(index)] = data[key].astype(np.float32)
+    return {part: {k: tuple(v) for k, v in layers.items()} for part, layers in parts.items()}
+
+
+def load_weights(*paths: str) -> tuple[dict, dict]:
+    """Network weights.npz files (encoder/..., decoder/...) -> (vgg, decoder) dicts of (kernel, bias), float32."""
+    parts = load_parts(*paths)
+    return parts.get("encoder", {}), parts.get("decoder", {})
 
 
 def _savez_atomic(path: str, arrays: dict[str, np.ndarray]) -> None:
@@ -197,36 +279,36 @@ def _savez_atomic(path: str, arrays: dict[str, np.ndarray]) -> None:
     os.replace(tmp, path)
 
 
-def save_decoder(dec: dict, path: str) -> None:
-    """Decoder weights as float32 `decoder/<layer>/<0|1>` arrays (the bundled network's naming), atomically."""
-    arrays = {f"decoder/{name}/{i}": np.asarray(w, np.float32)
-              for name, pair in dec.items() for i, w in enumerate(pair)}
+def save_params(params: dict, path: str, part: str = "decoder") -> None:
+    """Weights as float32 `<part>/<layer>/<0|1>` arrays (the bundled networks' naming), atomically."""
+    arrays = {f"{part}/{name}/{i}": np.asarray(w, np.float32)
+              for name, pair in params.items() for i, w in enumerate(pair)}
     _savez_atomic(path, arrays)
 
 
-def save_state(dec: dict, state: dict, step: int, out: str) -> None:
-    """The resumable state in `out`: decoder_final.npz (the decoder) and adam.npz (Adam's moments, counters)."""
-    save_decoder(dec, os.path.join(out, "decoder_final.npz"))
+def save_state(params: dict, state: dict, step: int, out: str, part: str = "decoder") -> None:
+    """The resumable state in `out`: <part>_final.npz (the trained weights) and adam.npz (moments, counters)."""
+    save_params(params, os.path.join(out, f"{part}_final.npz"), part)
     arrays = {f"{kind}/{name}/{i}": np.asarray(w, np.float32)
               for kind in ("m", "v") for name, pair in state[kind].items() for i, w in enumerate(pair)}
     arrays.update(iterations=np.asarray(state["iterations"]), step=np.asarray(step))
     _savez_atomic(os.path.join(out, "adam.npz"), arrays)
 
 
-def load_state(directory: str, dec: dict) -> tuple[dict, dict, int]:
-    """(decoder, Adam state, step) saved by save_state; SystemExit naming the file when it does not fit `dec`."""
+def load_state(directory: str, params: dict, part: str = "decoder") -> tuple[dict, dict, int]:
+    """(weights, Adam state, step) saved by save_state; SystemExit naming the file when it does not fit `params`."""
     path = os.path.join(directory, "adam.npz")
     try:
-        _, saved = load_weights(os.path.join(directory, "decoder_final.npz"))
+        saved = load_parts(os.path.join(directory, f"{part}_final.npz")).get(part, {})
         with np.load(path) as data:
             moments = {kind: {name: tuple(data[f"{kind}/{name}/{i}"] for i in range(len(pair)))
-                              for name, pair in dec.items()} for kind in ("m", "v")}
+                              for name, pair in params.items()} for kind in ("m", "v")}
             iterations, step = int(data["iterations"]), int(data["step"])
     except (OSError, KeyError) as exc:
         raise SystemExit(f"{path}: cannot resume from it ({exc})") from None
     shapes = lambda d: {k: tuple(np.shape(w) for w in v) for k, v in d.items()}  # noqa: E731
-    if shapes(saved) != shapes(dec) or shapes(moments["m"]) != shapes(dec):
-        raise SystemExit(f"{path}: the saved decoder does not fit this network")
+    if shapes(saved) != shapes(params) or shapes(moments["m"]) != shapes(params):
+        raise SystemExit(f"{path}: the saved {part} does not fit this network")
     return saved, {"iterations": iterations, **moments}, step
 
 
@@ -304,6 +386,10 @@ def main() -> None:
     p.add_argument("--network", default=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                                      "nst_tf", "models", "arbitrary", "weights.npz"),
                    help="the starting network's weights.npz (default: the bundled one)")
+    p.add_argument("--student", default="",
+                   help="train nst_tf.mobile's transformer from these initial weights (transformer/<layer>/<i>, "
+                        "device_pack.py pack --student) with the network above as a frozen teacher")
+    p.add_argument("--distill_weight", type=float, default=10.0, help="student: squared pixel error to the teacher")
     p.add_argument("--pack", required=True, help="the loss-only VGG16 layers (device_pack.py pack)")
     p.add_argument("--content_dir", required=True)
     p.add_argument("--style_dir", required=True)
@@ -337,16 +423,26 @@ def main() -> None:
     if missing:
         raise SystemExit(f"{args.pack}: missing layers {missing}")
     weights = {"content": args.content_weight, "style": args.style_weight, "tv": args.tv_weight,
-               "identity": args.identity_weight}
-    step_fn = make_step({k: tuple(map(jnp.asarray, v)) for k, v in vgg.items()}, weights, style_layers,
-                        args.learning_rate, args.lr_decay)
+               "identity": args.identity_weight, "distill": args.distill_weight}
+    vgg = jax.tree_util.tree_map(jnp.asarray, vgg)
+    if args.student:
+        part, params = "transformer", load_parts(args.student).get("transformer")
+        if not params or "bottleneck" not in params:
+            raise SystemExit(f"{args.student}: no transformer/<layer>/<i> weights (device_pack.py pack --student)")
+        teacher = jax.tree_util.tree_map(jnp.asarray, dec)
+        step_fn = make_step(lambda sp, c, s: student_terms(sp, teacher, vgg, c, s, weights, style_layers),
+                            args.learning_rate, args.lr_decay)
+    else:
+        part, params = "decoder", dec
+        step_fn = make_step(lambda d, c, s: loss_terms(d, vgg, c, s, weights, style_layers),
+                            args.learning_rate, args.lr_decay)
     step = 0
-    zeros = jax.tree_util.tree_map(np.zeros_like, dec)
+    zeros = jax.tree_util.tree_map(np.zeros_like, params)
     state = {"iterations": 0, "m": zeros, "v": zeros}
     if args.resume:
-        dec, state, step = load_state(args.resume, dec)
+        params, state, step = load_state(args.resume, params, part)
         print(f"resumed from {args.resume} at step {step}", flush=True)
-    dec = jax.tree_util.tree_map(jnp.asarray, dec)
+    params = jax.tree_util.tree_map(jnp.asarray, params)
     state = {"iterations": jnp.asarray(state["iterations"], jnp.int32),
              "m": jax.tree_util.tree_map(jnp.asarray, state["m"]), "v": jax.tree_util.tree_map(jnp.asarray, state["v"])}
     batches = Batches(load_images(list_images(args.content_dir)), load_images(list_images(args.style_dir)),
@@ -357,11 +453,11 @@ def main() -> None:
     train_started = last_saved = time.time()
     while step < args.max_steps and time.time() - started < args.max_seconds:
         content, style = next(batches)
-        dec, state, terms, finite = step_fn(dec, state, content, style)
+        params, state, terms, finite = step_fn(params, state, content, style)
         window.append((terms, finite))  # read back only at log time: the host never waits for the device
         step += 1
         if step == first_step + 1:
-            jax.block_until_ready(dec)
+            jax.block_until_ready(params)
             print(f"first step (compilation) done at {time.time() - started:.1f} s", flush=True)
             train_started, window = time.time(), []
         if step % args.log_every == 0 and window:
@@ -379,13 +475,13 @@ def main() -> None:
             log.flush()
             window = []
         if not snapshot_done and time.time() - started > args.snapshot_fraction * args.max_seconds:
-            save_decoder(dec, os.path.join(args.out, "decoder_half.npz"))
-            log.write(json.dumps({"snapshot": "decoder_half.npz", "step": step}) + "\n")
+            save_params(params, os.path.join(args.out, f"{part}_half.npz"), part)
+            log.write(json.dumps({"snapshot": f"{part}_half.npz", "step": step}) + "\n")
             snapshot_done = True
         if time.time() - last_saved > args.checkpoint_seconds:
-            save_state(dec, state, step, args.out)
+            save_state(params, state, step, args.out, part)
             last_saved = time.time()
-    save_state(dec, state, step, args.out)
+    save_state(params, state, step, args.out, part)
     summary = {"final_step": step, "skipped": skipped, "seconds": round(time.time() - started, 1), **vars(args)}
     log.write(json.dumps(summary) + "\n")
     log.close()

@@ -3,6 +3,7 @@
   nst-export                                            # bundled weights -> export/ (SavedModel + TFLite)
   nst-export --checkpoint=runs/arbitrary --output_dir=export --version=2 --overwrite   # an nst-train --model_dir
   nst-export --formats=saved_model --output_dir=/models   # TF Serving: /models/arbitrary_style/1/
+  nst-export --network=mobile                           # the phone-sized network -> export/mobile/, mobile_style
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ flags.DEFINE_string("output_dir", "export", "Folder to write into: <output_dir>/
                     "<output_dir>/tflite/, <output_dir>/MODEL_CARD.md.")
 flags.DEFINE_string("model_name", "arbitrary_style", "Model name (the TF Serving model folder, TFLite file prefix).")
 flags.DEFINE_integer("version", 1, "Model version (the TF Serving version folder).")
+flags.DEFINE_enum("network", "arbitrary", ["arbitrary", "mobile"],
+                  "Which bundled network, when --checkpoint is not given: the arbitrary-style network, or the "
+                  "phone-sized nst_tf.mobile one (then --output_dir defaults to export/mobile and --model_name to "
+                  "mobile_style).")
 flags.DEFINE_string("checkpoint", "", "A network folder (config.json + weights.npz) or an nst-train --model_dir "
                     "(its network/ folder); default: the bundled weights.")
 flags.DEFINE_string("formats", "saved_model,tflite", "Comma-separated: saved_model, tflite.")
@@ -43,11 +48,14 @@ def _data_dir() -> str:
 def main(argv: list[str]) -> int:
     """Parse the flags, export with nst_tf.export, print what was written."""
     logging.set_verbosity(logging.WARNING)  # TensorFlow's per-file save and convert notes
-    from nst_tf import export
-    from nst_tf.network import ArbitraryStyleNetwork
+    from nst_tf import export, fast, mobile
+    from nst_tf.network import BUNDLED_DIR
 
+    is_mobile = FLAGS.network == "mobile"
+    output_dir = FLAGS.output_dir if FLAGS["output_dir"].present or not is_mobile else os.path.join("export", "mobile")
+    model_name = FLAGS.model_name if FLAGS["model_name"].present or not is_mobile else "mobile_style"
     options = export.ExportOptions(
-        output_dir=FLAGS.output_dir, model_name=FLAGS.model_name, version=FLAGS.version,
+        output_dir=output_dir, model_name=model_name, version=FLAGS.version,
         formats=tuple(common.split_list(FLAGS.formats)), overwrite=FLAGS.overwrite,
         content_size=FLAGS.content_size, style_size=FLAGS.style_size, int8=FLAGS.int8,
         calibration_samples=FLAGS.calibration_samples, parity_pairs=FLAGS.parity_pairs,
@@ -60,8 +68,8 @@ def main(argv: list[str]) -> int:
     if not os.path.isdir(_data_dir()):
         raise common.UsageError(f"--data_dir={_data_dir()}: not a folder (parity checks and int8 calibration "
                                 "need images; set --data_dir or NST_TF_DATA)")
-    checkpoint = export.resolve_checkpoint(FLAGS.checkpoint)
-    net = ArbitraryStyleNetwork.load(checkpoint)
+    checkpoint = export.resolve_checkpoint(FLAGS.checkpoint) or (mobile.BUNDLED_DIR if is_mobile else BUNDLED_DIR)
+    net = fast.load_network(checkpoint)
     report = export.export(net, options, _data_dir(), checkpoint)
     for line in export.summary(report):
         print(line)

@@ -1,0 +1,245 @@
+"""The phone-sized stylizer: a small transformer network driven by the style vector (Ghiasi et al. 2017's design).
+
+The arbitrary-style network (nst_tf.network) runs VGG16 on the content and a large decoder: about 44 GMAC at
+384 px. This one keeps its style predictor (VGG16 to relu4_1 on the style image -> the same style vector, so
+vectors are interchangeable between the two) and replaces encoder + decoder by a Johnson/Magenta transformer:
+  content -> conv 9x9 -> conv 3x3 /2 -> conv 3x3 /2 -> residual blocks -> (resize x2, conv 3x3) x 2 -> conv 9x9
+with a conditional instance normalisation after every convolution but the last, whose per-channel scale and shift
+come from the style vector through a bottleneck (log1p(vector) -> dense -> `bottleneck` floats -> dense per
+layer). About 5.6 GMAC at 384 px with the default widths. Reflect padding everywhere, resize-then-convolve
+upsampling (no checkerboard), a sigmoid output in [0, 1]; every op is a TFLite builtin.
+
+It is trained (tools/jax_train.py --student) with the Gatys losses of nst-train plus a distillation term towards
+the bundled arbitrary-style network's output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from nst_tf.network import BUNDLED_DIR as BUNDLED_ARBITRARY_DIR
+from nst_tf.network import (
+    ENCODER_CHANNELS,
+    ReflectionPadding2D,
+    ResizeUpsampling,
+    build_encoder,
+    levels_vector,
+)
+
+STRIDE = 4  # two stride-2 convolutions
+_EPS = 1e-5
+BUNDLED_DIR = os.path.join(os.path.dirname(__file__), "models", "mobile")
+
+
+@dataclass(frozen=True)
+class MobileConfig:
+    """Widths of the transformer; the style vector is the arbitrary network's (relu1_1..relu4_1 moments)."""
+
+    channels: tuple[int, int, int] = (16, 32, 64)  # full, 1/2 and 1/4 resolution
+    residual_blocks: int = 5
+    bottleneck: int = 100
+    kernels: tuple[int, int] = (9, 3)  # of the first and the last convolution (full resolution)
+    preprocessing: str = "torch"  # of the predictor's VGG16 weights
+    kind: str = "mobile"
+
+    @property
+    def vector_size(self) -> int:
+        """Length of a style vector: mean and std of each channel of relu1_1..relu4_1."""
+        return 2 * sum(ENCODER_CHANNELS)
+
+    def norm_channels(self) -> list[tuple[str, int]]:
+        """(name, channels) of every conditional instance norm, in network order."""
+        c1, c2, c3 = self.channels
+        names = [("in1", c1), ("in2", c2), ("in3", c3)]
+        for i in range(self.residual_blocks):
+            names += [(f"res{i}_in1", c3), (f"res{i}_in2", c3)]
+        return names + [("up2_in", c2), ("up1_in", c1)]
+
+    def to_json(self) -> str:
+        """Stable JSON form, stored beside the weights."""
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> MobileConfig:
+        """Inverse of to_json."""
+        data = json.loads(text)
+        data["channels"] = tuple(data["channels"])
+        data["kernels"] = tuple(data["kernels"])
+        return cls(**data)
+
+
+def instance_norm(x: tf.Tensor, scale: tf.Tensor, shift: tf.Tensor) -> tf.Tensor:
+    """Normalise each channel of each image over positions, then scale and shift ([B, C] each)."""
+    mean, variance = tf.nn.moments(x, axes=[1, 2], keepdims=True)
+    return (x - mean) * tf.math.rsqrt(variance + _EPS) * scale[:, None, None, :] + shift[:, None, None, :]
+
+
+class ConditionalInstanceNorm(keras.layers.Layer):
+    """Instance norm whose scale (1 + ...) and shift are a dense function of the style bottleneck."""
+
+    def __init__(self, channels: int, **kwargs):
+        super().__init__(**kwargs)
+        self.channels = channels
+        self.dense = keras.layers.Dense(2 * channels, kernel_initializer="zeros", name="params")
+
+    def build(self, input_shape):  # noqa: D102
+        x_shape, z_shape = input_shape
+        self.dense.build(z_shape)
+        super().build(input_shape)
+
+    def call(self, inputs):  # noqa: D102
+        x, z = inputs
+        params = self.dense(z)
+        return instance_norm(x, 1.0 + params[:, :self.channels], params[:, self.channels:])
+
+    def get_config(self):  # noqa: D102
+        return {**super().get_config(), "channels": self.channels}
+
+
+class Log1p(keras.layers.Layer):
+    """log(1 + x): squashes the style vector's moments (all >= 0, up to tens) to a trainable range."""
+
+    def call(self, x):  # noqa: D102
+        return tf.math.log1p(tf.maximum(x, 0.0))
+
+
+def _conv(x, channels: int, kernel: int, name: str, stride: int = 1):
+    x = ReflectionPadding2D(kernel // 2, name=f"{name}_pad")(x)
+    return keras.layers.Conv2D(channels, kernel, strides=stride, padding="valid", name=name)(x)
+
+
+def _norm_relu(x, z, channels: int, name: str, relu: bool = True):
+    x = ConditionalInstanceNorm(channels, name=name)([x, z])
+    return keras.layers.ReLU(name=f"{name}_relu")(x) if relu else x
+
+
+def build_transformer(config: MobileConfig = MobileConfig()) -> keras.Model:
+    """(content [B, H, W, 3] in [0, 1], H and W multiples of 4; style vector [B, V]) -> image in [0, 1]."""
+    c1, c2, c3 = config.channels
+    content = keras.Input((None, None, 3), name="content")
+    vector = keras.Input((config.vector_size,), name="style_vector")
+    z = keras.layers.Dense(config.bottleneck, name="bottleneck")(Log1p(name="log1p")(vector))
+    x = _norm_relu(_conv(content, c1, config.kernels[0], "conv1"), z, c1, "in1")
+    x = _norm_relu(_conv(x, c2, 3, "conv2", stride=2), z, c2, "in2")
+    x = _norm_relu(_conv(x, c3, 3, "conv3", stride=2), z, c3, "in3")
+    for i in range(config.residual_blocks):
+        y = _norm_relu(_conv(x, c3, 3, f"res{i}_conv1"), z, c3, f"res{i}_in1")
+        y = _norm_relu(_conv(y, c3, 3, f"res{i}_conv2"), z, c3, f"res{i}_in2", relu=False)
+        x = keras.layers.Add(name=f"res{i}_add")([x, y])
+    x = ResizeUpsampling((2, 2), "nearest", name="up2")(x)
+    x = _norm_relu(_conv(x, c2, 3, "up2_conv"), z, c2, "up2_in")
+    x = ResizeUpsampling((2, 2), "nearest", name="up1")(x)
+    x = _norm_relu(_conv(x, c1, 3, "up1_conv"), z, c1, "up1_in")
+    x = keras.layers.Activation("sigmoid", name="image")(_conv(x, 3, config.kernels[1], "conv_out"))
+    return keras.Model([content, vector], x, name="transformer")
+
+
+class MobileStyleNetwork:
+    """VGG16 style predictor + small transformer, with ArbitraryStyleNetwork's interface."""
+
+    def __init__(self, config: MobileConfig = MobileConfig()):
+        self.config = config
+        self.encoder = build_encoder(config.preprocessing)
+        self.transformer = build_transformer(config)
+
+    @property
+    def vector_size(self) -> int:
+        """Length of this network's style vectors."""
+        return self.config.vector_size
+
+    @property
+    def models(self) -> tuple[keras.Model, ...]:
+        """The Keras models holding the weights (what an export tracks)."""
+        return self.encoder, self.transformer
+
+    def predict_style(self, style_images: tf.Tensor) -> tf.Tensor:
+        """[B, H, W, 3] style images in [0, 1] -> [B, vector_size] style vectors."""
+        return levels_vector(self.encoder(tf.convert_to_tensor(style_images, tf.float32)))
+
+    def content_vector(self, content_images: tf.Tensor, side: int = 256) -> tf.Tensor:
+        """The content's own style vector (for alpha < 1), predicted at `side` px long side like a style."""
+        shape = tf.shape(content_images)
+        scale = side / tf.cast(tf.maximum(shape[1], shape[2]), tf.float32)
+        size = tf.cast(tf.round(tf.cast(shape[1:3], tf.float32) * scale), tf.int32)
+        return self.predict_style(tf.image.resize(content_images, size))  # bilinear: a TFLite builtin
+
+    def stylize(self, content_images: tf.Tensor, style_vector: tf.Tensor, alpha: float | tf.Tensor = 1.0,
+                clip: bool = True) -> tf.Tensor:
+        """Content images in [0, 1] (sides multiples of 4) + style vectors -> stylized images in [0, 1]."""
+        content_images = tf.convert_to_tensor(content_images, tf.float32)
+        shape = tf.shape(content_images)
+        # restate the channel count, which the TFLite converter loses through a dynamic mirror pad (stylize_padded)
+        content_images = tf.reshape(content_images, [shape[0], shape[1], shape[2], 3])
+        batch = shape[0]
+        style_vector = tf.broadcast_to(style_vector, [batch, tf.shape(style_vector)[-1]])
+        alpha = tf.clip_by_value(tf.broadcast_to(tf.reshape(tf.cast(alpha, tf.float32), [-1, 1]), [batch, 1]),
+                                 0.0, 1.0)
+        # the content's own vector costs a VGG16 pass: only when some alpha < 1 (a TFLite IF op when exported)
+        style_vector = tf.cond(tf.reduce_all(alpha >= 1.0), lambda: style_vector,
+                               lambda: alpha * style_vector + (1.0 - alpha) * self.content_vector(content_images))
+        return self.transformer([content_images, style_vector])
+
+    def __call__(self, content_images, style_images, alpha=1.0):
+        """Stylize content with style images directly (the combined model)."""
+        return self.stylize(content_images, self.predict_style(style_images), alpha)
+
+    # -- weights ---------------------------------------------------------------------
+    def load_encoder_from(self, directory: str = BUNDLED_ARBITRARY_DIR) -> None:
+        """Copy the predictor's VGG16 weights (encoder/* arrays) from an arbitrary-style network folder."""
+        weights_path = os.path.join(directory, "weights.npz")
+        with np.load(weights_path) as data:
+            arrays = {k[len("encoder/"):]: data[k] for k in data.files if k.startswith("encoder/")}
+        try:
+            set_weight_arrays(self.encoder, arrays)
+        except (KeyError, ValueError) as exc:
+            raise ValueError(f"{weights_path}: no VGG16 encoder for the style predictor ({exc})") from None
+
+    def save(self, directory: str) -> None:
+        """Write the transformer's float16 weights (weights.npz) and config.json atomically into `directory`.
+
+        The predictor's VGG16 is not written: it is the bundled arbitrary-style network's encoder, which load()
+        takes from there (the same offline ImageNet VGG16 layers), so that style vectors stay interchangeable.
+        """
+        os.makedirs(directory, exist_ok=True)
+        arrays = {f"transformer/{path}": w.astype(np.float16) for path, w in weight_arrays(self.transformer).items()}
+        tmp = os.path.join(directory, ".weights.tmp.npz")
+        np.savez_compressed(tmp, **arrays)
+        os.replace(tmp, os.path.join(directory, "weights.npz"))
+        with open(os.path.join(directory, ".config.tmp"), "w") as f:
+            f.write(self.config.to_json())
+        os.replace(os.path.join(directory, ".config.tmp"), os.path.join(directory, "config.json"))
+
+    @classmethod
+    def load(cls, directory: str | None = None) -> MobileStyleNetwork:
+        """Load a network saved by save() (the bundled one when `directory` is None) with the bundled predictor."""
+        directory = directory or BUNDLED_DIR
+        with open(os.path.join(directory, "config.json")) as f:
+            net = cls(MobileConfig.from_json(f.read()))
+        net.load_encoder_from()
+        weights_path = os.path.join(directory, "weights.npz")
+        with np.load(weights_path) as data:
+            arrays = {k[len("transformer/"):]: data[k] for k in data.files if k.startswith("transformer/")}
+        try:
+            set_weight_arrays(net.transformer, arrays)
+        except (KeyError, ValueError) as exc:
+            raise ValueError(f"{weights_path}: does not fit the network ({exc})") from None
+        return net
+
+
+def weight_arrays(model: keras.Model) -> dict[str, np.ndarray]:
+    """Every weight of `model` as `<layer>/<index>` (a CIN layer's dense weights under its own name)."""
+    return {f"{layer.name}/{i}": w for layer in model.layers for i, w in enumerate(layer.get_weights())}
+
+
+def set_weight_arrays(model: keras.Model, arrays: dict[str, np.ndarray]) -> None:
+    """Inverse of weight_arrays; KeyError or ValueError when `arrays` does not fit."""
+    for layer in model.layers:
+        n = len(layer.get_weights())
+        if n:
+            layer.set_weights([np.asarray(arrays[f"{layer.name}/{i}"], np.float32) for i in range(n)])
