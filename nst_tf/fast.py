@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
+from nst_tf.mobile import BUNDLED_DIR as MOBILE_DIR
 from nst_tf.mobile import MobileStyleNetwork
 from nst_tf.network import BUNDLED_DIR, STRIDE, ArbitraryStyleNetwork
 
@@ -18,7 +19,10 @@ STYLE_SIZE = 256  # style images are seen at this long side when predicting thei
 
 
 def load_network(directory: str | None = None) -> Network:
-    """The network saved in `directory` (config.json + weights.npz), of either kind; the bundled one if None."""
+    """The network saved in `directory` (config.json + weights.npz), of either kind; the bundled arbitrary-style
+    network if None, and the bundled ones for the names 'arbitrary' and 'mobile'."""
+    if directory in ("mobile", "arbitrary") and not os.path.isdir(directory):
+        directory = MOBILE_DIR if directory == "mobile" else BUNDLED_DIR
     directory = directory or BUNDLED_DIR
     config_path = os.path.join(directory, "config.json")
     try:

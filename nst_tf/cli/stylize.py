@@ -61,7 +61,8 @@ flags.DEFINE_integer("save_every", 0, "Write an intermediate image every N steps
 flags.DEFINE_string("logdir", "", "Write TensorBoard scalars (each loss term) and images here.")
 flags.DEFINE_integer("image_every", 50, "With --logdir: log the current image every N steps.")
 flags.DEFINE_string("contact_sheet", "", "Also write a side-by-side content | style(s) | result image here.")
-flags.DEFINE_string("model", "", "--method=fast: a network folder (config.json + weights.npz); default: bundled.")
+flags.DEFINE_string("model", "", "--method=fast: a network folder (config.json + weights.npz), or 'mobile' for "
+                    "the bundled phone-sized network (nst_tf.mobile); default: the bundled arbitrary-style network.")
 flags.DEFINE_float("alpha", 1.0, "--method=fast: style strength in [0, 1] (0: the content's own look).")
 flags.DEFINE_integer("style_size", 256, "--method=fast: long side at which style images are analysed.")
 
@@ -225,10 +226,9 @@ def _fast(content, style_paths: list[str], blend: list[float] | None) -> int:
     common.require_positive("style_size", FLAGS.style_size)
     styles = [images.resize_long_side(images.load_image(p), FLAGS.style_size, p) for p in style_paths]
     from nst_tf import fast
-    from nst_tf.network import ArbitraryStyleNetwork
 
     started = time.time()
-    net = ArbitraryStyleNetwork.load(FLAGS.model or None)
+    net = fast.load_network(FLAGS.model or None)
     result = fast.stylize(net, content, styles, FLAGS.alpha, blend)
     images.save_image(result, FLAGS.output)
     if FLAGS.contact_sheet:

@@ -31,7 +31,8 @@ flags.DEFINE_enum("consistency", "flow", ["none", "flow"],
 flags.DEFINE_float("consistency_weight", 0.8, "--consistency=flow: weight of the warped previous output in [0, 1].")
 flags.DEFINE_enum("method", "fast", ["fast", "optimize"],
                   "fast: the feed-forward network; optimize: Gatys per frame from the warped previous result.")
-flags.DEFINE_string("model", "", "--method=fast: a network folder (config.json + weights.npz); default: bundled.")
+flags.DEFINE_string("model", "", "--method=fast: a network folder (config.json + weights.npz), or 'mobile' for "
+                    "the bundled phone-sized network (nst_tf.mobile); default: the bundled arbitrary-style network.")
 flags.DEFINE_integer("style_size", 256, "--method=fast: long side at which style images are analysed.")
 flags.DEFINE_integer("batch_size", 4, "--method=fast: frames stylized per network call.")
 flags.DEFINE_string("weights", "", "--method=optimize: loss-network weights, as for nst-stylize (imagenet, lpips, "
@@ -93,9 +94,7 @@ def _frames_out(info, width: int, height: int, style_paths: list[str], blend):
     if FLAGS.method == "fast":
         styles = [images.resize_long_side(images.load_image(p), FLAGS.style_size, p) for p in style_paths]
         from nst_tf import fast
-        from nst_tf.network import ArbitraryStyleNetwork
-
-        net = ArbitraryStyleNetwork.load(FLAGS.model or None)
+        net = fast.load_network(FLAGS.model or None)
         stylize = video.fast_stylizer(net, fast.style_vector(net, styles, blend), FLAGS.alpha)
         return video.stylize_frames(frames, stylize, consistency, FLAGS.batch_size), consistency
     styles = [images.resize_long_side(images.load_image(p), max(width, height), p) for p in style_paths]
