@@ -30,6 +30,7 @@ from nst_tf.network import (
     ResizeUpsampling,
     build_encoder,
     levels_vector,
+    write_folder,
 )
 
 STRIDE = 4  # two stride-2 convolutions
@@ -198,28 +199,17 @@ class MobileStyleNetwork:
     # -- weights ---------------------------------------------------------------------
     def load_encoder_from(self, directory: str = BUNDLED_ARBITRARY_DIR) -> None:
         """Copy the predictor's VGG16 weights (encoder/* arrays) from an arbitrary-style network folder."""
-        weights_path = os.path.join(directory, "weights.npz")
-        with np.load(weights_path) as data:
-            arrays = {k[len("encoder/"):]: data[k] for k in data.files if k.startswith("encoder/")}
-        try:
-            set_weight_arrays(self.encoder, arrays)
-        except (KeyError, ValueError) as exc:
-            raise ValueError(f"{weights_path}: no VGG16 encoder for the style predictor ({exc})") from None
+        _load_part(self.encoder, os.path.join(directory, "weights.npz"), "encoder",
+                   "no VGG16 encoder for the style predictor")
 
     def save(self, directory: str) -> None:
         """Write the transformer's float16 weights (weights.npz) and config.json atomically into `directory`.
 
-        The predictor's VGG16 is not written: it is the bundled arbitrary-style network's encoder, which load()
-        takes from there (the same offline ImageNet VGG16 layers), so that style vectors stay interchangeable.
+        The predictor's VGG16 is not written: load() takes it from the bundled arbitrary-style network's
+        weights (the same offline ImageNet VGG16 layers).
         """
-        os.makedirs(directory, exist_ok=True)
         arrays = {f"transformer/{path}": w.astype(np.float16) for path, w in weight_arrays(self.transformer).items()}
-        tmp = os.path.join(directory, ".weights.tmp.npz")
-        np.savez_compressed(tmp, **arrays)
-        os.replace(tmp, os.path.join(directory, "weights.npz"))
-        with open(os.path.join(directory, ".config.tmp"), "w") as f:
-            f.write(self.config.to_json())
-        os.replace(os.path.join(directory, ".config.tmp"), os.path.join(directory, "config.json"))
+        write_folder(directory, arrays, self.config.to_json())
 
     @classmethod
     def load(cls, directory: str | None = None) -> MobileStyleNetwork:
@@ -228,14 +218,18 @@ class MobileStyleNetwork:
         with open(os.path.join(directory, "config.json")) as f:
             net = cls(MobileConfig.from_json(f.read()))
         net.load_encoder_from()
-        weights_path = os.path.join(directory, "weights.npz")
-        with np.load(weights_path) as data:
-            arrays = {k[len("transformer/"):]: data[k] for k in data.files if k.startswith("transformer/")}
-        try:
-            set_weight_arrays(net.transformer, arrays)
-        except (KeyError, ValueError) as exc:
-            raise ValueError(f"{weights_path}: does not fit the network ({exc})") from None
+        _load_part(net.transformer, os.path.join(directory, "weights.npz"), "transformer", "does not fit the network")
         return net
+
+
+def _load_part(model: keras.Model, weights_path: str, part: str, problem: str) -> None:
+    """Set `model`'s weights from the `<part>/<layer>/<i>` arrays of a weights.npz; ValueError naming the file."""
+    with np.load(weights_path) as data:
+        arrays = {k[len(part) + 1:]: data[k] for k in data.files if k.startswith(part + "/")}
+    try:
+        set_weight_arrays(model, arrays)
+    except (KeyError, ValueError) as exc:
+        raise ValueError(f"{weights_path}: {problem} ({exc})") from None
 
 
 def weight_arrays(model: keras.Model) -> dict[str, np.ndarray]:

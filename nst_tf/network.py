@@ -301,12 +301,7 @@ class ArbitraryStyleNetwork:
             for layer in model.layers:
                 for i, w in enumerate(layer.get_weights()):
                     arrays[f"{prefix}/{layer.name}/{i}"] = w.astype(np.float16)
-        tmp = os.path.join(directory, ".weights.tmp.npz")
-        np.savez_compressed(tmp, **arrays)
-        os.replace(tmp, os.path.join(directory, "weights.npz"))
-        with open(os.path.join(directory, ".config.tmp"), "w") as f:
-            f.write(self.config.to_json())
-        os.replace(os.path.join(directory, ".config.tmp"), os.path.join(directory, "config.json"))
+        write_folder(directory, arrays, self.config.to_json())
 
     @classmethod
     def load(cls, directory: str | None = None) -> ArbitraryStyleNetwork:
@@ -329,6 +324,17 @@ class ArbitraryStyleNetwork:
                         except (KeyError, ValueError) as exc:
                             raise ValueError(f"{weights_path}: does not fit the network ({exc})") from None
         return net
+
+
+def write_folder(directory: str, arrays: dict[str, np.ndarray], config_json: str) -> None:
+    """A network folder: weights.npz (`arrays`, compressed) and config.json, each written atomically."""
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, ".weights.tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, os.path.join(directory, "weights.npz"))
+    with open(os.path.join(directory, ".config.tmp"), "w") as f:
+        f.write(config_json)
+    os.replace(os.path.join(directory, ".config.tmp"), os.path.join(directory, "config.json"))
 
 
 def pad_to_stride(images: tf.Tensor, stride: int = STRIDE) -> tuple[tf.Tensor, int, int]:

@@ -134,6 +134,13 @@ def loss_terms(dec: dict, vgg: dict, content, style, weights: dict, style_layers
         terms["identity"] = weights["identity"] * jnp.mean(jnp.square(reconstruction - content), axis=(1, 2, 3))
     targets = [adain(c, style_feats[n]) for c, n in zip(content_levels, LEVELS)]
     output = decode(dec, targets)
+    return gatys_terms(terms, vgg, output, content_feats, style_feats, weights, style_layers)
+
+
+def gatys_terms(terms: dict, vgg: dict, output, content_feats: dict, style_feats: dict, weights: dict,
+                style_layers: tuple[str, ...]) -> dict:
+    """`terms` plus the output's weighted content, style and tv terms, and their total ([B] each)."""
+    wanted = tuple(dict.fromkeys((PHOTO_CONTENT_LAYER, *style_layers)))
     output_feats = vgg_features(vgg, output, wanted)
     terms["content"] = weights["content"] * relative_error(output_feats[PHOTO_CONTENT_LAYER],
                                                            content_feats[PHOTO_CONTENT_LAYER])
@@ -210,14 +217,7 @@ def student_terms(sp: dict, dec: dict, vgg: dict, content, style, weights: dict,
     if weights["distill"]:
         teacher = decode(dec, [adain(c, s) for c, s in zip(content_levels, style_levels)])
         terms["distill"] = weights["distill"] * pixel_error(output, lax.stop_gradient(jnp.clip(teacher, 0.0, 1.0)))
-    output_feats = vgg_features(vgg, output, wanted)
-    terms["content"] = weights["content"] * relative_error(output_feats[PHOTO_CONTENT_LAYER],
-                                                           content_feats[PHOTO_CONTENT_LAYER])
-    style_terms = [relative_error(gram(output_feats[n]), gram(style_feats[n])) for n in style_layers]
-    terms["style"] = weights["style"] * sum(style_terms) / len(style_terms)
-    terms["tv"] = weights["tv"] * total_variation(output)
-    terms["total"] = sum(v for k, v in terms.items())
-    return terms
+    return gatys_terms(terms, vgg, output, content_feats, style_feats, weights, style_layers)
 
 
 def adam_update(params: dict, grads: dict, state: dict, learning_rate: float, lr_decay: float,
