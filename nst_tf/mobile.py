@@ -1,12 +1,13 @@
 """The phone-sized stylizer: a small transformer network driven by the style vector (Ghiasi et al. 2017's design).
 
 The arbitrary-style network (nst_tf.network) runs VGG16 on the content and a large decoder: about 44 GMAC at
-384 px. This one keeps its style predictor (VGG16 to relu4_1 on the style image -> the same style vector, so
-vectors are interchangeable between the two) and replaces encoder + decoder by a Johnson/Magenta transformer:
-  content -> conv 9x9 -> conv 3x3 /2 -> conv 3x3 /2 -> residual blocks -> (resize x2, conv 3x3) x 2 -> conv 9x9
+384 px. This one keeps its style predictor (VGG16 to relu4_1, the same 1920 moments; run on the style image
+average-pooled `style_pool` times, the scale of the training crops, for a fraction of the cost) and replaces
+encoder + decoder by a Johnson/Magenta transformer:
+  content -> conv 9x9 -> conv 3x3 /2 -> conv 3x3 /2 -> residual blocks -> (resize x2, conv 3x3) x 2 -> conv 3x3
 with a conditional instance normalisation after every convolution but the last, whose per-channel scale and shift
 come from the style vector through a bottleneck (log1p(vector) -> dense -> `bottleneck` floats -> dense per
-layer). About 5.6 GMAC at 384 px with the default widths. Reflect padding everywhere, resize-then-convolve
+layer). About 6 GMAC at 384 px with the default widths. Reflect padding everywhere, resize-then-convolve
 upsampling (no checkerboard), a sigmoid output in [0, 1]; every op is a TFLite builtin.
 
 It is trained (tools/jax_train.py --student) with the Gatys losses of nst-train plus a distillation term towards
@@ -33,7 +34,7 @@ from nst_tf.network import (
     write_folder,
 )
 
-STRIDE = 4  # two stride-2 convolutions
+STRIDE = 4  # two stride-2 convolutions (fast.stylize_padded pads to network.STRIDE = 8, a multiple)
 _EPS = 1e-5
 BUNDLED_DIR = os.path.join(os.path.dirname(__file__), "models", "mobile")
 

@@ -108,5 +108,5 @@ def test_bundled_mobile_network():
         pytest.skip("no bundled mobile network")
     size = sum(os.path.getsize(os.path.join(mobile.BUNDLED_DIR, f)) for f in os.listdir(mobile.BUNDLED_DIR))
     assert size < 3 * 2**20
-    loaded = fast.load_network(mobile.BUNDLED_DIR)
-    assert isinstance(loaded, mobile.MobileStyleNetwork)
+    loaded = fast.load_network("mobile")  # the CLIs' --model=mobile
+    assert isinstance(loaded, mobile.MobileStyleNetwork) and loaded.config.style_pool == 2
