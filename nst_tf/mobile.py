@@ -31,6 +31,7 @@ from nst_tf.network import (
     ResizeUpsampling,
     build_encoder,
     levels_vector,
+    load_vgg_encoder,
     write_folder,
 )
 
@@ -198,28 +199,41 @@ class MobileStyleNetwork:
         return self.stylize(content_images, self.predict_style(style_images), alpha)
 
     # -- weights ---------------------------------------------------------------------
+    def load_encoder_weights(self, spec) -> None:
+        """The predictor's VGG16 from a resolved WeightsSpec (imagenet or a file), as nst-train uses."""
+        load_vgg_encoder(self.encoder, spec, self.config.preprocessing)
+
     def load_encoder_from(self, directory: str = BUNDLED_ARBITRARY_DIR) -> None:
         """Copy the predictor's VGG16 weights (encoder/* arrays) from an arbitrary-style network folder."""
         _load_part(self.encoder, os.path.join(directory, "weights.npz"), "encoder",
                    "no VGG16 encoder for the style predictor")
 
-    def save(self, directory: str) -> None:
-        """Write the transformer's float16 weights (weights.npz) and config.json atomically into `directory`.
+    def save(self, directory: str, include_encoder: bool = False) -> None:
+        """Write float16 weights (weights.npz) and config.json atomically into `directory`.
 
-        The predictor's VGG16 is not written: load() takes it from the bundled arbitrary-style network's
-        weights (the same offline ImageNet VGG16 layers).
+        Without include_encoder only the transformer is written, and load() takes the predictor's VGG16 from
+        the bundled arbitrary-style network's weights (the offline ImageNet VGG16 layers it was trained with).
+        nst-train writes the encoder too, since its loss network may be another VGG16.
         """
-        arrays = {f"transformer/{path}": w.astype(np.float16) for path, w in weight_arrays(self.transformer).items()}
+        parts = (("transformer", self.transformer), *((("encoder", self.encoder),) if include_encoder else ()))
+        arrays = {f"{prefix}/{path}": w.astype(np.float16) for prefix, model in parts
+                  for path, w in weight_arrays(model).items()}
         write_folder(directory, arrays, self.config.to_json())
 
     @classmethod
     def load(cls, directory: str | None = None) -> MobileStyleNetwork:
-        """Load a network saved by save() (the bundled one when `directory` is None) with the bundled predictor."""
+        """Load a network saved by save() (the bundled one when `directory` is None)."""
         directory = directory or BUNDLED_DIR
         with open(os.path.join(directory, "config.json")) as f:
             net = cls(MobileConfig.from_json(f.read()))
-        net.load_encoder_from()
-        _load_part(net.transformer, os.path.join(directory, "weights.npz"), "transformer", "does not fit the network")
+        weights_path = os.path.join(directory, "weights.npz")
+        with np.load(weights_path) as data:
+            own_encoder = any(k.startswith("encoder/") for k in data.files)
+        if own_encoder:
+            _load_part(net.encoder, weights_path, "encoder", "does not fit the network")
+        else:
+            net.load_encoder_from()
+        _load_part(net.transformer, weights_path, "transformer", "does not fit the network")
         return net
 
 

@@ -180,6 +180,23 @@ class ResizeUpsampling(keras.layers.Layer):
         return {**super().get_config(), "size": self.size, "interpolation": self.interpolation}
 
 
+def load_vgg_encoder(encoder: keras.Model, spec, preprocessing: str) -> None:
+    """Copy block1..block4_conv1 weights into `encoder` from a resolved VGG16 WeightsSpec (imagenet or a file);
+    WeightsError when the spec is not VGG16 or its preprocessing is not the encoder's."""
+    from nst_tf import weights as weights_lib
+
+    if spec.backbone != "vgg16":
+        raise weights_lib.WeightsError(f"the encoder is VGG16; weights for {spec.backbone} do not fit")
+    if spec.preprocessing != preprocessing:
+        raise weights_lib.WeightsError(
+            f"weights use {spec.preprocessing} preprocessing, the network was built for {preprocessing}")
+    vgg = (weights_lib.build_imagenet_backbone("vgg16") if spec.path is None
+           else weights_lib.build_backbone("vgg16", spec.path))
+    for layer in encoder.layers:
+        if layer.name.startswith("block") and layer.weights:
+            layer.set_weights(vgg.get_layer(layer.name).get_weights())
+
+
 def build_encoder(preprocessing: str = "torch", name: str = "encoder") -> keras.Model:
     """VGG16 convolutions to relu4_1 on [0, 1] RGB input; outputs relu1_1..relu4_1."""
     base = keras.applications.VGG16(include_top=False, weights=None, input_shape=(None, None, 3))
@@ -279,19 +296,7 @@ class ArbitraryStyleNetwork:
     # -- weights ---------------------------------------------------------------------
     def load_encoder_weights(self, spec) -> None:
         """Copy block1..block4_conv1 weights from a resolved VGG16 WeightsSpec (imagenet or a file)."""
-        from nst_tf import weights as weights_lib
-
-        if spec.backbone != "vgg16":
-            raise weights_lib.WeightsError(f"the encoder is VGG16; weights for {spec.backbone} do not fit")
-        if spec.preprocessing != self.config.preprocessing:
-            raise weights_lib.WeightsError(
-                f"weights use {spec.preprocessing} preprocessing, "
-                f"the network was built for {self.config.preprocessing}")
-        vgg = (weights_lib.build_imagenet_backbone("vgg16") if spec.path is None
-               else weights_lib.build_backbone("vgg16", spec.path))
-        for layer in self.encoder.layers:
-            if layer.name.startswith("block") and layer.weights:
-                layer.set_weights(vgg.get_layer(layer.name).get_weights())
+        load_vgg_encoder(self.encoder, spec, self.config.preprocessing)
 
     def save(self, directory: str) -> None:
         """Write float16 weights (weights.npz) and config.json atomically into `directory`."""

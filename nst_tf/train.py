@@ -10,6 +10,12 @@ features must give back the content photo, pixel MSE; Li et al. 2017's reconstru
 Lee 2019's identity loss) teaches the decoder to invert the encoder; with every other weight at 0 the
 step is reconstruction only and skips the style and output passes (a cheap warm-up). Gradients are
 computed per replica and applied only when every loss is finite.
+
+With a nst_tf.mobile MobileConfig the trainer trains the phone-sized network's transformer instead (a student):
+the style vector is the style crop's moments from the same loss-network pass, the output is measured by the same
+photo content, style and TV terms, identity asks the content's own vector to give the photo back, and
+`distill_weight` adds the squared pixel error to a frozen arbitrary-style network's output (`teacher`, a network
+folder; the bundled one by default). tools/jax_train.py --student is the same step in JAX.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from nst_tf import data as data_lib
 from nst_tf import features as features_lib
 from nst_tf import losses
 from nst_tf import weights as weights_lib
+from nst_tf.mobile import MobileConfig, MobileStyleNetwork
 from nst_tf.network import BOTTLENECK, ENCODER_LAYERS, ArbitraryStyleNetwork, NetworkConfig, levels_vector, multi_adain
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
@@ -57,6 +64,8 @@ class TrainConfig:
     style_weight: float = 10.0
     tv_weight: float = 1.0
     identity_weight: float = 0.0
+    distill_weight: float = 0.0  # phone-sized network only: squared pixel error to the teacher's output
+    teacher: str = ""  # phone-sized network only: the teacher network folder ("": the bundled one)
     content_target: str = "adain"
     style_layers: str = ",".join(ENCODER_LAYERS)
     log_every: int = 10
@@ -102,10 +111,13 @@ class Trainer:
     """Builds the network under a strategy, restores the latest checkpoint, and trains."""
 
     def __init__(self, config: TrainConfig, strategy: tf.distribute.Strategy | None = None,
-                 network_config: NetworkConfig | None = None):
+                 network_config: NetworkConfig | MobileConfig | None = None):
         if config.content_target not in CONTENT_TARGETS:
             raise ValueError(f"content_target must be one of {', '.join(CONTENT_TARGETS)}, "
                              f"got '{config.content_target}'")
+        self.student = isinstance(network_config, MobileConfig)
+        if self.student and config.content_target != "photo":
+            raise ValueError("the phone-sized network has no AdaIN target: use content_target='photo'")
         self.config = config
         self.style_layers = tuple(n.strip() for n in config.style_layers.split(",") if n.strip())
         if not self.style_layers:
@@ -117,14 +129,21 @@ class Trainer:
         content_layer = PHOTO_CONTENT_LAYER if config.content_target == "photo" else BOTTLENECK
         self.loss_layers = tuple(dict.fromkeys((*ENCODER_LAYERS, content_layer, *self.style_layers)))
         with self.strategy.scope():
-            self.net = ArbitraryStyleNetwork(self.network_config)
+            if self.student:
+                self.net = MobileStyleNetwork(self.network_config)
+                self.teacher = self._load_teacher(config.teacher, spec.preprocessing)
+                self.trained = self.net.transformer
+            else:
+                self.net = ArbitraryStyleNetwork(self.network_config)
+                self.trained = self.net.decoder
             self.net.load_encoder_weights(spec)
             self.loss_net = features_lib.FeatureExtractor(spec, content_layers=(), style_layers=self.loss_layers)
             schedule = keras.optimizers.schedules.InverseTimeDecay(config.learning_rate, 1, config.lr_decay)
             self.optimizer = keras.optimizers.Adam(schedule)
-            self.optimizer.build(self.net.decoder.trainable_variables)
+            self.optimizer.build(self.trained.trainable_variables)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        self.checkpoint = tf.train.Checkpoint(step=self.step, decoder=self.net.decoder, optimizer=self.optimizer)
+        self.checkpoint = tf.train.Checkpoint(step=self.step, optimizer=self.optimizer,
+                                              **{"transformer" if self.student else "decoder": self.trained})
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, os.path.join(config.model_dir, "checkpoints"), max_to_keep=config.keep_checkpoints)
         self.resumed_from = self._restore()
@@ -135,13 +154,24 @@ class Trainer:
         """The number of applied updates so far."""
         return int(self.step.numpy())
 
+    @staticmethod
+    def _load_teacher(directory: str, preprocessing: str) -> ArbitraryStyleNetwork:
+        """The frozen arbitrary-style network a student learns from; TrainingError when its VGG does not fit."""
+        teacher = ArbitraryStyleNetwork.load(directory or None)
+        if teacher.config.preprocessing != preprocessing:
+            raise TrainingError(f"{directory or 'the bundled network'}: the teacher's VGG16 uses "
+                                f"{teacher.config.preprocessing} preprocessing, the loss network {preprocessing}")
+        return teacher
+
     # -- run folder and checkpoints ------------------------------------------------
     def _check_run_dir(self) -> None:
         os.makedirs(self.config.model_dir, exist_ok=True)
         path = os.path.join(self.config.model_dir, "network_config.json")
         if os.path.exists(path):
             with open(path) as f:
-                stored = NetworkConfig.from_json(f.read())
+                text = f.read()
+            mobile_run = json.loads(text).get("kind") == "mobile"
+            stored = MobileConfig.from_json(text) if mobile_run else NetworkConfig.from_json(text)
             if stored != self.network_config:
                 raise TrainingError(
                     f"{path}: the checkpoints here are for {stored}, not {self.network_config}; "
@@ -170,6 +200,8 @@ class Trainer:
         their zero initialisation, so the warm-started network computes exactly what the source did.
         Returns the names of the layers that were not in the source.
         """
+        if self.student:
+            raise TrainingError("--init_from starts an arbitrary-style decoder; the phone-sized network has none")
         source = ArbitraryStyleNetwork.load(directory)
         ours, theirs = self.network_config, source.config
         shape = lambda c: (c.decoder_channels, c.upsample, c.preprocessing)  # noqa: E731
@@ -191,6 +223,8 @@ class Trainer:
     # -- one step --------------------------------------------------------------------
     def compute_losses(self, content: tf.Tensor, style: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
         """Per-example loss terms ([B] each) and the decoded output for one batch."""
+        if self.student:
+            return self._student_losses(content, style)
         cfg = self.config
         levels = self.network_config.levels
         content_feats = self._loss_features(content)
@@ -205,11 +239,17 @@ class Trainer:
         style_feats = self._loss_features(style)
         targets = multi_adain(content_levels, levels_vector([style_feats[n] for n in levels]))
         output = self.net.decode(targets, training=True)
+        return self._output_terms(terms, output, content_feats, style_feats, targets[-1]), output
+
+    def _output_terms(self, terms: dict, output: tf.Tensor, content_feats: dict, style_feats: dict,
+                      adain_target: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
+        """`terms` plus the output's weighted content, style and TV terms, and their total."""
+        cfg = self.config
         output_feats = self._loss_features(output)
         if cfg.content_target == "photo":
             content_term = losses.content_loss(output_feats[PHOTO_CONTENT_LAYER], content_feats[PHOTO_CONTENT_LAYER])
         else:
-            content_term = losses.content_loss(output_feats[BOTTLENECK], targets[-1])
+            content_term = losses.content_loss(output_feats[BOTTLENECK], adain_target)
         style_terms = [losses.style_loss(output_feats[n], losses.gram_matrix(style_feats[n]))
                        for n in self.style_layers]
         style_term = tf.add_n(style_terms) / len(style_terms)
@@ -220,7 +260,26 @@ class Trainer:
             "tv": cfg.tv_weight * tv_term,
         })
         terms["total"] = tf.add_n(list(terms.values()))
-        return terms, output
+        return terms
+
+    def _student_losses(self, content: tf.Tensor, style: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+        """The phone-sized network's terms: identity, distill (to the teacher), content, style, TV."""
+        cfg = self.config
+        content_feats = self._loss_features(content)
+        style_feats = self._loss_features(style)
+        transform = self.net.transformer
+        terms = {}
+        if cfg.identity_weight:
+            own = levels_vector([content_feats[n] for n in ENCODER_LAYERS])
+            reconstruction = transform([content, own], training=True)
+            terms["identity"] = cfg.identity_weight * losses.reconstruction_loss(reconstruction, content)
+        output = transform([content, levels_vector([style_feats[n] for n in ENCODER_LAYERS])], training=True)
+        if cfg.distill_weight:
+            levels = self.teacher.config.levels
+            targets = multi_adain([content_feats[n] for n in levels], levels_vector([style_feats[n] for n in levels]))
+            taught = tf.stop_gradient(tf.clip_by_value(self.teacher.decode(targets), 0.0, 1.0))
+            terms["distill"] = cfg.distill_weight * losses.reconstruction_loss(output, taught)
+        return self._output_terms(terms, output, content_feats, style_feats), output
 
     def _loss_features(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
         """Layer name -> VGG features of [0, 1] images (one pass; the encoder's levels are among them)."""
@@ -231,13 +290,13 @@ class Trainer:
         with tf.GradientTape() as tape:
             terms, _ = self.compute_losses(content, style)
             loss = tf.reduce_sum(terms["total"]) / global_batch
-        grads = tape.gradient(loss, self.net.decoder.trainable_variables)
+        grads = tape.gradient(loss, self.trained.trainable_variables)
         sums = {k: tf.reduce_sum(v) / global_batch for k, v in terms.items()}
         finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads] + [tf.math.is_finite(loss)])
         return grads, sums, tf.cast(tf.logical_not(finite), tf.int32)
 
     def _replica_apply(self, grads):
-        self.optimizer.apply_gradients(zip(grads, self.net.decoder.trainable_variables))
+        self.optimizer.apply_gradients(zip(grads, self.trained.trainable_variables))
 
     @tf.function
     def _compute(self, batch):
@@ -326,5 +385,6 @@ class Trainer:
     def save(self) -> str:
         """Write a checkpoint and the inference weights (model_dir/network)."""
         path = self.manager.save(checkpoint_number=self.current_step)
-        self.net.save(os.path.join(self.config.model_dir, "network"))
+        folder = os.path.join(self.config.model_dir, "network")
+        self.net.save(folder, include_encoder=True) if self.student else self.net.save(folder)
         return path

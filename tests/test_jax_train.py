@@ -213,3 +213,23 @@ def test_student_terms(trainer):
     np.testing.assert_allclose(np.asarray(terms["distill"]), expected, rtol=1e-3)
     np.testing.assert_allclose(np.asarray(terms["total"]),
                                sum(np.asarray(v) for k, v in terms.items() if k != "total"), rtol=1e-5)
+
+
+def test_student_terms_match_the_tensorflow_trainer(trainer, tmp_path):
+    """nst-train --network=mobile's step (TensorFlow) and jax_train.py --student's agree on every term."""
+    from nst_tf import mobile
+
+    student = train.Trainer(
+        train.TrainConfig(**{**trainer.config.__dict__, "model_dir": str(tmp_path / "student"), "distill_weight": 10.0,
+                             "teacher": BUNDLED_DIR}),
+        network_config=mobile.MobileConfig(channels=(4, 8, 8), residual_blocks=2, bottleneck=6))
+    model, params = _student()
+    student.net.transformer.set_weights(model.get_weights())
+    content, style = _batch()
+    tf_terms, _ = student.compute_losses(tf.constant(content), tf.constant(style))
+    vgg, dec = _jax_params(trainer)
+    weights = {"content": 1.0, "style": 10.0, "tv": 1.0, "identity": 10.0, "distill": 10.0}
+    jax_terms = jt.student_terms(params, dec, vgg, content, style, weights, STYLE_LAYERS)
+    assert set(jax_terms) == set(tf_terms)
+    for key in tf_terms:
+        np.testing.assert_allclose(np.asarray(jax_terms[key]), tf_terms[key].numpy(), rtol=2e-3, err_msg=key)

@@ -1,6 +1,7 @@
 """The trainer: data scanning, a few steps, resume, incompatible checkpoints, non-finite losses, mirrored."""
 
 import os
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -8,8 +9,9 @@ import tensorflow as tf
 from conftest import last_line, run_cli
 from PIL import Image
 
-from nst_tf import data, features, losses, train
+from nst_tf import data, fast, features, losses, train
 from nst_tf import weights as weights_lib
+from nst_tf.mobile import MobileConfig
 from nst_tf.network import ArbitraryStyleNetwork, NetworkConfig
 
 SMALL = NetworkConfig(decoder_channels=(16, 16, 8, 8, 8, 8), preprocessing="caffe")
@@ -227,3 +229,30 @@ def test_photo_content_target_is_the_gatys_loss(folders, tmp_path, random_vgg16_
     np.testing.assert_allclose(terms["style"].numpy(), 3.0 * style_term.numpy(), rtol=1e-4)
     with pytest.raises(ValueError, match="content_target"):
         train.Trainer(make_config(folders, tmp_path / "bad", random_vgg16_weights, content_target="nope"))
+
+
+SMALL_MOBILE = MobileConfig(channels=(4, 8, 8), residual_blocks=1, bottleneck=6, preprocessing="caffe")
+
+
+def test_mobile_student_trains_resumes_and_saves(folders, tmp_path, random_vgg16_weights):
+    ArbitraryStyleNetwork(SMALL).save(str(tmp_path / "teacher"))
+    config = make_config(folders, tmp_path / "run", random_vgg16_weights, content_target="photo", learning_rate=3e-3,
+                         identity_weight=1.0, distill_weight=1.0, teacher=str(tmp_path / "teacher"))
+    first = train.Trainer(config, network_config=SMALL_MOBILE)
+    first.fit()  # 2 steps, checkpoint and network folder
+    resumed = train.Trainer(replace(config, steps=10), network_config=SMALL_MOBILE)
+    assert resumed.resumed_from.endswith("ckpt-2") and resumed.current_step == 2
+    saved = fast.load_network(str(tmp_path / "run" / "network"))  # encoder included: the loss network's VGG16
+    style = tf.random.uniform([1, 32, 32, 3], seed=1)
+    np.testing.assert_allclose(saved.predict_style(style).numpy(), resumed.net.predict_style(style).numpy(),
+                               rtol=2e-2, atol=2e-2)  # float16 weights
+    rng = np.random.default_rng(4)
+    batch = (tf.constant(rng.uniform(size=(2, 32, 32, 3)), tf.float32),
+             tf.constant(rng.uniform(size=(2, 32, 32, 3)), tf.float32))
+    steps = [resumed.train_step(batch)[0] for _ in range(8)]
+    assert set(steps[0]) == {"identity", "distill", "content", "style", "tv", "total"}
+    assert steps[-1]["total"] < 0.85 * steps[0]["total"], [s["total"] for s in steps]
+    with pytest.raises(train.TrainingError, match="network_config.json"):
+        train.Trainer(config, network_config=SMALL)  # an arbitrary-style run in the student's folder
+    with pytest.raises(ValueError, match="content_target"):
+        train.Trainer(replace(config, content_target="adain"), network_config=SMALL_MOBILE)

@@ -1,6 +1,7 @@
 """nst-train: train the arbitrary-style network (resumes automatically from --model_dir).
 
   nst-train --flagfile=configs/train_arbitrary.cfg --model_dir=runs/arbitrary
+  nst-train --flagfile=configs/train_mobile.cfg --model_dir=runs/mobile     # the phone-sized network (a GPU job)
 """
 
 from __future__ import annotations
@@ -35,6 +36,13 @@ flags.DEFINE_enum("content_target", "adain", ["adain", "photo"],
                   "vs the content photo: the Gatys content loss of nst-stylize).")
 flags.DEFINE_string("style_layers", "block1_conv1,block2_conv1,block3_conv1,block4_conv1",
                     "VGG16 layers of the Gram style loss, comma-separated.")
+flags.DEFINE_enum("network", "arbitrary", ["arbitrary", "mobile"],
+                  "arbitrary: the AdaIN network's decoder; mobile: the phone-sized network (nst_tf.mobile), a student "
+                  "of --teacher (needs --content_target=photo).")
+flags.DEFINE_string("teacher", "", "--network=mobile: the arbitrary-style network folder it learns from "
+                    "(default: the bundled one).")
+flags.DEFINE_float("distill_weight", 0.0, "--network=mobile: weight of the squared pixel error to the teacher's "
+                   "output.")
 flags.DEFINE_integer("skip_levels", 3, "Shallower encoder levels AdaIN'd and fed to the decoder (0: relu4_1 only; "
                      "3: relu1_1..relu3_1 too, sharper).")
 flags.DEFINE_integer("log_every", 10, "Print and log scalars every N steps.")
@@ -57,7 +65,7 @@ def main(argv: list[str]) -> int:
             raise common.UsageError(f"--{name} is required")
     for name in ("steps", "batch_size", "crop", "learning_rate", "log_every", "image_every", "checkpoint_every"):
         common.require_positive(name, getattr(FLAGS, name))
-    loss_weights = ("content_weight", "style_weight", "tv_weight", "identity_weight")
+    loss_weights = ("content_weight", "style_weight", "tv_weight", "identity_weight", "distill_weight")
     if any(getattr(FLAGS, name) < 0 for name in loss_weights) or not any(getattr(FLAGS, n) for n in loss_weights):
         raise common.UsageError("loss weights must be non-negative and not all 0: "
                                 + ", ".join(f"--{n}={getattr(FLAGS, n)}" for n in loss_weights))
@@ -78,15 +86,22 @@ def main(argv: list[str]) -> int:
         lr_decay=FLAGS.lr_decay, content_weight=FLAGS.content_weight, style_weight=FLAGS.style_weight,
         tv_weight=FLAGS.tv_weight, identity_weight=FLAGS.identity_weight, log_every=FLAGS.log_every,
         image_every=FLAGS.image_every, checkpoint_every=FLAGS.checkpoint_every, seed=FLAGS.seed,
-        content_target=FLAGS.content_target, style_layers=FLAGS.style_layers)
+        content_target=FLAGS.content_target, style_layers=FLAGS.style_layers,
+        distill_weight=FLAGS.distill_weight, teacher=FLAGS.teacher)
     if not 0 <= FLAGS.skip_levels <= 3:
         raise common.UsageError(f"--skip_levels must be 0..3, got {FLAGS.skip_levels}")
-    from nst_tf import network, weights
+    mobile_run = FLAGS.network == "mobile"
+    if mobile_run and FLAGS.content_target != "photo":
+        raise common.UsageError("--network=mobile needs --content_target=photo (it has no AdaIN target)")
+    if not mobile_run and (FLAGS.distill_weight or FLAGS.teacher):
+        raise common.UsageError("--distill_weight and --teacher are for --network=mobile")
+    from nst_tf import mobile, network, weights
 
     preprocessing = weights.resolve(FLAGS.weights, "vgg16").preprocessing
+    network_config = (mobile.MobileConfig(preprocessing=preprocessing) if mobile_run
+                      else network.NetworkConfig(preprocessing=preprocessing, skip_levels=FLAGS.skip_levels))
     try:
-        trainer = train.Trainer(config, strategy, network.NetworkConfig(preprocessing=preprocessing,
-                                                                         skip_levels=FLAGS.skip_levels))
+        trainer = train.Trainer(config, strategy, network_config)
         if FLAGS.init_from and trainer.resumed_from is None:
             fresh = trainer.init_decoder_from(FLAGS.init_from)
             print(f"decoder initialised from {FLAGS.init_from}"
