@@ -318,7 +318,11 @@ class ArbitraryStyleNetwork:
             if not os.path.isfile(path):
                 raise FileNotFoundError(f"{path}: missing (a model folder holds config.json and weights.npz)")
         with open(config_path) as f:
-            net = cls(NetworkConfig.from_json(f.read()))
+            text = f.read()
+        if json.loads(text).get("kind") == "mobile":
+            raise ValueError(f"{config_path}: a phone-sized network (nst_tf.mobile), not an arbitrary-style one "
+                             "(nst_tf.fast.load_network loads either)")
+        net = cls(NetworkConfig.from_json(text))
         with np.load(weights_path) as data:
             for prefix, model in (("encoder", net.encoder), ("decoder", net.decoder)):
                 for layer in model.layers:

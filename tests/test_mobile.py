@@ -110,3 +110,9 @@ def test_bundled_mobile_network():
     assert size < 3 * 2**20
     loaded = fast.load_network("mobile")  # the CLIs' --model=mobile
     assert isinstance(loaded, mobile.MobileStyleNetwork) and loaded.config.style_pool == 2
+
+
+def test_arbitrary_loader_names_a_mobile_folder(net, tmp_path):
+    net.save(str(tmp_path / "m"))
+    with pytest.raises(ValueError, match="config.json: a phone-sized network"):
+        network.ArbitraryStyleNetwork.load(str(tmp_path / "m"))
