@@ -36,7 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 from nst_tf import fast, images, mobile
-from nst_tf.network import BUNDLED_DIR, ArbitraryStyleNetwork, NetworkConfig
+from nst_tf.network import BUNDLED_DIR, ArbitraryStyleNetwork
 
 FORMATS = ("saved_model", "tflite")
 INT8_MODES = ("auto", "full", "dynamic")
@@ -387,7 +387,8 @@ def tflite_function(net: ArbitraryStyleNetwork, part: str) -> Callable[..., dict
         return prediction
 
     def transfer(content, style_vector, alpha):
-        return {"stylized_image": fast.stylize_padded(net, content, tf.reshape(style_vector, [-1, size]), alpha)}
+        return {"stylized_image": fast.stylize_padded(net, content, tf.reshape(style_vector, [-1, size]), alpha,
+                                                      restate_channels=True)}
     return transfer
 
 
@@ -1189,8 +1190,8 @@ def _checkpoint_name(ckpt: dict) -> str:
 
 def _architecture(config_dict: dict) -> str:
     """One paragraph on the exported network's design, from its config.json."""
-    if config_dict.get("kind") == "mobile":
-        config = mobile.MobileConfig.from_json(json.dumps(config_dict))
+    config = mobile.config_from_json(json.dumps(config_dict))
+    if isinstance(config, mobile.MobileConfig):
         return (f"Network: nst_tf.mobile, a small transformer (Johnson et al. 2016 / Ghiasi et al. 2017: channels "
                 f"{list(config.channels)}, {config.residual_blocks} residual blocks, conditional instance norm "
                 f"driven through a {config.bottleneck}-float bottleneck; reflect padding, nearest resize then "
@@ -1198,7 +1199,6 @@ def _architecture(config_dict: dict) -> str:
                 f"predictor it shares (style image -> style vector of V = {config.vector_size} floats, the means "
                 "and standard deviations of relu1_1..relu4_1; content + style vector + alpha -> image; alpha < 1 "
                 "also predicts the content's own vector, a TFLite IF branch that alpha = 1 skips).")
-    config = NetworkConfig.from_json(json.dumps(config_dict))
     levels = ", ".join(n.replace("block", "relu").replace("_conv", "_") for n in config.levels)
     return ("Network: AdaIN (Huang & Belongie 2017) with a frozen VGG16 encoder to relu4_1 and a trained decoder "
             f"({config.skip_levels} AdaIN'd skip levels; reflect padding, nearest resize then convolution: no "

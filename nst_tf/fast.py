@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 
@@ -10,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from nst_tf.mobile import BUNDLED_DIR as MOBILE_DIR
-from nst_tf.mobile import MobileStyleNetwork
+from nst_tf.mobile import MobileConfig, MobileStyleNetwork, config_from_json
 from nst_tf.network import BUNDLED_DIR, STRIDE, ArbitraryStyleNetwork
 
 Network = ArbitraryStyleNetwork | MobileStyleNetwork
@@ -27,12 +26,13 @@ def load_network(directory: str | None = None) -> Network:
     config_path = os.path.join(directory, "config.json")
     try:
         with open(config_path) as f:
-            kind = json.load(f).get("kind", "arbitrary")
+            config = config_from_json(f.read())
     except OSError:
         raise FileNotFoundError(f"{config_path}: missing (a model folder holds config.json and weights.npz)") from None
-    except (ValueError, AttributeError) as exc:
+    except (ValueError, TypeError, AttributeError) as exc:
         raise ValueError(f"{config_path}: not a network config ({exc})") from None
-    return MobileStyleNetwork.load(directory) if kind == "mobile" else ArbitraryStyleNetwork.load(directory)
+    network_class = MobileStyleNetwork if isinstance(config, MobileConfig) else ArbitraryStyleNetwork
+    return network_class.load(directory)
 
 
 def style_vector(net: Network, styles: Sequence[np.ndarray],
@@ -48,9 +48,13 @@ def style_vector(net: Network, styles: Sequence[np.ndarray],
     return tf.add_n([v * (w / total) for v, w in zip(vectors, weights)])
 
 
-def stylize_padded(net: Network, content: tf.Tensor, vector: tf.Tensor,
-                   alpha: float | tf.Tensor = 1.0) -> tf.Tensor:
+def stylize_padded(net: Network, content: tf.Tensor, vector: tf.Tensor, alpha: float | tf.Tensor = 1.0,
+                   restate_channels: bool = False) -> tf.Tensor:
     """Stylize [B, H, W, 3] content of any size: mirror-pad to the stride, stylize, crop back.
+
+    restate_channels (resizable TFLite graphs only): reshape the padded content to its static channel count,
+    which the converter loses through the computed mirror pad. Not in serving graphs: there Grappler folds the
+    reshape with the caller's shape before the input validation can name a wrong channel count.
 
     Static H and W (a fixed-size TFLite model) keep every shape static: with computed paddings the TFLite graph
     gets dynamic tensors, which XNNPACK does not take (the phone-sized transfer ran 66 ms instead of 45 ms so).
@@ -61,6 +65,9 @@ def stylize_padded(net: Network, content: tf.Tensor, vector: tf.Tensor,
     pad_h, pad_w = (-height) % STRIDE + STRIDE, (-width) % STRIDE + STRIDE
     top, left = pad_h // 2, pad_w // 2
     padded = tf.pad(content, [[0, 0], [top, pad_h - top], [left, pad_w - left], [0, 0]], mode="REFLECT")
+    if restate_channels and not static:  # the TFLite converter loses the channel count through a computed pad
+        shape = tf.shape(padded)
+        padded = tf.reshape(padded, [shape[0], shape[1], shape[2], content.shape[-1]])
     out = net.stylize(padded, vector, alpha)
     return out[:, top:top + height, left:left + width, :]
 

@@ -27,6 +27,7 @@ import tensorflow as tf
 from nst_tf.network import BUNDLED_DIR as BUNDLED_ARBITRARY_DIR
 from nst_tf.network import (
     ENCODER_CHANNELS,
+    NetworkConfig,
     ReflectionPadding2D,
     ResizeUpsampling,
     build_encoder,
@@ -35,7 +36,6 @@ from nst_tf.network import (
     write_folder,
 )
 
-STRIDE = 4  # two stride-2 convolutions (fast.stylize_padded pads to network.STRIDE = 8, a multiple)
 _EPS = 1e-5
 BUNDLED_DIR = os.path.join(os.path.dirname(__file__), "models", "mobile")
 
@@ -57,14 +57,6 @@ class MobileConfig:
         """Length of a style vector: mean and std of each channel of relu1_1..relu4_1."""
         return 2 * sum(ENCODER_CHANNELS)
 
-    def norm_channels(self) -> list[tuple[str, int]]:
-        """(name, channels) of every conditional instance norm, in network order."""
-        c1, c2, c3 = self.channels
-        names = [("in1", c1), ("in2", c2), ("in3", c3)]
-        for i in range(self.residual_blocks):
-            names += [(f"res{i}_in1", c3), (f"res{i}_in2", c3)]
-        return names + [("up2_in", c2), ("up1_in", c1)]
-
     def to_json(self) -> str:
         """Stable JSON form, stored beside the weights."""
         return json.dumps(asdict(self), sort_keys=True)
@@ -76,6 +68,11 @@ class MobileConfig:
         data["channels"] = tuple(data["channels"])
         data["kernels"] = tuple(data["kernels"])
         return cls(**data)
+
+
+def config_from_json(text: str) -> NetworkConfig | MobileConfig:
+    """A network folder's config.json -> the config of its kind (phone-sized or arbitrary-style)."""
+    return MobileConfig.from_json(text) if json.loads(text).get("kind") == "mobile" else NetworkConfig.from_json(text)
 
 
 def instance_norm(x: tf.Tensor, scale: tf.Tensor, shift: tf.Tensor) -> tf.Tensor:
@@ -182,10 +179,7 @@ class MobileStyleNetwork:
                 clip: bool = True) -> tf.Tensor:
         """Content images in [0, 1] (sides multiples of 4) + style vectors -> stylized images in [0, 1]."""
         content_images = tf.convert_to_tensor(content_images, tf.float32)
-        shape = tf.shape(content_images)
-        # restate the channel count, which the TFLite converter loses through a dynamic mirror pad (stylize_padded)
-        content_images = tf.reshape(content_images, [shape[0], shape[1], shape[2], 3])
-        batch = shape[0]
+        batch = tf.shape(content_images)[0]
         style_vector = tf.broadcast_to(style_vector, [batch, tf.shape(style_vector)[-1]])
         alpha = tf.clip_by_value(tf.broadcast_to(tf.reshape(tf.cast(alpha, tf.float32), [-1, 1]), [batch, 1]),
                                  0.0, 1.0)
@@ -205,7 +199,7 @@ class MobileStyleNetwork:
 
     def load_encoder_from(self, directory: str = BUNDLED_ARBITRARY_DIR) -> None:
         """Copy the predictor's VGG16 weights (encoder/* arrays) from an arbitrary-style network folder."""
-        _load_part(self.encoder, os.path.join(directory, "weights.npz"), "encoder",
+        load_part(self.encoder, os.path.join(directory, "weights.npz"), "encoder",
                    "no VGG16 encoder for the style predictor")
 
     def save(self, directory: str, include_encoder: bool = False) -> None:
@@ -230,14 +224,14 @@ class MobileStyleNetwork:
         with np.load(weights_path) as data:
             own_encoder = any(k.startswith("encoder/") for k in data.files)
         if own_encoder:
-            _load_part(net.encoder, weights_path, "encoder", "does not fit the network")
+            load_part(net.encoder, weights_path, "encoder", "does not fit the network")
         else:
             net.load_encoder_from()
-        _load_part(net.transformer, weights_path, "transformer", "does not fit the network")
+        load_part(net.transformer, weights_path, "transformer", "does not fit the network")
         return net
 
 
-def _load_part(model: keras.Model, weights_path: str, part: str, problem: str) -> None:
+def load_part(model: keras.Model, weights_path: str, part: str, problem: str) -> None:
     """Set `model`'s weights from the `<part>/<layer>/<i>` arrays of a weights.npz; ValueError naming the file."""
     with np.load(weights_path) as data:
         arrays = {k[len(part) + 1:]: data[k] for k in data.files if k.startswith(part + "/")}

@@ -34,7 +34,7 @@ from nst_tf import data as data_lib
 from nst_tf import features as features_lib
 from nst_tf import losses
 from nst_tf import weights as weights_lib
-from nst_tf.mobile import MobileConfig, MobileStyleNetwork
+from nst_tf.mobile import MobileConfig, MobileStyleNetwork, config_from_json
 from nst_tf.network import BOTTLENECK, ENCODER_LAYERS, ArbitraryStyleNetwork, NetworkConfig, levels_vector, multi_adain
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
@@ -169,9 +169,7 @@ class Trainer:
         path = os.path.join(self.config.model_dir, "network_config.json")
         if os.path.exists(path):
             with open(path) as f:
-                text = f.read()
-            mobile_run = json.loads(text).get("kind") == "mobile"
-            stored = MobileConfig.from_json(text) if mobile_run else NetworkConfig.from_json(text)
+                stored = config_from_json(f.read())
             if stored != self.network_config:
                 raise TrainingError(
                     f"{path}: the checkpoints here are for {stored}, not {self.network_config}; "
@@ -386,5 +384,8 @@ class Trainer:
         """Write a checkpoint and the inference weights (model_dir/network)."""
         path = self.manager.save(checkpoint_number=self.current_step)
         folder = os.path.join(self.config.model_dir, "network")
-        self.net.save(folder, include_encoder=True) if self.student else self.net.save(folder)
+        if self.student:  # with its VGG16: the loss network may not be the bundled predictor's
+            self.net.save(folder, include_encoder=True)
+        else:
+            self.net.save(folder)
         return path

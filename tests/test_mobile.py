@@ -45,7 +45,9 @@ def test_untrained_conditioning_is_plain_instance_norm():
 def test_config_counts_and_json():
     config = mobile.MobileConfig()
     assert config.vector_size == network.NetworkConfig().vector_size == 1920  # vectors interchangeable
-    assert len(config.norm_channels()) == 3 + 2 * config.residual_blocks + 2
+    norms = [layer for layer in mobile.build_transformer(config).layers
+             if isinstance(layer, mobile.ConditionalInstanceNorm)]
+    assert len(norms) == 3 + 2 * config.residual_blocks + 2
     assert mobile.MobileConfig.from_json(config.to_json()) == config
     assert json.loads(config.to_json())["kind"] == "mobile"
 

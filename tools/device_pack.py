@@ -89,13 +89,11 @@ def student_init(seed: int = 0) -> dict[str, np.ndarray]:
 def unpack_student(args) -> None:
     from nst_tf import mobile
 
-    net = mobile.MobileStyleNetwork()
-    with np.load(args.transformer) as data:
-        arrays = {k.split("/", 1)[1]: data[k] for k in data.files if k.startswith("transformer/")}
+    net = mobile.MobileStyleNetwork()  # its predictor: the bundled network's VGG16, as load() takes it
     try:
-        mobile.set_weight_arrays(net.transformer, arrays)
-    except (KeyError, ValueError) as exc:
-        sys.exit(f"{args.transformer}: does not fit the transformer ({exc})")
+        mobile.load_part(net.transformer, args.transformer, "transformer", "does not fit the transformer")
+    except ValueError as exc:
+        sys.exit(str(exc))
     net.save(args.out)
     print(f"{args.out}: mobile network written")
 
