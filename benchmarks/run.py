@@ -36,6 +36,7 @@ BENCHMARKS = {
     "fast_quality_validation": ("fast_quality.py", None, ["--split=validation"]),
     "fast_quality_mobile": ("fast_quality.py", None, ["--model=mobile", "--no_optimizer"]),
     "peer_quality": ("peer_quality.py", None, []),
+    "slow_checks": ("slow_checks.py", None, []),
 }
 NOTES = "Notes on these figures"  # a hand-written section from this line on survives re-rendering the Markdown
 
@@ -114,6 +115,8 @@ def table(results: dict) -> list[str]:
                     f"peer {r['peer_int8']['content_loss']:.3f} |")
     for key, network in (("tflite_latency", ""), ("tflite_latency_mobile", "phone-sized ")):
         rows += _tflite_rows(results.get(key, {}), network)
+    for t in results.get("slow_checks", {}).get("tests", []):
+        rows.append(f"| slow check (pytest -m slow) | {t['test']} | {t['seconds']:.0f} s | | | {t['outcome']} |")
     va = results.get("video_augment", {})
     for r in va.get("video", []):
         f = r["frames_per_second"]

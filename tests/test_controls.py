@@ -101,6 +101,7 @@ def test_mask_regions_follow_their_styles(extractor, photos):
     assert table[0][0] < table[0][1] and table[1][1] < table[1][0]
 
 
+@pytest.mark.slow  # 32 s: run by benchmarks/slow_checks.py, not in the 10-minute CI suite
 def test_multiscale_beats_single_scale_at_equal_compute(extractor, photos):
     """256 px: 128->256 coarse-to-fine vs 256 alone, equal pixel-steps (20 at 128 cost ~5 at 256: 5 + 35 = 40)."""
     final = 256
