@@ -8,7 +8,14 @@ Design (Huang & Belongie 2017, AdaIN, with Magenta's two-part interface):
 The decoder starts from the AdaIN'd relu4_1 and, after each upsampling, adds a 1x1 projection of the
 AdaIN'd shallower level (skip_levels of them; a multi-level AdaIN U-Net, zero-initialised so that a
 decoder trained without skips warm-starts unchanged). The skips carry the detail that relu4_1 has lost.
-Only the decoder is trained. It uses reflect padding and resize-then-convolve upsampling (no transposed
+With linear_rank > 0, relu4_1 also gets a learned linear transform (Li et al. 2019, "Learning Linear
+Transformations for Fast Image and Video Style Transfer"): AdaIN matches each channel's mean and std, the
+transform mixes channels so that the cross-channel covariance follows the style too. A style net maps the
+style's relu4_1 to a rank x rank matrix S (covariance of a learned projection, then a dense layer: the style
+vector's tail); the content side makes C the same way, compresses the centred content features to `rank`
+channels, multiplies them by S @ C and projects back, a residual added to the AdaIN'd relu4_1 whose last
+projection is zero-initialised (a network without it warm-starts unchanged).
+The encoder is frozen; the decoder (and the transform) are trained. It uses reflect padding and resize-then-convolve upsampling (no transposed
 convolutions, so no checkerboard artefacts). Every op maps onto a TFLite builtin.
 """
 
@@ -40,10 +47,13 @@ class NetworkConfig:
     upsample: str = "nearest"
     preprocessing: str = "torch"  # of the encoder's VGG16 weights: torch (lpips) or caffe (Keras imagenet)
     skip_levels: int = 3  # shallower encoder levels (relu3_1, relu2_1, relu1_1) also AdaIN'd and fed in
+    linear_rank: int = 0  # > 0: the learned linear transform at relu4_1, of this rank (Li et al. 2019 use 32)
 
     def __post_init__(self):
         if not 0 <= self.skip_levels <= 3:
             raise ValueError(f"skip_levels must be 0..3, got {self.skip_levels}")
+        if not 0 <= self.linear_rank <= 128:
+            raise ValueError(f"linear_rank must be 0..128, got {self.linear_rank}")
 
     @property
     def levels(self) -> tuple[str, ...]:
@@ -56,9 +66,14 @@ class NetworkConfig:
         return ENCODER_CHANNELS[3 - self.skip_levels:]
 
     @property
-    def vector_size(self) -> int:
-        """Length of a style vector: a mean and a std per channel of every level."""
+    def moments_size(self) -> int:
+        """Length of the style vector's moments part: a mean and a std per channel of every level."""
         return 2 * sum(self.level_channels)
+
+    @property
+    def vector_size(self) -> int:
+        """Length of a style vector: the moments, then the linear transform's rank x rank style matrix."""
+        return self.moments_size + self.linear_rank ** 2
 
     def to_json(self) -> str:
         """Stable JSON form, stored beside checkpoints and bundled weights."""
@@ -70,6 +85,7 @@ class NetworkConfig:
         data = json.loads(text)
         data["decoder_channels"] = tuple(data["decoder_channels"])
         data.setdefault("skip_levels", 0)  # networks saved before skips existed
+        data.setdefault("linear_rank", 0)  # and before the linear transform
         return cls(**data)
 
 
@@ -247,6 +263,64 @@ def build_decoder(config: NetworkConfig = NetworkConfig()) -> keras.Model:
     return keras.Model(inputs if len(inputs) > 1 else inputs[0], x, name="decoder")
 
 
+class InstanceNormalized(keras.layers.Layer):
+    """Each image's features with zero mean and unit std per channel over positions (no affine part)."""
+
+    def call(self, x):  # noqa: D102
+        mean, variance = tf.nn.moments(x, axes=[1, 2], keepdims=True)
+        return (x - mean) * tf.math.rsqrt(variance + _EPS)
+
+
+class Covariance(keras.layers.Layer):
+    """[B, H, W, C] features -> [B, C * C]: products of channel pairs averaged over positions, flattened."""
+
+    def call(self, x):  # noqa: D102
+        channels = x.shape[-1]
+        flat = tf.reshape(x, [tf.shape(x)[0], -1, channels])
+        positions = tf.cast(tf.shape(flat)[1], x.dtype)
+        return tf.reshape(tf.matmul(flat, flat, transpose_a=True) / positions, [-1, channels * channels])
+
+    def compute_output_shape(self, input_shape):  # noqa: D102
+        return (input_shape[0], input_shape[-1] ** 2)
+
+
+class MatrixMix(keras.layers.Layer):
+    """(z [B, H, W, r], S [B, r * r], C [B, r * r]) -> T z at every position, T = S @ C / r."""
+
+    def call(self, inputs):  # noqa: D102
+        z, style, content = inputs
+        rank = z.shape[-1]
+        t = tf.matmul(tf.reshape(style, [-1, rank, rank]), tf.reshape(content, [-1, rank, rank])) / rank
+        return tf.matmul(z, t[:, None], transpose_b=True)  # batch dims (B, H) against (B, 1): static channels
+
+
+def _covariance_head(x, rank: int, prefix: str):
+    """Normalised features -> [B, rank * rank]: three convolutions, their covariance, a dense layer (LST's CNN)."""
+    x = _conv(x, 128, f"{prefix}_conv1")
+    x = _conv(x, 64, f"{prefix}_conv2")
+    x = _conv(x, rank, f"{prefix}_conv3", activation=None)
+    return keras.layers.Dense(rank * rank, name=f"{prefix}_fc")(Covariance(name=f"{prefix}_cov")(x))
+
+
+def build_style_net(rank: int, channels: int = ENCODER_CHANNELS[-1]) -> keras.Model:
+    """A style's relu4_1 features -> its [B, rank * rank] style matrix S (the style vector's tail)."""
+    features = keras.Input((None, None, channels), name="relu4_1")
+    matrix = _covariance_head(InstanceNormalized(name="snet_norm")(features), rank, "snet")
+    return keras.Model(features, matrix, name="style_net")
+
+
+def build_transfer(rank: int, channels: int = ENCODER_CHANNELS[-1]) -> keras.Model:
+    """(content relu4_1, style matrix S) -> the residual added to the AdaIN'd relu4_1 (zero at initialisation)."""
+    features = keras.Input((None, None, channels), name="relu4_1")
+    style_matrix = keras.Input((rank * rank,), name="style_matrix")
+    normalized = InstanceNormalized(name="cnet_norm")(features)
+    content_matrix = _covariance_head(normalized, rank, "cnet")
+    compressed = keras.layers.Conv2D(rank, 1, name="compress")(normalized)
+    mixed = MatrixMix(name="mix")([compressed, style_matrix, content_matrix])
+    residual = keras.layers.Conv2D(channels, 1, kernel_initializer="zeros", name="unzip")(mixed)
+    return keras.Model([features, style_matrix], residual, name="transfer")
+
+
 class ArbitraryStyleNetwork:
     """Encoder + decoder with the two-part interface: predict_style() and stylize()."""
 
@@ -254,6 +328,8 @@ class ArbitraryStyleNetwork:
         self.config = config
         self.encoder = build_encoder(config.preprocessing)
         self.decoder = build_decoder(config)
+        self.style_net = build_style_net(config.linear_rank) if config.linear_rank else None
+        self.transfer = build_transfer(config.linear_rank) if config.linear_rank else None
 
     @property
     def vector_size(self) -> int:
@@ -261,9 +337,14 @@ class ArbitraryStyleNetwork:
         return self.config.vector_size
 
     @property
+    def trained_models(self) -> tuple[keras.Model, ...]:
+        """The Keras models that training updates: the decoder, and the linear transform's two parts if any."""
+        return tuple(m for m in (self.decoder, self.style_net, self.transfer) if m is not None)
+
+    @property
     def models(self) -> tuple[keras.Model, ...]:
         """The Keras models holding the weights (what an export tracks)."""
-        return self.encoder, self.decoder
+        return (self.encoder, *self.trained_models)
 
     # -- the interface ---------------------------------------------------------------
     def encode(self, images: tf.Tensor) -> list[tf.Tensor]:
@@ -274,9 +355,35 @@ class ArbitraryStyleNetwork:
         """AdaIN'd levels (as from encode) -> unclipped images."""
         return self.decoder(levels if len(levels) > 1 else levels[0], training=training)
 
+    def vector_of(self, levels: list[tf.Tensor], training: bool = False) -> tf.Tensor:
+        """Encoded levels (as from encode) -> their style vector: the moments, then the style matrix if any."""
+        moments = levels_vector(levels)
+        if self.style_net is None:
+            return moments
+        return tf.concat([moments, self.style_net(levels[-1], training=training)], axis=-1)
+
+    def styled_levels(self, levels: list[tf.Tensor], style_vector: tf.Tensor,
+                      training: bool = False) -> list[tf.Tensor]:
+        """Encoded content levels + [B, vector_size] style vectors -> the decoder's inputs: every level AdaIN'd,
+        and relu4_1 plus the linear transform's residual if any."""
+        moments = style_vector[:, :self.config.moments_size]
+        targets = multi_adain(levels, moments)
+        if self.transfer is not None:
+            matrix = style_vector[:, self.config.moments_size:]
+            targets[-1] = targets[-1] + self.transfer([levels[-1], matrix], training=training)
+        return targets
+
+    def own_levels(self, levels: list[tf.Tensor], training: bool = False) -> list[tf.Tensor]:
+        """What the decoder gets to give the content back (the identity term): the levels as they are, relu4_1
+        plus the linear transform's residual with the content's own style matrix if any."""
+        if self.transfer is None:
+            return list(levels)
+        matrix = self.style_net(levels[-1], training=training)
+        return [*levels[:-1], levels[-1] + self.transfer([levels[-1], matrix], training=training)]
+
     def predict_style(self, style_images: tf.Tensor) -> tf.Tensor:
         """[B, H, W, 3] style images in [0, 1] -> [B, vector_size] style vectors."""
-        return levels_vector(self.encode(style_images))
+        return self.vector_of(self.encode(style_images))
 
     def stylize(self, content_images: tf.Tensor, style_vector: tf.Tensor, alpha: float | tf.Tensor = 1.0,
                 clip: bool = True) -> tf.Tensor:
@@ -285,8 +392,7 @@ class ArbitraryStyleNetwork:
         batch = tf.shape(levels[-1])[0]
         style_vector = tf.broadcast_to(style_vector, [batch, tf.shape(style_vector)[-1]])
         alpha = tf.broadcast_to(tf.reshape(tf.cast(alpha, tf.float32), [-1, 1]), [batch, 1])
-        targets = multi_adain(levels, blend_vectors(style_vector, levels_vector(levels), alpha))
-        images = self.decode(targets)
+        images = self.decode(self.styled_levels(levels, blend_vectors(style_vector, self.vector_of(levels), alpha)))
         return tf.clip_by_value(images, 0.0, 1.0) if clip else images
 
     def __call__(self, content_images, style_images, alpha=1.0):
@@ -302,10 +408,10 @@ class ArbitraryStyleNetwork:
         """Write float16 weights (weights.npz) and config.json atomically into `directory`."""
         os.makedirs(directory, exist_ok=True)
         arrays = {}
-        for prefix, model in (("encoder", self.encoder), ("decoder", self.decoder)):
+        for model in self.models:
             for layer in model.layers:
                 for i, w in enumerate(layer.get_weights()):
-                    arrays[f"{prefix}/{layer.name}/{i}"] = w.astype(np.float16)
+                    arrays[f"{model.name}/{layer.name}/{i}"] = w.astype(np.float16)
         write_folder(directory, arrays, self.config.to_json())
 
     @classmethod
@@ -324,12 +430,13 @@ class ArbitraryStyleNetwork:
                              "(nst_tf.fast.load_network loads either)")
         net = cls(NetworkConfig.from_json(text))
         with np.load(weights_path) as data:
-            for prefix, model in (("encoder", net.encoder), ("decoder", net.decoder)):
+            for model in net.models:
                 for layer in model.layers:
                     n = len(layer.get_weights())
                     if n:
                         try:
-                            layer.set_weights([data[f"{prefix}/{layer.name}/{i}"].astype(np.float32) for i in range(n)])
+                            layer.set_weights([data[f"{model.name}/{layer.name}/{i}"].astype(np.float32)
+                                               for i in range(n)])
                         except (KeyError, ValueError) as exc:
                             raise ValueError(f"{weights_path}: does not fit the network ({exc})") from None
         return net

@@ -35,7 +35,7 @@ from nst_tf import features as features_lib
 from nst_tf import losses
 from nst_tf import weights as weights_lib
 from nst_tf.mobile import MobileConfig, MobileStyleNetwork, config_from_json
-from nst_tf.network import BOTTLENECK, ENCODER_LAYERS, ArbitraryStyleNetwork, NetworkConfig, levels_vector, multi_adain
+from nst_tf.network import BOTTLENECK, ENCODER_LAYERS, ArbitraryStyleNetwork, NetworkConfig, levels_vector
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 CONTENT_TARGETS = ("adain", "photo")
@@ -132,22 +132,27 @@ class Trainer:
             if self.student:
                 self.net = MobileStyleNetwork(self.network_config)
                 self.teacher = self._load_teacher(config.teacher, spec.preprocessing)
-                self.trained = self.net.transformer
+                self.trained = (self.net.transformer,)
             else:
                 self.net = ArbitraryStyleNetwork(self.network_config)
-                self.trained = self.net.decoder
+                self.trained = self.net.trained_models
             self.net.load_encoder_weights(spec)
             self.loss_net = features_lib.FeatureExtractor(spec, content_layers=(), style_layers=self.loss_layers)
             schedule = keras.optimizers.schedules.InverseTimeDecay(config.learning_rate, 1, config.lr_decay)
             self.optimizer = keras.optimizers.Adam(schedule)
-            self.optimizer.build(self.trained.trainable_variables)
+            self.optimizer.build(self.trainable_variables)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.checkpoint = tf.train.Checkpoint(step=self.step, optimizer=self.optimizer,
-                                              **{"transformer" if self.student else "decoder": self.trained})
+                                              **{model.name: model for model in self.trained})
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, os.path.join(config.model_dir, "checkpoints"), max_to_keep=config.keep_checkpoints)
         self.resumed_from = self._restore()
         self.skipped_steps = 0
+
+    @property
+    def trainable_variables(self) -> list[tf.Variable]:
+        """What the optimiser updates: the decoder's (and the linear transform's) or the transformer's weights."""
+        return [v for model in self.trained for v in model.trainable_variables]
 
     @property
     def current_step(self) -> int:
@@ -192,30 +197,37 @@ class Trainer:
         return latest
 
     def init_decoder_from(self, directory: str) -> list[str]:
-        """Copy decoder weights from a saved network folder, layer by layer (a warm start; Adam starts afresh).
+        """Copy decoder (and linear transform) weights from a saved network folder, layer by layer (a warm start;
+        Adam starts afresh).
 
-        The source may have fewer skip levels: its layers are copied and the skip projections it lacks keep
-        their zero initialisation, so the warm-started network computes exactly what the source did.
-        Returns the names of the layers that were not in the source.
+        The source may have fewer skip levels or no linear transform: its layers are copied, and the skip
+        projections and the transform it lacks keep their initialisation (zero projections), so the warm-started
+        network computes exactly what the source did. Returns the names of the layers that were not in the source.
         """
         if self.student:
             raise TrainingError("--init_from starts an arbitrary-style decoder; the phone-sized network has none")
         source = ArbitraryStyleNetwork.load(directory)
         ours, theirs = self.network_config, source.config
         shape = lambda c: (c.decoder_channels, c.upsample, c.preprocessing)  # noqa: E731
-        if shape(ours) != shape(theirs) or theirs.skip_levels > ours.skip_levels:
+        if (shape(ours) != shape(theirs) or theirs.skip_levels > ours.skip_levels
+                or theirs.linear_rank not in (0, ours.linear_rank)):
             raise TrainingError(f"{directory}: network {theirs} does not fit {ours}")
+        sources = {model.name: model for model in source.trained_models}
         fresh = []
-        for layer in self.net.decoder.layers:
-            if not layer.weights:
-                continue
-            try:
-                layer.set_weights(source.decoder.get_layer(layer.name).get_weights())
-            except ValueError:
-                if not layer.name.startswith("skip"):
-                    raise TrainingError(
-                        f"{directory}: decoder layer {layer.name} missing or of another shape") from None
-                fresh.append(layer.name)
+        for model in self.net.trained_models:
+            for layer in model.layers:
+                if not layer.weights:
+                    continue
+                if model.name not in sources:
+                    fresh.append(layer.name)
+                    continue
+                try:
+                    layer.set_weights(sources[model.name].get_layer(layer.name).get_weights())
+                except ValueError:
+                    if not layer.name.startswith("skip"):
+                        raise TrainingError(
+                            f"{directory}: {model.name} layer {layer.name} missing or of another shape") from None
+                    fresh.append(layer.name)
         return fresh
 
     # -- one step --------------------------------------------------------------------
@@ -229,13 +241,14 @@ class Trainer:
         content_levels = [content_feats[n] for n in levels]
         terms = {}
         if cfg.identity_weight:
-            reconstruction = self.net.decode(content_levels, training=True)
+            reconstruction = self.net.decode(self.net.own_levels(content_levels, training=True), training=True)
             terms["identity"] = cfg.identity_weight * losses.reconstruction_loss(reconstruction, content)
             if not (cfg.content_weight or cfg.style_weight or cfg.tv_weight):
                 terms["total"] = terms["identity"]
                 return terms, reconstruction
         style_feats = self._loss_features(style)
-        targets = multi_adain(content_levels, levels_vector([style_feats[n] for n in levels]))
+        style_vector = self.net.vector_of([style_feats[n] for n in levels], training=True)
+        targets = self.net.styled_levels(content_levels, style_vector, training=True)
         output = self.net.decode(targets, training=True)
         return self._output_terms(terms, output, content_feats, style_feats, targets[-1]), output
 
@@ -274,7 +287,8 @@ class Trainer:
         output = transform([content, levels_vector([style_feats[n] for n in ENCODER_LAYERS])], training=True)
         if cfg.distill_weight:
             levels = self.teacher.config.levels
-            targets = multi_adain([content_feats[n] for n in levels], levels_vector([style_feats[n] for n in levels]))
+            targets = self.teacher.styled_levels([content_feats[n] for n in levels],
+                                                 self.teacher.vector_of([style_feats[n] for n in levels]))
             taught = tf.stop_gradient(tf.clip_by_value(self.teacher.decode(targets), 0.0, 1.0))
             terms["distill"] = cfg.distill_weight * losses.reconstruction_loss(output, taught)
         return self._output_terms(terms, output, content_feats, style_feats), output
@@ -288,13 +302,13 @@ class Trainer:
         with tf.GradientTape() as tape:
             terms, _ = self.compute_losses(content, style)
             loss = tf.reduce_sum(terms["total"]) / global_batch
-        grads = tape.gradient(loss, self.trained.trainable_variables)
+        grads = tape.gradient(loss, self.trainable_variables)
         sums = {k: tf.reduce_sum(v) / global_batch for k, v in terms.items()}
         finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads] + [tf.math.is_finite(loss)])
         return grads, sums, tf.cast(tf.logical_not(finite), tf.int32)
 
     def _replica_apply(self, grads):
-        self.optimizer.apply_gradients(zip(grads, self.trained.trainable_variables))
+        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
 
     @tf.function
     def _compute(self, batch):

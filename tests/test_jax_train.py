@@ -13,7 +13,7 @@ import tensorflow as tf
 
 jax = pytest.importorskip("jax")
 
-from nst_tf import train  # noqa: E402
+from nst_tf import network, train  # noqa: E402
 from nst_tf.network import BUNDLED_DIR  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -47,11 +47,23 @@ def trainer(tmp_path_factory, lpips_weights):
     return t
 
 
+@pytest.fixture(scope="module")
+def linear_trainer(trainer, tmp_path_factory):
+    """The same run with the linear transform (rank 8), its zero projection made non-zero so that it counts."""
+    config = train.TrainConfig(**{**vars(trainer.config), "model_dir": str(tmp_path_factory.mktemp("linear"))})
+    t = train.Trainer(config, network_config=network.NetworkConfig(linear_rank=8))
+    t.init_decoder_from(BUNDLED_DIR)
+    unzip = t.net.transfer.get_layer("unzip")
+    kernel, bias = unzip.get_weights()
+    unzip.set_weights([np.random.default_rng(3).normal(0, 0.5, kernel.shape).astype(np.float32), bias])
+    return t
+
+
 def _jax_params(trainer):
     vgg = {layer.name: tuple(w.numpy() for w in layer.weights) for layer in trainer.loss_net.model.layers
            if layer.weights}
-    dec = {layer.name: tuple(w.numpy() for w in layer.weights) for layer in trainer.net.decoder.layers
-           if layer.weights}
+    dec = {layer.name: tuple(w.numpy() for w in layer.weights) for model in trainer.net.trained_models
+           for layer in model.layers if layer.weights}
     return vgg, dec
 
 
@@ -61,7 +73,9 @@ def _batch():
     return smooth(), smooth()
 
 
-def test_loss_terms_match_tensorflow(trainer):
+@pytest.mark.parametrize("which", ["adain", "linear"])
+def test_loss_terms_match_tensorflow(which, request):
+    trainer = request.getfixturevalue("trainer" if which == "adain" else "linear_trainer")
     content, style = _batch()
     tf_terms, _ = trainer.compute_losses(tf.constant(content), tf.constant(style))
     vgg, dec = _jax_params(trainer)
@@ -71,6 +85,17 @@ def test_loss_terms_match_tensorflow(trainer):
     for key in tf_terms:
         np.testing.assert_allclose(np.asarray(jax_terms[key]), tf_terms[key].numpy(), rtol=2e-3, err_msg=key)
     assert float(np.min(tf_terms["style"])) > 0.1  # not a trivially matching zero
+
+
+def test_linear_transform_changes_the_output(trainer, linear_trainer):
+    content, style = _batch()
+    vgg, dec = _jax_params(trainer)
+    _, linear = _jax_params(linear_trainer)
+    assert set(jt.LINEAR_LAYERS) <= set(linear) and not set(jt.LINEAR_LAYERS) & set(dec)
+    weights = {"content": 1.0, "style": 10.0, "tv": 1.0, "identity": 10.0}
+    plain = jt.loss_terms(dec, vgg, content, style, weights, STYLE_LAYERS)
+    mixed = jt.loss_terms(linear, vgg, content, style, weights, STYLE_LAYERS)
+    assert not np.allclose(np.asarray(plain["style"]), np.asarray(mixed["style"]), rtol=1e-3)
 
 
 def test_gradients_match_tensorflow(trainer):

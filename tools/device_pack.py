@@ -6,10 +6,13 @@
       pack.npz: the offline ImageNet VGG16's deeper layers that only the losses use (block4_conv2..block5_conv1,
       float16); content/: the training photos shrunk to the largest size a crop can use (short side crop * 1.6,
       JPEG q85); style/: the paintings, as they are.
+      With --linear_rank=R: also linear_init.npz, the Keras initialisation of the linear transform at relu4_1
+      (nst_tf.network.build_style_net and build_transfer, decoder/<layer>/<i>) for jax_train.py --init.
       With --student: also student_init.npz, the initial weights of nst_tf.mobile's transformer (Keras' own
       initialisers, --seed) for jax_train.py --student.
-  python tools/device_pack.py unpack --decoder=OUT/decoder_final.npz --out=DIR [--model=DIR]
-      a network folder (config.json + weights.npz, as nst-train writes) with the trained decoder.
+  python tools/device_pack.py unpack --decoder=OUT/decoder_final.npz --out=DIR [--model=DIR] [--linear_rank=R]
+      a network folder (config.json + weights.npz, as nst-train writes) with the trained decoder (and, with
+      --linear_rank, the trained linear transform).
   python tools/device_pack.py unpack --transformer=OUT/transformer_final.npz --out=DIR
       a nst_tf.mobile network folder: the bundled network's encoder (its style predictor) + the trained transformer.
 """
@@ -17,6 +20,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 import shutil
@@ -72,6 +76,9 @@ def pack(args) -> None:
                     shrink(os.path.join(src, name), os.path.join(dst, os.path.splitext(name)[0] + ".jpg"), short)
     if args.student:
         np.savez(os.path.join(args.out, "student_init.npz"), **student_init(args.seed))
+    if args.linear_rank:
+        np.savez(os.path.join(args.out, "linear_init.npz"),  # float16 like the other weights that travel
+                 **{k: w.astype(np.float16) for k, w in linear_init(args.linear_rank, args.seed).items()})
     total = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(args.out) for f in fs)
     print(f"{args.out}: {total / 2**20:.1f} MiB")
 
@@ -84,6 +91,17 @@ def student_init(seed: int = 0) -> dict[str, np.ndarray]:
 
     keras.utils.set_random_seed(seed)
     return {f"transformer/{k}": w for k, w in mobile.weight_arrays(mobile.build_transformer()).items()}
+
+
+def linear_init(rank: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """{decoder/<layer>/<i>: float32} of a freshly initialised linear transform of `rank` (style net + transfer)."""
+    import keras
+
+    from nst_tf import network
+
+    keras.utils.set_random_seed(seed)
+    return {f"decoder/{layer.name}/{i}": w for model in (network.build_style_net(rank), network.build_transfer(rank))
+            for layer in model.layers for i, w in enumerate(layer.get_weights())}
 
 
 def unpack_student(args) -> None:
@@ -105,14 +123,19 @@ def unpack(args) -> None:
         return unpack_student(args)
 
     net = ArbitraryStyleNetwork.load(args.model or None)
+    if args.linear_rank is not None and args.linear_rank != net.config.linear_rank:
+        source = net
+        net = ArbitraryStyleNetwork(dataclasses.replace(source.config, linear_rank=args.linear_rank))
+        net.encoder.set_weights(source.encoder.get_weights())
     with np.load(args.decoder) as data:
-        for layer in net.decoder.layers:
-            n = len(layer.get_weights())
-            if n:
-                try:
-                    layer.set_weights([data[f"decoder/{layer.name}/{i}"] for i in range(n)])
-                except (KeyError, ValueError) as exc:
-                    sys.exit(f"{args.decoder}: does not fit the decoder ({exc})")
+        for model in net.trained_models:  # jax_train.py names them all decoder/<layer>/<i>
+            for layer in model.layers:
+                n = len(layer.get_weights())
+                if n:
+                    try:
+                        layer.set_weights([data[f"decoder/{layer.name}/{i}"] for i in range(n)])
+                    except (KeyError, ValueError) as exc:
+                        sys.exit(f"{args.decoder}: does not fit the {model.name} ({exc})")
     net.save(args.out)
     print(f"{args.out}: network written")
 
@@ -125,6 +148,7 @@ def main() -> None:
     p.add_argument("--model", default="", help="network to start from (default: the bundled one)")
     p.add_argument("--crop", type=int, default=256)
     p.add_argument("--student", action="store_true", help="also the mobile transformer's initial weights")
+    p.add_argument("--linear_rank", type=int, default=0, help="also the linear transform's initial weights")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--content_dir", default=os.path.join(DATA, "train_content"))
     p.add_argument("--style_dir", default=os.path.join(DATA, "train_style"))
@@ -134,6 +158,8 @@ def main() -> None:
     which.add_argument("--transformer", help="a returned transformer_*.npz (jax_train.py --student)")
     u.add_argument("--out", required=True)
     u.add_argument("--model", default="", help="network whose encoder and config to keep (default: bundled)")
+    u.add_argument("--linear_rank", type=int, default=None,
+                   help="the returned decoder has the linear transform of this rank (default: as --model)")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     pack(args) if args.command == "pack" else unpack(args)

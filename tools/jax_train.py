@@ -3,7 +3,7 @@
 The device machines lent to this project carry JAX (CUDA) and no TensorFlow, and a TensorFlow wheel is far
 larger than what may travel there. This file reproduces `nst_tf.train.Trainer.compute_losses` and its Keras Adam
 update for the bundled network's design (VGG16 encoder to relu4_1, multi-level AdaIN, the skip decoder of
-`nst_tf.network.build_decoder`) with numpy, Pillow and JAX only, so that the same recipe can run there. It
+`nst_tf.network.build_decoder`, and the optional learned linear transform at relu4_1) with numpy, Pillow and JAX only, so that the same recipe can run there. It
 imports nothing from nst_tf. tests/test_jax_train.py checks it against the TensorFlow trainer (losses and
 one Adam update) where JAX is installed.
 
@@ -11,6 +11,10 @@ one Adam update) where JAX is installed.
   python tools/jax_train.py --pack=.device/pack.npz --content_dir=.device/content --style_dir=.device/style \
       --out=OUT --crop=256 --max_seconds=420              # there
   python tools/device_pack.py unpack --decoder=OUT/decoder_final.npz --out=runs/gpu/network   # here again
+
+With the linear transform: `pack --linear_rank=32` also writes linear_init.npz (its Keras initialisation, the
+last projection zero), `--init=.device/linear_init.npz` here adds it to the starting network, and
+`unpack --linear_rank=32` builds the network folder with it.
 
 Weights travel as float16 (the bundled encoder's own precision); the arithmetic is float32. The run saves its
 resumable state (decoder_final.npz, adam.npz: Adam's moments and the step) every --checkpoint_seconds and at the
@@ -41,6 +45,8 @@ PHOTO_CONTENT_LAYER = "block4_conv2"
 TORCH_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 TORCH_STD = np.array([0.229, 0.224, 0.225], np.float32)
 DECODER_LAYERS = ("dec4_1", "skip3", "dec3_2", "dec3_1", "skip2", "dec2_2", "dec2_1", "skip1", "dec1_2", "dec1_1")
+LINEAR_LAYERS = tuple(f"{net}_{layer}" for net in ("snet", "cnet") for layer in ("conv1", "conv2", "conv3", "fc")) + \
+    ("compress", "unzip")  # nst_tf.network.build_style_net and build_transfer (linear_rank > 0)
 _ADAIN_EPS = 1e-5
 _LOSS_EPS = 1e-8
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
@@ -104,6 +110,54 @@ def decode(dec: dict, levels):
     return _reflect_conv(_reflect_conv(x, dec["dec1_2"]), dec["dec1_1"], relu=False)
 
 
+def instance_normalized(x):
+    """Zero mean, unit std per image and channel over positions (nst_tf.network.InstanceNormalized)."""
+    mean, var = moments(x)
+    return (x - mean) / jnp.sqrt(var + _ADAIN_EPS)
+
+
+def covariance_head(p: dict, x, prefix: str):
+    """Normalised features -> [B, r * r]: three convolutions, their covariance, a dense layer."""
+    x = _reflect_conv(_reflect_conv(x, p[f"{prefix}_conv1"]), p[f"{prefix}_conv2"])
+    x = _reflect_conv(x, p[f"{prefix}_conv3"], relu=False)
+    b, h, w, r = x.shape
+    flat = x.reshape(b, h * w, r)
+    covariance = jnp.einsum("bpi,bpj->bij", flat, flat) / (h * w)
+    return covariance.reshape(b, r * r) @ p[f"{prefix}_fc"][0] + p[f"{prefix}_fc"][1]
+
+
+def style_matrix(p: dict, relu4):
+    """A style's relu4_1 -> its style matrix S, [B, r * r] (nst_tf.network.build_style_net)."""
+    return covariance_head(p, instance_normalized(relu4), "snet")
+
+
+def linear_residual(p: dict, relu4, matrix):
+    """(content relu4_1, style matrix) -> the residual added to the AdaIN'd relu4_1 (build_transfer)."""
+    normalized = instance_normalized(relu4)
+    content_matrix = covariance_head(p, normalized, "cnet")
+    z = conv(normalized, *p["compress"], "VALID")
+    b, r = z.shape[0], z.shape[-1]
+    t = jnp.matmul(matrix.reshape(b, r, r), content_matrix.reshape(b, r, r)) / r
+    return conv(jnp.einsum("bhwj,bij->bhwi", z, t), *p["unzip"], "VALID")
+
+
+def styled_levels(dec: dict, content_levels, style_levels):
+    """The decoder's inputs: every content level AdaIN'd to the style's, plus the linear residual at relu4_1
+    when `dec` has the transform (nst_tf.network.ArbitraryStyleNetwork.styled_levels)."""
+    targets = [adain(c, s) for c, s in zip(content_levels, style_levels)]
+    if "unzip" in dec:
+        targets[-1] = targets[-1] + linear_residual(dec, content_levels[-1], style_matrix(dec, style_levels[-1]))
+    return targets
+
+
+def own_levels(dec: dict, content_levels):
+    """What the identity term decodes (nst_tf.network.ArbitraryStyleNetwork.own_levels)."""
+    if "unzip" not in dec:
+        return list(content_levels)
+    r4 = content_levels[-1]
+    return [*content_levels[:-1], r4 + linear_residual(dec, r4, style_matrix(dec, r4))]
+
+
 def gram(f):
     """Gram matrix averaged over positions: [B, C, C]."""
     return jnp.einsum("bhwc,bhwd->bcd", f, f) / (f.shape[1] * f.shape[2])
@@ -130,10 +184,9 @@ def loss_terms(dec: dict, vgg: dict, content, style, weights: dict, style_layers
     content_levels = [content_feats[n] for n in LEVELS]
     terms = {}
     if weights["identity"]:
-        reconstruction = decode(dec, content_levels)
+        reconstruction = decode(dec, own_levels(dec, content_levels))
         terms["identity"] = weights["identity"] * jnp.mean(jnp.square(reconstruction - content), axis=(1, 2, 3))
-    targets = [adain(c, style_feats[n]) for c, n in zip(content_levels, LEVELS)]
-    output = decode(dec, targets)
+    output = decode(dec, styled_levels(dec, content_levels, [style_feats[n] for n in LEVELS]))
     return gatys_terms(terms, vgg, output, content_feats, style_feats, weights, style_layers)
 
 
@@ -215,7 +268,7 @@ def student_terms(sp: dict, dec: dict, vgg: dict, content, style, weights: dict,
         terms["identity"] = weights["identity"] * pixel_error(reconstruction, content)
     output = transform(sp, content, style_vector(style_levels), blocks)
     if weights["distill"]:
-        teacher = decode(dec, [adain(c, s) for c, s in zip(content_levels, style_levels)])
+        teacher = decode(dec, styled_levels(dec, content_levels, style_levels))
         terms["distill"] = weights["distill"] * pixel_error(output, lax.stop_gradient(jnp.clip(teacher, 0.0, 1.0)))
     return gatys_terms(terms, vgg, output, content_feats, style_feats, weights, style_layers)
 
@@ -390,6 +443,9 @@ def main() -> None:
                    help="train nst_tf.mobile's transformer from these initial weights (transformer/<layer>/<i>, "
                         "device_pack.py pack --student) with the network above as a frozen teacher")
     p.add_argument("--distill_weight", type=float, default=10.0, help="student: squared pixel error to the teacher")
+    p.add_argument("--init", default="",
+                   help="weights of layers the network lacks, as decoder/<layer>/<i> (device_pack.py pack "
+                        "--linear_rank: the linear transform's initialisation)")
     p.add_argument("--pack", required=True, help="the loss-only VGG16 layers (device_pack.py pack)")
     p.add_argument("--content_dir", required=True)
     p.add_argument("--style_dir", required=True)
@@ -417,9 +473,13 @@ def main() -> None:
     print(f"jax {jax.__version__} on {jax.devices()}", flush=True)
     os.makedirs(args.out, exist_ok=True)
     vgg, dec = load_weights(args.network, args.pack)
+    if args.init:
+        dec = {**load_parts(args.init).get("decoder", {}), **dec}  # the network's own layers win
     style_layers = tuple(n.strip() for n in args.style_layers.split(",") if n.strip())
     missing = [n for n in (*LEVELS, PHOTO_CONTENT_LAYER, *style_layers) if n not in vgg] + \
               [n for n in DECODER_LAYERS if n not in dec]
+    if any(n in dec for n in LINEAR_LAYERS):
+        missing += [n for n in LINEAR_LAYERS if n not in dec]
     if missing:
         raise SystemExit(f"{args.pack}: missing layers {missing}")
     weights = {"content": args.content_weight, "style": args.style_weight, "tv": args.tv_weight,

@@ -45,6 +45,8 @@ flags.DEFINE_float("distill_weight", 0.0, "--network=mobile: weight of the squar
                    "output.")
 flags.DEFINE_integer("skip_levels", 3, "Shallower encoder levels AdaIN'd and fed to the decoder (0: relu4_1 only; "
                      "3: relu1_1..relu3_1 too, sharper).")
+flags.DEFINE_integer("linear_rank", 0, "Rank of the learned linear transform at relu4_1 (Li et al. 2019; 0: AdaIN "
+                     "alone, 32: as in the paper).")
 flags.DEFINE_integer("log_every", 10, "Print and log scalars every N steps.")
 flags.DEFINE_integer("image_every", 200, "Log a preview image grid every N steps.")
 flags.DEFINE_integer("checkpoint_every", 100, "Checkpoint every N steps.")
@@ -90,6 +92,8 @@ def main(argv: list[str]) -> int:
         distill_weight=FLAGS.distill_weight, teacher=FLAGS.teacher)
     if not 0 <= FLAGS.skip_levels <= 3:
         raise common.UsageError(f"--skip_levels must be 0..3, got {FLAGS.skip_levels}")
+    if not 0 <= FLAGS.linear_rank <= 128:
+        raise common.UsageError(f"--linear_rank must be 0..128, got {FLAGS.linear_rank}")
     mobile_run = FLAGS.network == "mobile"
     if mobile_run and FLAGS.content_target != "photo":
         raise common.UsageError("--network=mobile needs --content_target=photo (it has no AdaIN target)")
@@ -99,7 +103,8 @@ def main(argv: list[str]) -> int:
 
     preprocessing = weights.resolve(FLAGS.weights, "vgg16").preprocessing
     network_config = (mobile.MobileConfig(preprocessing=preprocessing) if mobile_run
-                      else network.NetworkConfig(preprocessing=preprocessing, skip_levels=FLAGS.skip_levels))
+                      else network.NetworkConfig(preprocessing=preprocessing, skip_levels=FLAGS.skip_levels,
+                                             linear_rank=FLAGS.linear_rank))
     try:
         trainer = train.Trainer(config, strategy, network_config)
         if FLAGS.init_from and trainer.resumed_from is None:
