@@ -1200,11 +1200,15 @@ def _architecture(config_dict: dict) -> str:
                 "and standard deviations of relu1_1..relu4_1; content + style vector + alpha -> image; alpha < 1 "
                 "also predicts the content's own vector, a TFLite IF branch that alpha = 1 skips).")
     levels = ", ".join(n.replace("block", "relu").replace("_conv", "_") for n in config.levels)
+    linear = (f" plus a learned linear transform at relu4_1 (Li et al. 2019, rank {config.linear_rank})"
+              if config.linear_rank else "")
+    matrix = (f", then the {config.linear_rank}x{config.linear_rank} style matrix of the linear transform"
+              if config.linear_rank else "")
     return ("Network: AdaIN (Huang & Belongie 2017) with a frozen VGG16 encoder to relu4_1 and a trained decoder "
             f"({config.skip_levels} AdaIN'd skip levels; reflect padding, nearest resize then convolution: no "
-            "checkerboard artefacts), Magenta's two-part interface (style image -> style vector of "
-            f"V = {config.vector_size} floats, the means and standard deviations of {levels}; content + style "
-            "vector + alpha -> image).")
+            f"checkerboard artefacts){linear}, Magenta's two-part interface (style image -> style vector of "
+            f"V = {config.vector_size} floats, the means and standard deviations of {levels}{matrix}; content + "
+            "style vector + alpha -> image).")
 
 
 def model_card(report: dict) -> str:

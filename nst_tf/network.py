@@ -12,11 +12,12 @@ With linear_rank > 0, relu4_1 also gets a learned linear transform (Li et al. 20
 Transformations for Fast Image and Video Style Transfer"): AdaIN matches each channel's mean and std, the
 transform mixes channels so that the cross-channel covariance follows the style too. A style net maps the
 style's relu4_1 to a rank x rank matrix S (covariance of a learned projection, then a dense layer: the style
-vector's tail); the content side makes C the same way, compresses the centred content features to `rank`
-channels, multiplies them by S @ C and projects back, a residual added to the AdaIN'd relu4_1 whose last
-projection is zero-initialised (a network without it warm-starts unchanged).
-The encoder is frozen; the decoder (and the transform) are trained. It uses reflect padding and resize-then-convolve upsampling (no transposed
-convolutions, so no checkerboard artefacts). Every op maps onto a TFLite builtin.
+vector's tail); the content side makes C the same way, compresses the normalised content features to `rank`
+channels, multiplies them by S @ C and projects back: a residual added to the AdaIN'd relu4_1, its last
+projection zero-initialised (a network without it warm-starts unchanged).
+The encoder is frozen; the decoder (and the transform) are trained. The decoder uses reflect padding and
+resize-then-convolve upsampling (no transposed convolutions, so no checkerboard artefacts). Every op maps onto
+a TFLite builtin.
 """
 
 from __future__ import annotations

@@ -363,3 +363,34 @@ def test_mobile_network_transfer_converts_and_matches_keras(pictures, tmp_path):
                                             .numpy(), "alpha": np.array([alpha], np.float32)})["stylized_image"]
             expected = fast.stylize_padded(mobile_net, tf.constant(content[None]), vector, alpha).numpy()
             assert export.within(export.errors(out, expected), export.IMAGE_BOUNDS[variant.quantization]), alpha
+
+
+@pytest.mark.slow
+def test_linear_transform_network_converts_and_matches_keras(net, pictures, tmp_path):
+    """A network with the learned linear transform (--linear_rank): builtin ops only (BATCH_MATMUL,
+    FULLY_CONNECTED), parity in fp16 and int8, the style matrix in the predicted vector."""
+    from nst_tf.network import ArbitraryStyleNetwork, NetworkConfig
+
+    linear = ArbitraryStyleNetwork(NetworkConfig(linear_rank=8))
+    for ours, theirs in zip(linear.models, net.models):
+        ours.set_weights(theirs.get_weights())
+    unzip = linear.transfer.get_layer("unzip")
+    kernel, bias = unzip.get_weights()
+    unzip.set_weights([np.random.default_rng(0).normal(0, 0.1, kernel.shape).astype(np.float32), bias])
+    options = export.ExportOptions(content_size=SIZE, style_size=SIZE)
+    vector = linear.predict_style(tf.constant(pictures["style_square"][None]))
+    for variant, quantization in ((export.TFLiteVariant("transfer", "fp16", dynamic=True), "fp16"),
+                                  (export.TFLiteVariant("transfer", "int8"), "int8_dynamic")):
+        source = export.write_tflite_source(linear, variant, options, str(tmp_path / variant.filename(options)))
+        model = export.convert_tflite(source, quantization)
+        assert export.non_builtin_ops(model) == [] and "BATCH_MATMUL" in export.tflite_ops(model)
+        content = pictures["content_square"] if not variant.dynamic else pictures["content"]
+        for alpha in (1.0, 0.5):
+            out = _run_tflite_bytes(model, {"content": content[None], "style_vector": tf.reshape(vector, [1, 1, 1, -1])
+                                            .numpy(), "alpha": np.array([alpha], np.float32)})["stylized_image"]
+            expected = fast.stylize_padded(linear, tf.constant(content[None]), vector, alpha).numpy()
+            assert export.within(export.errors(out, expected), export.IMAGE_BOUNDS[variant.quantization]), alpha
+    prediction = export.convert_tflite(export.write_tflite_source(
+        linear, export.TFLiteVariant("prediction", "fp16"), options, str(tmp_path / "prediction")), "fp16")
+    predicted = _run_tflite_bytes(prediction, {"style": pictures["style_square"][None]})["style_vector"]
+    np.testing.assert_allclose(predicted.reshape(1, -1), vector.numpy(), rtol=2e-2, atol=2e-2)

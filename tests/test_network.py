@@ -7,6 +7,8 @@ import tensorflow as tf
 from nst_tf import fast
 from nst_tf.network import (
     ArbitraryStyleNetwork,
+    Covariance,
+    MatrixMix,
     NetworkConfig,
     adain,
     blend_vectors,
@@ -149,3 +151,42 @@ def test_reflect_pad_by_hand_and_as_tf_pad():
     for pad in (1, 2, 4):
         expected = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
         np.testing.assert_array_equal(reflect_pad(images, pad).numpy(), expected.numpy())
+
+
+def test_covariance_and_matrix_mix_by_hand():
+    rng = np.random.default_rng(7)
+    z = rng.normal(size=(1, 2, 3, 2)).astype(np.float32)
+    flat = z.reshape(6, 2)
+    np.testing.assert_allclose(Covariance()(tf.constant(z)).numpy()[0], (flat.T @ flat / 6).ravel(), rtol=1e-5)
+    s, c = np.array([[1.0, 2.0], [0.0, 1.0]], np.float32), np.array([[0.0, 1.0], [1.0, 0.0]], np.float32)
+    mixed = MatrixMix()([tf.constant(z), tf.constant(s.reshape(1, 4)), tf.constant(c.reshape(1, 4))]).numpy()
+    t = s @ c / 2  # T = S @ C / rank
+    np.testing.assert_allclose(mixed[0, 1, 2], t @ z[0, 1, 2], rtol=1e-5)
+
+
+def test_linear_transform_starts_as_adain_then_mixes_channels(net, tmp_path):
+    linear = ArbitraryStyleNetwork(NetworkConfig(linear_rank=4))
+    assert linear.vector_size == net.vector_size + 16
+    assert [m.name for m in linear.models] == ["encoder", "decoder", "style_net", "transfer"]
+    for ours, theirs in zip(linear.models, net.models):
+        ours.set_weights(theirs.get_weights())
+    rng = np.random.default_rng(8)
+    content = tf.constant(rng.uniform(size=(1, 40, 48, 3)), tf.float32)
+    style = tf.constant(rng.uniform(size=(1, 32, 32, 3)), tf.float32)
+    vector = linear.predict_style(style)
+    np.testing.assert_allclose(vector[:, :net.vector_size].numpy(), net.predict_style(style).numpy(), rtol=1e-6)
+    # zero-initialised projection: exactly the AdaIN network, so a warm start changes nothing
+    np.testing.assert_allclose(linear.stylize(content, vector).numpy(), net.stylize(content, net.predict_style(style))
+                               .numpy(), atol=1e-6)
+    unzip = linear.transfer.get_layer("unzip")
+    kernel, bias = unzip.get_weights()
+    unzip.set_weights([rng.normal(0, 0.5, kernel.shape).astype(np.float32), bias])
+    mixed = linear.stylize(content, vector)
+    assert float(tf.reduce_max(tf.abs(mixed - net.stylize(content, net.predict_style(style))))) > 0.01
+    other = linear.predict_style(tf.constant(rng.uniform(size=(1, 32, 32, 3)), tf.float32))
+    np.testing.assert_allclose(linear.stylize(content, vector, 0.0).numpy(), linear.stylize(content, other, 0.0)
+                               .numpy(), atol=1e-5)  # alpha 0: the content's own vector, matrix included
+    linear.save(str(tmp_path))
+    again = ArbitraryStyleNetwork.load(str(tmp_path))
+    assert again.config.linear_rank == 4
+    np.testing.assert_allclose(again.stylize(content, again.predict_style(style)).numpy(), mixed.numpy(), atol=2e-2)

@@ -256,3 +256,28 @@ def test_mobile_student_trains_resumes_and_saves(folders, tmp_path, random_vgg16
         train.Trainer(config, network_config=SMALL)  # an arbitrary-style run in the student's folder
     with pytest.raises(ValueError, match="content_target"):
         train.Trainer(replace(config, content_target="adain"), network_config=SMALL_MOBILE)
+
+
+def test_linear_transform_warm_starts_exactly_trains_and_resumes(folders, tmp_path, random_vgg16_weights):
+    linear = replace(SMALL, linear_rank=4)
+    source = ArbitraryStyleNetwork(SMALL)
+    source.load_encoder_weights(weights_lib.resolve(random_vgg16_weights, "vgg16"))
+    source.save(str(tmp_path / "source"))
+    source = ArbitraryStyleNetwork.load(str(tmp_path / "source"))
+    trainer = train.Trainer(make_config(folders, tmp_path / "run", random_vgg16_weights), network_config=linear)
+    fresh = trainer.init_decoder_from(str(tmp_path / "source"))
+    assert "unzip" in fresh and "snet_fc" in fresh and not any(n.startswith("dec") for n in fresh)
+    source.encoder.set_weights(trainer.net.encoder.get_weights())
+    content, style = tf.random.uniform([1, 40, 48, 3], seed=5), tf.random.uniform([1, 32, 32, 3], seed=6)
+    np.testing.assert_allclose(trainer.net(content, style).numpy(), source(content, style).numpy(), atol=1e-5)
+    before = trainer.net.transfer.get_layer("unzip").get_weights()[0].copy()
+    with pytest.warns(UserWarning):
+        trainer.fit()
+    assert not np.array_equal(trainer.net.transfer.get_layer("unzip").get_weights()[0], before)  # it trains too
+    resumed = train.Trainer(make_config(folders, tmp_path / "run", random_vgg16_weights, steps=3),
+                            network_config=linear)
+    assert resumed.current_step == 2
+    for a, b in zip(resumed.net.style_net.get_weights(), trainer.net.style_net.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(train.TrainingError, match="network_config.json"):
+        train.Trainer(make_config(folders, tmp_path / "run", random_vgg16_weights), network_config=SMALL)

@@ -3,9 +3,9 @@
 The device machines lent to this project carry JAX (CUDA) and no TensorFlow, and a TensorFlow wheel is far
 larger than what may travel there. This file reproduces `nst_tf.train.Trainer.compute_losses` and its Keras Adam
 update for the bundled network's design (VGG16 encoder to relu4_1, multi-level AdaIN, the skip decoder of
-`nst_tf.network.build_decoder`, and the optional learned linear transform at relu4_1) with numpy, Pillow and JAX only, so that the same recipe can run there. It
-imports nothing from nst_tf. tests/test_jax_train.py checks it against the TensorFlow trainer (losses and
-one Adam update) where JAX is installed.
+`nst_tf.network.build_decoder`, and the optional learned linear transform at relu4_1) with numpy, Pillow and
+JAX only, so that the same recipe can run there. It imports nothing from nst_tf. tests/test_jax_train.py checks
+it against the TensorFlow trainer (losses and one Adam update) where JAX is installed.
 
   python tools/device_pack.py pack --out=.device          # here: weights and data for the trip
   python tools/jax_train.py --pack=.device/pack.npz --content_dir=.device/content --style_dir=.device/style \
