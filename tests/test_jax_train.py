@@ -177,6 +177,20 @@ def test_run_saves_and_resumes(tmp_path, lpips_weights):
     from nst_tf import fast, mobile
 
     assert isinstance(fast.load_network(str(tmp_path / "net")), mobile.MobileStyleNetwork)
+    # the linear transform: device_pack's initial weights added by --init, then unpacked with --linear_rank
+    np.savez(tmp_path / "linear_init.npz", **dp.linear_init(8))
+    linear = run(f"--out={tmp_path / 'l'}", f"--init={tmp_path / 'linear_init.npz'}", "--max_steps=2")
+    assert linear.returncode == 0, linear.stderr[-2000:]
+    trained = dict(np.load(tmp_path / "l" / "decoder_final.npz"))
+    assert np.any(trained["decoder/unzip/0"] != 0)  # the zero projection has started to learn
+    unpack = unpack[:3] + [f"--decoder={tmp_path / 'l' / 'decoder_final.npz'}", f"--out={tmp_path / 'lnet'}",
+                           "--linear_rank=8"]
+    unpacked = subprocess.run(unpack, capture_output=True, text=True, timeout=300)
+    assert unpacked.returncode == 0, unpacked.stderr[-2000:]
+    net = fast.load_network(str(tmp_path / "lnet"))
+    assert net.config.linear_rank == 8
+    np.testing.assert_allclose(net.transfer.get_layer("unzip").get_weights()[0], trained["decoder/unzip/0"],
+                               rtol=1e-2, atol=1e-4)  # saved as float16
 
 
 def test_random_crop_sizes_and_range():

@@ -97,6 +97,9 @@ def main(argv: list[str]) -> int:
     mobile_run = FLAGS.network == "mobile"
     if mobile_run and FLAGS.content_target != "photo":
         raise common.UsageError("--network=mobile needs --content_target=photo (it has no AdaIN target)")
+    if mobile_run and FLAGS.linear_rank:
+        raise common.UsageError("--linear_rank is for --network=arbitrary (the phone-sized network has no encoder "
+                                "features to transform)")
     if not mobile_run and (FLAGS.distill_weight or FLAGS.teacher):
         raise common.UsageError("--distill_weight and --teacher are for --network=mobile")
     from nst_tf import mobile, network, weights
