@@ -94,6 +94,7 @@ class RandomStyleTransfer(keras.layers.Layer):
         net = network or ArbitraryStyleNetwork.load(model_dir)
         self.network = net
         self.encoder, self.decoder = net.encoder, net.decoder  # tracked: their weights belong to this layer
+        self.linear_parts = [m for m in (net.style_net, net.transfer) if m is not None]  # --linear_rank networks
         vectors = style_vectors(net, styles, self.style_size)
         self.style_count = len(vectors)
         self.style_vectors = self.add_weight(shape=vectors.shape, initializer=keras.initializers.Constant(vectors),
