@@ -347,22 +347,28 @@ def test_resolve_checkpoint_accepts_a_training_folder(tmp_path):
     assert export.resolve_checkpoint("") is None
 
 
-def test_mobile_network_transfer_converts_and_matches_keras(pictures, tmp_path):
-    """The phone-sized network (nst_tf.mobile): builtin ops only, alpha < 1 as a TFLite IF branch, parity."""
-    mobile_net = fast.load_network(os.path.join(os.path.dirname(BUNDLED_DIR), "mobile"))
+def _check_transfer_tflite(net, pictures, tmp_path, op: str) -> None:
+    """The transfer part of `net` in int8 and resizable fp16: builtin ops only, `op` among them, parity with Keras
+    at alpha 1 and 0.5."""
     options = export.ExportOptions(content_size=SIZE, style_size=SIZE)
-    vector = mobile_net.predict_style(tf.constant(pictures["style_square"][None]))
+    vector = net.predict_style(tf.constant(pictures["style_square"][None]))
     for variant, quantization in ((export.TFLiteVariant("transfer", "int8"), "int8_dynamic"),
                                   (export.TFLiteVariant("transfer", "fp16", dynamic=True), "fp16")):
-        source = export.write_tflite_source(mobile_net, variant, options, str(tmp_path / variant.filename(options)))
+        source = export.write_tflite_source(net, variant, options, str(tmp_path / variant.filename(options)))
         model = export.convert_tflite(source, quantization)
-        assert export.non_builtin_ops(model) == [] and "IF" in export.tflite_ops(model)
+        assert export.non_builtin_ops(model) == [] and op in export.tflite_ops(model)
         content = pictures["content_square"] if not variant.dynamic else pictures["content"]
         for alpha in (1.0, 0.5):
             out = _run_tflite_bytes(model, {"content": content[None], "style_vector": tf.reshape(vector, [1, 1, 1, -1])
                                             .numpy(), "alpha": np.array([alpha], np.float32)})["stylized_image"]
-            expected = fast.stylize_padded(mobile_net, tf.constant(content[None]), vector, alpha).numpy()
+            expected = fast.stylize_padded(net, tf.constant(content[None]), vector, alpha).numpy()
             assert export.within(export.errors(out, expected), export.IMAGE_BOUNDS[variant.quantization]), alpha
+
+
+def test_mobile_network_transfer_converts_and_matches_keras(pictures, tmp_path):
+    """The phone-sized network (nst_tf.mobile): builtin ops only, alpha < 1 as a TFLite IF branch, parity."""
+    _check_transfer_tflite(fast.load_network(os.path.join(os.path.dirname(BUNDLED_DIR), "mobile")), pictures,
+                           tmp_path, "IF")
 
 
 @pytest.mark.slow
@@ -377,19 +383,9 @@ def test_linear_transform_network_converts_and_matches_keras(net, pictures, tmp_
     unzip = linear.transfer.get_layer("unzip")
     kernel, bias = unzip.get_weights()
     unzip.set_weights([np.random.default_rng(0).normal(0, 0.1, kernel.shape).astype(np.float32), bias])
+    _check_transfer_tflite(linear, pictures, tmp_path, "BATCH_MATMUL")
     options = export.ExportOptions(content_size=SIZE, style_size=SIZE)
     vector = linear.predict_style(tf.constant(pictures["style_square"][None]))
-    for variant, quantization in ((export.TFLiteVariant("transfer", "fp16", dynamic=True), "fp16"),
-                                  (export.TFLiteVariant("transfer", "int8"), "int8_dynamic")):
-        source = export.write_tflite_source(linear, variant, options, str(tmp_path / variant.filename(options)))
-        model = export.convert_tflite(source, quantization)
-        assert export.non_builtin_ops(model) == [] and "BATCH_MATMUL" in export.tflite_ops(model)
-        content = pictures["content_square"] if not variant.dynamic else pictures["content"]
-        for alpha in (1.0, 0.5):
-            out = _run_tflite_bytes(model, {"content": content[None], "style_vector": tf.reshape(vector, [1, 1, 1, -1])
-                                            .numpy(), "alpha": np.array([alpha], np.float32)})["stylized_image"]
-            expected = fast.stylize_padded(linear, tf.constant(content[None]), vector, alpha).numpy()
-            assert export.within(export.errors(out, expected), export.IMAGE_BOUNDS[variant.quantization]), alpha
     prediction = export.convert_tflite(export.write_tflite_source(
         linear, export.TFLiteVariant("prediction", "fp16"), options, str(tmp_path / "prediction")), "fp16")
     predicted = _run_tflite_bytes(prediction, {"style": pictures["style_square"][None]})["style_vector"]
