@@ -3,6 +3,7 @@
 import os
 from dataclasses import replace
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -143,7 +144,11 @@ def test_mirrored_matches_single_device(folders, tmp_path, random_vgg16_weights)
 
 
 def test_a_few_steps_lower_the_loss(folders, tmp_path, random_vgg16_weights):
-    trainer = train.Trainer(make_config(folders, tmp_path / "run", random_vgg16_weights, learning_rate=1e-3,
+    # seeded: the decoder's initialisation otherwise depends on which tests ran before. With a random-weight VGG
+    # the loss is large and sharp: at lr 1e-3 one of four seeds jumped 49 -> 1e6 on its first step; 1e-4 fell
+    # on all four
+    keras.utils.set_random_seed(0)
+    trainer = train.Trainer(make_config(folders, tmp_path / "run", random_vgg16_weights, learning_rate=1e-4,
                                         identity_weight=1.0), network_config=SMALL)
     rng = np.random.default_rng(3)
     batch = (tf.constant(rng.uniform(size=(2, 32, 32, 3)), tf.float32),
