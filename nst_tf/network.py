@@ -367,20 +367,22 @@ class ArbitraryStyleNetwork:
                       training: bool = False) -> list[tf.Tensor]:
         """Encoded content levels + [B, vector_size] style vectors -> the decoder's inputs: every level AdaIN'd,
         and relu4_1 plus the linear transform's residual if any."""
-        moments = style_vector[:, :self.config.moments_size]
-        targets = multi_adain(levels, moments)
-        if self.transfer is not None:
-            matrix = style_vector[:, self.config.moments_size:]
-            targets[-1] = targets[-1] + self.transfer([levels[-1], matrix], training=training)
-        return targets
+        targets = multi_adain(levels, style_vector[:, :self.config.moments_size])
+        if self.transfer is None:
+            return targets
+        return self._plus_residual(targets, levels[-1], style_vector[:, self.config.moments_size:], training)
 
     def own_levels(self, levels: list[tf.Tensor], training: bool = False) -> list[tf.Tensor]:
         """What the decoder gets to give the content back (the identity term): the levels as they are, relu4_1
         plus the linear transform's residual with the content's own style matrix if any."""
         if self.transfer is None:
             return list(levels)
-        matrix = self.style_net(levels[-1], training=training)
-        return [*levels[:-1], levels[-1] + self.transfer([levels[-1], matrix], training=training)]
+        return self._plus_residual(levels, levels[-1], self.style_net(levels[-1], training=training), training)
+
+    def _plus_residual(self, targets: list[tf.Tensor], relu4: tf.Tensor, matrix: tf.Tensor,
+                       training: bool) -> list[tf.Tensor]:
+        """`targets` with the linear transform's residual of (content relu4_1, style matrix) added to the last."""
+        return [*targets[:-1], targets[-1] + self.transfer([relu4, matrix], training=training)]
 
     def predict_style(self, style_images: tf.Tensor) -> tf.Tensor:
         """[B, H, W, 3] style images in [0, 1] -> [B, vector_size] style vectors."""
