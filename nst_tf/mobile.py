@@ -33,6 +33,9 @@ from nst_tf.network import (
     build_encoder,
     levels_vector,
     load_vgg_encoder,
+    parted,
+    set_weight_arrays,
+    weight_arrays,
     write_folder,
 )
 
@@ -234,21 +237,8 @@ class MobileStyleNetwork:
 def load_part(model: keras.Model, weights_path: str, part: str, problem: str) -> None:
     """Set `model`'s weights from the `<part>/<layer>/<i>` arrays of a weights.npz; ValueError naming the file."""
     with np.load(weights_path) as data:
-        arrays = {k[len(part) + 1:]: data[k] for k in data.files if k.startswith(part + "/")}
+        arrays = parted(dict(data), part)
     try:
         set_weight_arrays(model, arrays)
     except (KeyError, ValueError) as exc:
         raise ValueError(f"{weights_path}: {problem} ({exc})") from None
-
-
-def weight_arrays(model: keras.Model) -> dict[str, np.ndarray]:
-    """Every weight of `model` as `<layer>/<index>` (a CIN layer's dense weights under its own name)."""
-    return {f"{layer.name}/{i}": w for layer in model.layers for i, w in enumerate(layer.get_weights())}
-
-
-def set_weight_arrays(model: keras.Model, arrays: dict[str, np.ndarray]) -> None:
-    """Inverse of weight_arrays; KeyError or ValueError when `arrays` does not fit."""
-    for layer in model.layers:
-        n = len(layer.get_weights())
-        if n:
-            layer.set_weights([np.asarray(arrays[f"{layer.name}/{i}"], np.float32) for i in range(n)])

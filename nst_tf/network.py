@@ -410,11 +410,8 @@ class ArbitraryStyleNetwork:
     def save(self, directory: str) -> None:
         """Write float16 weights (weights.npz) and config.json atomically into `directory`."""
         os.makedirs(directory, exist_ok=True)
-        arrays = {}
-        for model in self.models:
-            for layer in model.layers:
-                for i, w in enumerate(layer.get_weights()):
-                    arrays[f"{model.name}/{layer.name}/{i}"] = w.astype(np.float16)
+        arrays = {f"{model.name}/{key}": w.astype(np.float16) for model in self.models
+                  for key, w in weight_arrays(model).items()}
         write_folder(directory, arrays, self.config.to_json())
 
     @classmethod
@@ -433,16 +430,31 @@ class ArbitraryStyleNetwork:
                              "(nst_tf.fast.load_network loads either)")
         net = cls(NetworkConfig.from_json(text))
         with np.load(weights_path) as data:
-            for model in net.models:
-                for layer in model.layers:
-                    n = len(layer.get_weights())
-                    if n:
-                        try:
-                            layer.set_weights([data[f"{model.name}/{layer.name}/{i}"].astype(np.float32)
-                                               for i in range(n)])
-                        except (KeyError, ValueError) as exc:
-                            raise ValueError(f"{weights_path}: does not fit the network ({exc})") from None
+            arrays = dict(data)
+        for model in net.models:
+            try:
+                set_weight_arrays(model, parted(arrays, model.name))
+            except (KeyError, ValueError) as exc:
+                raise ValueError(f"{weights_path}: does not fit the network ({exc})") from None
         return net
+
+
+def weight_arrays(model: keras.Model) -> dict[str, np.ndarray]:
+    """Every weight of `model` as `<layer>/<index>` (a layer holding sublayers' weights lists them all)."""
+    return {f"{layer.name}/{i}": w for layer in model.layers for i, w in enumerate(layer.get_weights())}
+
+
+def set_weight_arrays(model: keras.Model, arrays: dict[str, np.ndarray]) -> None:
+    """Inverse of weight_arrays; KeyError or ValueError when `arrays` does not fit."""
+    for layer in model.layers:
+        n = len(layer.get_weights())
+        if n:
+            layer.set_weights([np.asarray(arrays[f"{layer.name}/{i}"], np.float32) for i in range(n)])
+
+
+def parted(arrays: dict[str, np.ndarray], part: str) -> dict[str, np.ndarray]:
+    """The `<part>/<layer>/<i>` entries of a weights file as `<layer>/<i>` (set_weight_arrays' keys)."""
+    return {key[len(part) + 1:]: w for key, w in arrays.items() if key.startswith(part + "/")}
 
 
 def write_folder(directory: str, arrays: dict[str, np.ndarray], config_json: str) -> None:

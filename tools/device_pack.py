@@ -117,7 +117,7 @@ def unpack_student(args) -> None:
 
 
 def unpack(args) -> None:
-    from nst_tf.network import ArbitraryStyleNetwork
+    from nst_tf.network import ArbitraryStyleNetwork, parted, set_weight_arrays
 
     if args.transformer:
         return unpack_student(args)
@@ -128,14 +128,12 @@ def unpack(args) -> None:
         net = ArbitraryStyleNetwork(dataclasses.replace(source.config, linear_rank=args.linear_rank))
         net.encoder.set_weights(source.encoder.get_weights())
     with np.load(args.decoder) as data:
-        for model in net.trained_models:  # jax_train.py names them all decoder/<layer>/<i>
-            for layer in model.layers:
-                n = len(layer.get_weights())
-                if n:
-                    try:
-                        layer.set_weights([data[f"decoder/{layer.name}/{i}"] for i in range(n)])
-                    except (KeyError, ValueError) as exc:
-                        sys.exit(f"{args.decoder}: does not fit the {model.name} ({exc})")
+        arrays = parted(dict(data), "decoder")  # jax_train.py names every trained layer decoder/<layer>/<i>
+    for model in net.trained_models:
+        try:
+            set_weight_arrays(model, arrays)
+        except (KeyError, ValueError) as exc:
+            sys.exit(f"{args.decoder}: does not fit the {model.name} ({exc})")
     net.save(args.out)
     print(f"{args.out}: network written")
 
