@@ -1,4 +1,4 @@
-"""tf.data input pipelines: image folders -> shuffled random crops, bad files skipped and counted."""
+"""tf.data input pipelines: image folders and lists -> shuffled random crops, bad files skipped and counted."""
 
 from __future__ import annotations
 
@@ -24,24 +24,71 @@ def scan_folder(folder: str, check: bool = True) -> FolderScan:
     """List image files under `folder` (recursively); with `check`, skip the ones Pillow cannot read."""
     if not os.path.isdir(folder):
         raise ValueError(f"{folder}: not a folder")
-    files, skipped = [], []
-    for root, _, names in sorted(os.walk(folder)):
-        for name in sorted(names):
-            if not name.lower().endswith(IMAGE_EXTENSIONS):
-                continue
-            path = os.path.join(root, name)
-            if check:
-                try:
-                    with Image.open(path) as img:
-                        img.verify()
-                except Exception:  # any decoding failure means: skip this file
-                    skipped.append(path)
-                    continue
-            files.append(path)
+    paths = [os.path.join(root, name) for root, _, names in sorted(os.walk(folder)) for name in sorted(names)
+             if name.lower().endswith(IMAGE_EXTENSIONS)]
+    files, skipped = _checked(paths) if check else (paths, [])
     if not files:
         raise ValueError(f"{folder}: no readable images (found {len(skipped)} unreadable)")
     if skipped:
         warnings.warn(f"{folder}: skipped {len(skipped)} unreadable image(s), e.g. {skipped[0]}", stacklevel=2)
+    return FolderScan(files, skipped)
+
+
+def read_image_list(path: str) -> list[str]:
+    """The image paths of a text list (one per line, '#' comments; relative to the list's folder)."""
+    base = os.path.dirname(os.path.abspath(path))
+    with open(path, encoding="utf-8") as f:
+        lines = [line.split("#", 1)[0].strip() for line in f]
+    paths = [os.path.normpath(os.path.join(base, line)) for line in lines if line]
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        raise ValueError(f"{path}: {len(missing)} listed image(s) not found, e.g. {missing[0]}")
+    if not paths:
+        raise ValueError(f"{path}: lists no images")
+    return paths
+
+
+def _checked(paths: list[str]) -> tuple[list[str], list[str]]:
+    """Split `paths` into the ones Pillow can read and the ones it cannot."""
+    files, skipped = [], []
+    for path in paths:
+        try:
+            with Image.open(path) as img:
+                img.verify()
+        except Exception:  # any decoding failure means: skip this file
+            skipped.append(path)
+            continue
+        files.append(path)
+    return files, skipped
+
+
+def scan_sources(spec: str, check: bool = True) -> FolderScan:
+    """The images of `spec`: comma-separated folders or .txt image lists, each optionally SOURCE:N (N copies).
+
+    A source repeated N times is sampled N times as often, e.g. "train_style,extra_styles.txt:80".
+    """
+    files, skipped = [], []
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        source, sep, repeat = part.rpartition(":")
+        if not sep or not repeat.isdigit():
+            source, repeat = part, "1"
+        if int(repeat) < 1:
+            raise ValueError(f"{part}: the repeat count must be at least 1")
+        if source.lower().endswith(".txt"):
+            if not os.path.isfile(source):
+                raise ValueError(f"{source}: no such image list")
+            good, bad = _checked(read_image_list(source)) if check else (read_image_list(source), [])
+            if not good:
+                raise ValueError(f"{source}: no readable images (found {len(bad)} unreadable)")
+            if bad:
+                warnings.warn(f"{source}: skipped {len(bad)} unreadable image(s), e.g. {bad[0]}", stacklevel=2)
+            scan = FolderScan(good, bad)
+        else:
+            scan = scan_folder(source, check)
+        files += scan.files * int(repeat)
+        skipped += scan.skipped
+    if not files:
+        raise ValueError(f"{spec!r}: names no image sources")
     return FolderScan(files, skipped)
 
 

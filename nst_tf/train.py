@@ -337,8 +337,8 @@ class Trainer:
     def fit(self, on_log: Callable[[int, dict[str, float], float], None] | None = None) -> dict[str, float]:
         """Train until config.steps (resuming from the last checkpoint); returns the last losses."""
         cfg = self.config
-        content = data_lib.scan_folder(cfg.content_dir)
-        style = data_lib.scan_folder(cfg.style_dir)
+        content = data_lib.scan_sources(cfg.content_dir)
+        style = data_lib.scan_sources(cfg.style_dir)
         print(f"data: {len(content.files)} content images ({len(content.skipped)} skipped), "
               f"{len(style.files)} style images ({len(style.skipped)} skipped)", flush=True)
         if self.resumed_from:
@@ -385,8 +385,8 @@ class Trainer:
 
     def _preview_batch(self):
         if not hasattr(self, "_preview"):
-            c = data_lib.scan_folder(self.config.content_dir, check=False).files
-            s = data_lib.scan_folder(self.config.style_dir, check=False).files
+            c = data_lib.scan_sources(self.config.content_dir, check=False).files
+            s = data_lib.scan_sources(self.config.style_dir, check=False).files
             rng = np.random.default_rng(0)
             pick = lambda files: tf.stack([  # noqa: E731
                 tf.image.resize(data_lib.decode(f), [self.config.crop] * 2, antialias=True)

@@ -49,6 +49,25 @@ def test_scan_folder_skips_and_counts(folders):
         data.scan_folder(str(folders / "missing"))
 
 
+def test_scan_sources_lists_and_repeats(folders, tmp_path):
+    styles = sorted(data.scan_folder(str(folders / "style")).files)
+    (tmp_path / "sub").mkdir()
+    listing = tmp_path / "sub" / "extra.txt"  # paths relative to the list's own folder; comments and blanks ignored
+    listing.write_text(f"# two of them\n{os.path.relpath(styles[0], listing.parent)}\n\n{styles[1]}  # absolute\n")
+    scan = data.scan_sources(f"{folders / 'style'}, {listing}:3")
+    assert sorted(scan.files) == sorted(styles + [styles[0], styles[1]] * 3) and scan.skipped == []
+    with pytest.warns(UserWarning, match="skipped 1 unreadable"):
+        scan = data.scan_sources(f"{folders / 'content'}:2,{folders / 'style'}")
+    assert len(scan.files) == 6 * 2 + 4 and len(scan.skipped) == 1
+    bad = tmp_path / "bad.txt"
+    bad.write_text("nowhere.jpg\n")
+    for spec, message in ((str(bad), "bad.txt: 1 listed image"), (str(tmp_path / "none.txt"), "no such image list"),
+                          (f"{folders / 'style'}:0", "repeat count must be at least 1"),
+                          (str(folders / "empty"), "no readable images"), (" , ", "names no image sources")):
+        with pytest.raises(ValueError, match=message):
+            data.scan_sources(spec)
+
+
 def test_small_styles_are_resized_up(folders):
     files = data.scan_folder(str(folders / "style")).files
     batch = next(iter(data.crop_dataset(files, 32, seed=0).batch(3)))

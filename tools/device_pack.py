@@ -5,7 +5,8 @@
       jax_train.py reads the bundled nst_tf/models/arbitrary/weights.npz, which travels with the repository);
       pack.npz: the offline ImageNet VGG16's deeper layers that only the losses use (block4_conv2..block5_conv1,
       float16); content/: the training photos shrunk to the largest size a crop can use (short side crop * 1.6,
-      JPEG q85); style/: the paintings, as they are.
+      JPEG q85); style/: the paintings, as they are; with --extra_styles=LIST.txt, style_extra/: the listed
+      paintings, shrunk like the photos (jax_train.py --style_dir=.device/style,.device/style_extra:80).
       With --linear_rank=R: also linear_init.npz, the Keras initialisation of the linear transform at relu4_1
       (nst_tf.network.build_style_net and build_transfer, decoder/<layer>/<i>) for jax_train.py --init.
       With --student: also student_init.npz, the initial weights of nst_tf.mobile's transformer (Keras' own
@@ -74,6 +75,14 @@ def pack(args) -> None:
                     shutil.copyfile(os.path.join(src, name), os.path.join(dst, name))
                 else:
                     shrink(os.path.join(src, name), os.path.join(dst, os.path.splitext(name)[0] + ".jpg"), short)
+    if args.extra_styles:
+        from nst_tf.data import read_image_list
+
+        dst = os.path.join(args.out, "style_extra")
+        shutil.rmtree(dst, ignore_errors=True)
+        os.makedirs(dst)
+        for path in read_image_list(args.extra_styles):
+            shrink(path, os.path.join(dst, os.path.splitext(os.path.basename(path))[0] + ".jpg"), short)
     if args.student:
         np.savez(os.path.join(args.out, "student_init.npz"), **student_init(args.seed))
     if args.linear_rank:
@@ -150,6 +159,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--content_dir", default=os.path.join(DATA, "train_content"))
     p.add_argument("--style_dir", default=os.path.join(DATA, "train_style"))
+    p.add_argument("--extra_styles", default="",
+                   help="a .txt image list (configs/train_styles_extra.txt) to write, shrunk, to style_extra/")
     u = sub.add_parser("unpack")
     which = u.add_mutually_exclusive_group(required=True)
     which.add_argument("--decoder", help="a returned decoder_*.npz")

@@ -433,6 +433,15 @@ class Batches:
         return self.queue.get()
 
 
+def weighted_images(spec: str) -> list[Image.Image]:
+    """The images of `spec` ("DIR[:N],DIR[:N]..."), each folder's repeated N times (default 1)."""
+    images = []
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        folder, _, repeat = part.partition(":")
+        images += load_images(list_images(folder)) * int(repeat or 1)
+    return images
+
+
 # -- the loop -------------------------------------------------------------------------------------------
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -448,7 +457,8 @@ def main() -> None:
                         "--linear_rank: the linear transform's initialisation)")
     p.add_argument("--pack", required=True, help="the loss-only VGG16 layers (device_pack.py pack)")
     p.add_argument("--content_dir", required=True)
-    p.add_argument("--style_dir", required=True)
+    p.add_argument("--style_dir", required=True,
+                   help="comma-separated folders, each optionally FOLDER:N to repeat its images N times per epoch")
     p.add_argument("--out", required=True)
     p.add_argument("--crop", type=int, default=256)
     p.add_argument("--style_crop", type=int, default=0, help="crop of the style images (default: --crop)")
@@ -505,7 +515,7 @@ def main() -> None:
     params = jax.tree_util.tree_map(jnp.asarray, params)
     state = {"iterations": jnp.asarray(state["iterations"], jnp.int32),
              "m": jax.tree_util.tree_map(jnp.asarray, state["m"]), "v": jax.tree_util.tree_map(jnp.asarray, state["v"])}
-    batches = Batches(load_images(list_images(args.content_dir)), load_images(list_images(args.style_dir)),
+    batches = Batches(load_images(list_images(args.content_dir)), weighted_images(args.style_dir),
                       args.batch_size, args.crop, args.seed + step,  # a resumed run does not replay the same batches
                       put=jax.device_put, style_crop=args.style_crop)
     log = open(os.path.join(args.out, "log.jsonl"), "a")
