@@ -1,5 +1,7 @@
 """The arbitrary-style network: AdaIN math, the two-part interface, any-size input, saving."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -165,7 +167,11 @@ def test_covariance_and_matrix_mix_by_hand():
 
 
 def test_linear_transform_starts_as_adain_then_mixes_channels(net, tmp_path):
-    linear = ArbitraryStyleNetwork(NetworkConfig(linear_rank=4))
+    plain = ArbitraryStyleNetwork(dataclasses.replace(net.config, linear_rank=0))  # the bundled one, transform off
+    for ours, theirs in zip(plain.models, net.models):
+        ours.set_weights(theirs.get_weights())
+    net = plain
+    linear = ArbitraryStyleNetwork(dataclasses.replace(net.config, linear_rank=4))
     assert linear.vector_size == net.vector_size + 16
     assert [m.name for m in linear.models] == ["encoder", "decoder", "style_net", "transfer"]
     for ours, theirs in zip(linear.models, net.models):
