@@ -38,7 +38,8 @@ def optimiser_options(preset: str, size: int):
     from nst_tf.cli import stylize
 
     stylize.FLAGS.unparse_flags()
-    stylize.FLAGS(["fast_quality", f"--flagfile={os.path.join(ROOT, preset)}", f"--size={size}"])
+    preset_flags = [f"--flagfile={os.path.join(ROOT, preset)}"] if preset else []  # "": the flag defaults
+    stylize.FLAGS(["fast_quality", *preset_flags, f"--size={size}"])
     return stylize.optimizer_options()
 
 
@@ -46,7 +47,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="", help="network folder (default: the bundled one)")
     parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--preset", default="configs/preview.cfg")
+    parser.add_argument("--preset", default="configs/preview.cfg", help="nst-stylize flagfile; '' for its defaults")
     parser.add_argument("--pairs", type=int, default=len(PAIRS))
     parser.add_argument("--split", choices=("heldout", "validation"), default="heldout")
     parser.add_argument("--no_optimizer", action="store_true", help="skip the optimiser comparison")
@@ -110,7 +111,8 @@ def main() -> None:
     if args.sheet:
         images.save_image(images.stack_rows(sheet_rows), args.sheet)
     report = {"benchmark": "fast_quality", "split": args.split, "model": args.model or "bundled", "size": args.size,
-              "preset": None if options is None else args.preset, "loss_network": "lpips VGG16",
+              "preset": None if options is None else (args.preset or "nst-stylize flag defaults"),
+              "loss_network": "lpips VGG16",
               "cpus": os.cpu_count(), "summary": summary, "rows": rows}
     if args.output:
         with open(args.output, "w") as f:

@@ -5,7 +5,8 @@ SavedModel (TF Serving layout `<output_dir>/<model_name>/<version>/`), signature
   -> `stylized_image` [B, H, W, 3] in [0, 1]; any H, W >= 16 (mirror-padded to the stride inside).
 - stylize_bytes / stylize_bytes_alpha: encoded JPEG/PNG/GIF/BMP strings `content`, `style` (scalar or [B])
   (+ `alpha`) -> `stylized_image_bytes`, PNG strings (TF Serving REST returns them as {"b64": ...}).
-- predict_style: `style` -> `style_vector` [B, V] (V: the network's vector size, 1920 for the bundled one);
+- predict_style: `style` -> `style_vector` [B, V] (V: the network's vector size, 2944 for the bundled one:
+  1920 moments + its 32×32 linear-transform matrix);
   stylize_with_vector: `content`, `style_vector`, `alpha`.
 - `__call__(content, style)` returns [stylized_image], so `hub.load(dir)(content, style)[0]` works as with
   the TF Hub module magenta/arbitrary-image-stylization-v1-256.
@@ -737,7 +738,15 @@ def convert_int8(source: str, variant: TFLiteVariant, net: ArbitraryStyleNetwork
             yield from calibration
 
         model = convert_tflite(source, "int8_full", representative)
-        parity = check_tflite(model, variant, net, pairs, options.threads)
+        try:
+            parity = check_tflite(model, variant, net, pairs, options.threads)
+        except RuntimeError as exc:  # the interpreter cannot prepare it (e.g. an int8 kernel XNNPACK lacks)
+            if options.int8 == "full":
+                raise ExportError(f"{variant.part}: the full-integer int8 model does not run: {exc}") from None
+            record["full_integer_attempt"] = {"error": str(exc).splitlines()[0], "within_bound": False,
+                                              "calibration_samples": len(calibration)}
+            record["scheme"] = "dynamic-range (int8 weights, float activations)"
+            return convert_tflite(source, "int8_dynamic"), record
         record["full_integer_attempt"] = {**parity, "within_bound": tflite_within(parity, "int8"),
                                           "calibration_samples": len(calibration)}
         if options.int8 == "full" or record["full_integer_attempt"]["within_bound"]:
@@ -1163,7 +1172,11 @@ def _tflite_section(report: dict) -> list[str]:
         if e["quantization"] != "int8":
             continue
         attempt = e.get("full_integer_attempt")
-        if attempt:
+        if attempt and "error" in attempt:
+            lines.append(f"- `{e['file']}`: full-integer (TFLITE_BUILTINS_INT8, {attempt['calibration_samples']} "
+                         f"calibration images) converted, but the LiteRT interpreter could not run it "
+                         f"(`{attempt['error']}`) -> **{e['scheme']}**.")
+        elif attempt:
             vector = (f", style vector relative error {_fmt(attempt['vector']['mean_rel'])}"
                       if "vector" in attempt else "")
             lines.append(
