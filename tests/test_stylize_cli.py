@@ -123,13 +123,25 @@ def test_flagfile_presets(tmp_path, data_dir, lpips_weights):
 
 def test_awkward_but_valid_inputs_work(tmp_path, corpus, data_dir):
     """Grey, RGBA, palette, CMYK, 16-bit, 1x1 and EXIF-rotated files stylize (fast method, as content and style)."""
-    style = f"{data_dir}/styles/starry_night.jpg"
-    for name, (path, expect) in corpus.items():
-        if expect != "ok":
-            continue
-        output = tmp_path / f"{name}.png"
-        proc = run_cli("nst_tf.cli.stylize", f"--content={path}", f"--style={path if name != 'one_by_one' else style}",
-                       f"--output={output}", "--method=fast", "--size=64")
-        assert proc.returncode == 0, (name, proc.stderr[-500:])
-        expected = images.resize_long_side(images.load_image(path), 64).shape
-        assert images.load_image(str(output)).shape == expected, name
+    from nst_tf import fast
+
+    net = fast.load_network()
+    starry = f"{data_dir}/styles/starry_night.jpg"
+    ok = {name: path for name, (path, expect) in corpus.items() if expect == "ok"}
+    for name, path in ok.items():  # the CLI's own steps, in process: decode, resize, one forward pass
+        content = images.resize_long_side(images.load_image(path), 64, path)
+        style = images.resize_long_side(images.load_image(starry if name == "one_by_one" else path), 64, path)
+        result = fast.stylize(net, content, [style])
+        assert result.shape == content.shape and np.isfinite(result).all(), name
+        assert content.shape == images.resize_long_side(images.load_image(path), 64).shape, name
+    # and through nst-stylize itself: every awkward kind as content once, the rest as blended styles
+    runs = [("cmyk", ["sixteen_bit", "rgba", "exif_orientation_6"]), ("one_by_one", ["palette_transparent",
+                                                                                    "grayscale"])]
+    for content_name, style_names in runs:
+        output = tmp_path / f"{content_name}.png"
+        proc = run_cli("nst_tf.cli.stylize", f"--content={ok[content_name]}",
+                       "--style=" + ",".join(ok[n] for n in style_names), f"--output={output}", "--method=fast",
+                       "--size=64")
+        assert proc.returncode == 0, (content_name, proc.stderr[-500:])
+        expected = images.resize_long_side(images.load_image(ok[content_name]), 64).shape
+        assert images.load_image(str(output)).shape == expected, content_name
