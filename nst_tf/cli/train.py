@@ -116,7 +116,8 @@ def main(argv: list[str]) -> int:
         if FLAGS.init_from and trainer.resumed_from is None:
             fresh = trainer.init_decoder_from(FLAGS.init_from)
             print(f"decoder initialised from {FLAGS.init_from}"
-                  + (f" (new, zero-initialised: {', '.join(fresh)})" if fresh else ""), flush=True)
+                  + (f" (new layers, as initialised, their output projections at zero: {', '.join(fresh)})"
+                     if fresh else ""), flush=True)
     except train.TrainingError as exc:
         raise ValueError(str(exc)) from None
     print(f"strategy {FLAGS.strategy}: {strategy.num_replicas_in_sync} replica(s), global batch {FLAGS.batch_size}; "
