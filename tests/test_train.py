@@ -134,6 +134,7 @@ def test_non_finite_steps_are_skipped_then_stop(folders, tmp_path, random_vgg16_
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow  # the flags' path to the same mirrored training that test_mirrored_matches_single_device checks
 def test_cli_mirrored_strategy_on_two_cpu_devices(folders, tmp_path, random_vgg16_weights):
     proc = run_cli("nst_tf.cli.train", f"--content_dir={folders / 'content'}", f"--style_dir={folders / 'style'}",
                    f"--model_dir={tmp_path / 'run'}", f"--weights={random_vgg16_weights}", "--steps=2",
