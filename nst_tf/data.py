@@ -26,12 +26,7 @@ def scan_folder(folder: str, check: bool = True) -> FolderScan:
         raise ValueError(f"{folder}: not a folder")
     paths = [os.path.join(root, name) for root, _, names in sorted(os.walk(folder)) for name in sorted(names)
              if name.lower().endswith(IMAGE_EXTENSIONS)]
-    files, skipped = _checked(paths) if check else (paths, [])
-    if not files:
-        raise ValueError(f"{folder}: no readable images (found {len(skipped)} unreadable)")
-    if skipped:
-        warnings.warn(f"{folder}: skipped {len(skipped)} unreadable image(s), e.g. {skipped[0]}", stacklevel=2)
-    return FolderScan(files, skipped)
+    return _scan(paths, folder, check)
 
 
 def read_image_list(path: str) -> list[str]:
@@ -48,18 +43,23 @@ def read_image_list(path: str) -> list[str]:
     return paths
 
 
-def _checked(paths: list[str]) -> tuple[list[str], list[str]]:
-    """Split `paths` into the ones Pillow can read and the ones it cannot."""
+def _scan(paths: list[str], source: str, check: bool) -> FolderScan:
+    """`paths` of `source`; with `check`, the ones Pillow cannot read skipped (with a warning) and counted."""
     files, skipped = [], []
     for path in paths:
-        try:
-            with Image.open(path) as img:
-                img.verify()
-        except Exception:  # any decoding failure means: skip this file
-            skipped.append(path)
-            continue
+        if check:
+            try:
+                with Image.open(path) as img:
+                    img.verify()
+            except Exception:  # any decoding failure means: skip this file
+                skipped.append(path)
+                continue
         files.append(path)
-    return files, skipped
+    if not files:
+        raise ValueError(f"{source}: no readable images (found {len(skipped)} unreadable)")
+    if skipped:
+        warnings.warn(f"{source}: skipped {len(skipped)} unreadable image(s), e.g. {skipped[0]}", stacklevel=3)
+    return FolderScan(files, skipped)
 
 
 def scan_sources(spec: str, check: bool = True) -> FolderScan:
@@ -77,12 +77,7 @@ def scan_sources(spec: str, check: bool = True) -> FolderScan:
         if source.lower().endswith(".txt"):
             if not os.path.isfile(source):
                 raise ValueError(f"{source}: no such image list")
-            good, bad = _checked(read_image_list(source)) if check else (read_image_list(source), [])
-            if not good:
-                raise ValueError(f"{source}: no readable images (found {len(bad)} unreadable)")
-            if bad:
-                warnings.warn(f"{source}: skipped {len(bad)} unreadable image(s), e.g. {bad[0]}", stacklevel=2)
-            scan = FolderScan(good, bad)
+            scan = _scan(read_image_list(source), source, check)
         else:
             scan = scan_folder(source, check)
         files += scan.files * int(repeat)
