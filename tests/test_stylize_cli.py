@@ -133,7 +133,6 @@ def test_awkward_but_valid_inputs_work(tmp_path, corpus, data_dir):
         style = images.resize_long_side(images.load_image(starry if name == "one_by_one" else path), 64, path)
         result = fast.stylize(net, content, [style])
         assert result.shape == content.shape and np.isfinite(result).all(), name
-        assert content.shape == images.resize_long_side(images.load_image(path), 64).shape, name
     # and through nst-stylize itself: every awkward kind as content once, the rest as blended styles
     runs = [("cmyk", ["sixteen_bit", "rgba", "exif_orientation_6"]), ("one_by_one", ["palette_transparent",
                                                                                     "grayscale"])]

@@ -437,8 +437,10 @@ def weighted_images(spec: str) -> list[Image.Image]:
     """The images of `spec` ("DIR[:N],DIR[:N]..."), each folder's repeated N times (default 1)."""
     images = []
     for part in filter(None, (p.strip() for p in spec.split(","))):
-        folder, _, repeat = part.partition(":")
-        images += load_images(list_images(folder)) * int(repeat or 1)
+        folder, sep, repeat = part.rpartition(":")  # as nst_tf.data.scan_sources reads it
+        if not sep or not repeat.isdigit():
+            folder, repeat = part, "1"
+        images += load_images(list_images(folder)) * int(repeat)
     return images
 
 
