@@ -39,6 +39,12 @@ def style_loss(features: tf.Tensor, target_gram: tf.Tensor) -> tf.Tensor:
     return relative_squared_error(gram_matrix(features), target_gram)
 
 
+def relative_style_loss(style: tf.Tensor, own: tf.Tensor, target: float = 0.0) -> tf.Tensor:
+    """Style loss as a fraction of the content's own (held constant), beyond `target`: max(style / own - target, 0)."""
+    ratio = tf.cast(style, tf.float32) / (tf.stop_gradient(tf.cast(own, tf.float32)) + _EPS)
+    return tf.nn.relu(ratio - target)
+
+
 def total_variation_loss(images: tf.Tensor) -> tf.Tensor:
     """Mean squared difference between neighbouring pixels (both directions): [B]."""
     images = tf.cast(images, tf.float32)

@@ -8,7 +8,10 @@ the style image, and total variation. The loss network has the encoder's weights
 image gives both the levels to AdaIN and the loss features. An identity term (the decoded content
 features must give back the content photo, pixel MSE; Li et al. 2017's reconstruction decoders, Park &
 Lee 2019's identity loss) teaches the decoder to invert the encoder; with every other weight at 0 the
-step is reconstruction only and skips the style and output passes (a cheap warm-up). Gradients are
+step is reconstruction only and skips the style and output passes (a cheap warm-up). With `style_relative`
+the style term is the output's style loss as a fraction of the content crop's own against the same style (what
+the held-out check measures), so pairs far apart in Gram space no longer dominate the batch; `style_target`
+stops pushing a pair once it is below that fraction, leaving the rest to the content term. Gradients are
 computed per replica and applied only when every loss is finite.
 
 With a nst_tf.mobile MobileConfig the trainer trains the phone-sized network's transformer instead (a student):
@@ -63,6 +66,8 @@ class TrainConfig:
     content_weight: float = 1.0
     style_weight: float = 10.0
     tv_weight: float = 1.0
+    style_relative: bool = False  # style term = the output's style loss / the content crop's own (per example)
+    style_target: float = 0.0  # with style_relative: only the part of that fraction above this is penalised
     identity_weight: float = 0.0
     distill_weight: float = 0.0  # phone-sized network only: squared pixel error to the teacher's output
     teacher: str = ""  # phone-sized network only: the teacher network folder ("": the bundled one)
@@ -264,6 +269,11 @@ class Trainer:
         style_terms = [losses.style_loss(output_feats[n], losses.gram_matrix(style_feats[n]))
                        for n in self.style_layers]
         style_term = tf.add_n(style_terms) / len(style_terms)
+        if cfg.style_relative:
+            own_terms = [losses.style_loss(content_feats[n], losses.gram_matrix(style_feats[n]))
+                         for n in self.style_layers]
+            style_term = losses.relative_style_loss(style_term, tf.add_n(own_terms) / len(own_terms),
+                                                    cfg.style_target)
         tv_term = losses.total_variation_loss(output)
         terms.update({
             "content": cfg.content_weight * content_term,

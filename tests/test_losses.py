@@ -63,3 +63,15 @@ def test_reconstruction_loss_by_hand():
     images = tf.fill([2, 4, 4, 3], 0.5)
     target = tf.concat([tf.zeros([1, 4, 4, 3]), tf.fill([1, 4, 4, 3], 0.25)], axis=0)
     np.testing.assert_allclose(losses.reconstruction_loss(images, target).numpy(), [0.25, 0.0625])
+
+
+def test_relative_style_loss_hand_computed():
+    style, own = tf.constant([0.3, 2.0, 0.1]), tf.constant([1.0, 4.0, 0.5])  # fractions 0.3, 0.5, 0.2
+    np.testing.assert_allclose(losses.relative_style_loss(style, own).numpy(), [0.3, 0.5, 0.2], rtol=1e-6)
+    np.testing.assert_allclose(losses.relative_style_loss(style, own, 0.25).numpy(), [0.05, 0.25, 0.0], atol=1e-6)
+    with tf.GradientTape() as tape:  # the photo's own loss is a constant: d(style / own)/d own = 0
+        tape.watch([style, own])
+        value = tf.reduce_sum(losses.relative_style_loss(style, own, 0.25))
+    d_style, d_own = tape.gradient(value, [style, own])
+    np.testing.assert_allclose(d_style.numpy(), [1.0, 0.25, 0.0], rtol=1e-6)  # 1/own above the target, else 0
+    assert d_own is None or not np.any(d_own.numpy())

@@ -191,6 +191,9 @@ def test_cli_errors(folders, tmp_path):
     proc = run_cli("nst_tf.cli.train", "--content_dir=a", "--style_dir=b", "--model_dir=c", "--style_crop=8")
     assert proc.returncode != 0
     assert last_line(proc.stderr) == "error: --crop and --style_crop must be at least 32, got 256, 8"
+    proc = run_cli("nst_tf.cli.train", "--content_dir=a", "--style_dir=b", "--model_dir=c", "--style_target=0.3")
+    assert proc.returncode != 0
+    assert last_line(proc.stderr) == "error: --style_target must be in [0, 1) and needs --style_relative, got 0.3"
 
 
 def test_identity_term_and_reconstruction_only_warm_up(folders, tmp_path, random_vgg16_weights):
@@ -247,11 +250,19 @@ def test_photo_content_target_is_the_gatys_loss(folders, tmp_path, random_vgg16_
     extractor = features.build_extractor(random_vgg16_weights, "vgg16", content_layers=("block4_conv2",),
                                          style_layers=layers.split(","))
     (c_out,), s_out = extractor(output)
-    (c_photo,), _ = extractor(content)
+    (c_photo,), s_photo = extractor(content)
     _, s_style = extractor(style)
     np.testing.assert_allclose(terms["content"].numpy(), 2.0 * losses.content_loss(c_out, c_photo).numpy(), rtol=1e-4)
     style_term = sum(losses.style_loss(o, losses.gram_matrix(s)) for o, s in zip(s_out, s_style)) / 3
     np.testing.assert_allclose(terms["style"].numpy(), 3.0 * style_term.numpy(), rtol=1e-4)
+    # relative: the output's style loss over the photo's own against the same style, above a target fraction
+    own = sum(losses.style_loss(p, losses.gram_matrix(s)) for p, s in zip(s_photo, s_style)) / 3
+    trainer.config = replace(trainer.config, style_relative=True, style_target=0.1)
+    relative, _ = trainer.compute_losses(content, style)
+    expected = 3.0 * np.maximum(style_term.numpy() / own.numpy() - 0.1, 0.0)
+    assert np.all(expected > 0)  # both pairs above the target, so the check is not vacuous
+    np.testing.assert_allclose(relative["style"].numpy(), expected, rtol=1e-4)
+    np.testing.assert_allclose(relative["content"].numpy(), terms["content"].numpy(), rtol=1e-5)
     with pytest.raises(ValueError, match="content_target"):
         train.Trainer(make_config(folders, tmp_path / "bad", random_vgg16_weights, content_target="nope"))
 

@@ -32,6 +32,10 @@ flags.DEFINE_float("lr_decay", 5e-5, "Inverse-time decay: lr / (1 + lr_decay * s
 flags.DEFINE_float("content_weight", 1.0, "Weight of the content loss.")
 flags.DEFINE_float("style_weight", 10.0, "Weight of the style loss.")
 flags.DEFINE_float("tv_weight", 1.0, "Weight of the total-variation loss.")
+flags.DEFINE_bool("style_relative", False, "Style term relative to the content crop's own style loss, per example "
+                  "(output's Gram error / the photo's): every pair is pushed by the same fraction, not by its size.")
+flags.DEFINE_float("style_target", 0.0, "With --style_relative: penalise only the fraction above this (0.3: a "
+                   "pair whose style loss is below 0.3 of the photo's is pushed no further).")
 flags.DEFINE_float("identity_weight", 0.0, "Weight of the identity loss (decoded content features vs the content "
                    "photo, pixel MSE); with the other weights at 0: a reconstruction-only warm-up.")
 flags.DEFINE_enum("content_target", "adain", ["adain", "photo"],
@@ -74,6 +78,9 @@ def main(argv: list[str]) -> int:
     if any(getattr(FLAGS, name) < 0 for name in loss_weights) or not any(getattr(FLAGS, n) for n in loss_weights):
         raise common.UsageError("loss weights must be non-negative and not all 0: "
                                 + ", ".join(f"--{n}={getattr(FLAGS, n)}" for n in loss_weights))
+    if not 0 <= FLAGS.style_target < 1 or (FLAGS.style_target and not FLAGS.style_relative):
+        raise common.UsageError(f"--style_target must be in [0, 1) and needs --style_relative, "
+                                f"got {FLAGS.style_target}")
     if FLAGS.crop < 32 or (FLAGS.style_crop != 0 and FLAGS.style_crop < 32):
         raise common.UsageError(f"--crop and --style_crop must be at least 32, got {FLAGS.crop}, {FLAGS.style_crop}")
     from nst_tf import train
@@ -92,7 +99,8 @@ def main(argv: list[str]) -> int:
         tv_weight=FLAGS.tv_weight, identity_weight=FLAGS.identity_weight, log_every=FLAGS.log_every,
         image_every=FLAGS.image_every, checkpoint_every=FLAGS.checkpoint_every, seed=FLAGS.seed,
         content_target=FLAGS.content_target, style_layers=FLAGS.style_layers,
-        distill_weight=FLAGS.distill_weight, teacher=FLAGS.teacher)
+        distill_weight=FLAGS.distill_weight, teacher=FLAGS.teacher, style_relative=FLAGS.style_relative,
+        style_target=FLAGS.style_target)
     if not 0 <= FLAGS.skip_levels <= 3:
         raise common.UsageError(f"--skip_levels must be 0..3, got {FLAGS.skip_levels}")
     if not 0 <= FLAGS.linear_rank <= 128:
