@@ -5,6 +5,7 @@ Skipped where JAX is not installed (CI); run it before a device run: pip install
 
 import importlib.util
 import os
+from dataclasses import replace
 
 import keras
 import numpy as np
@@ -32,6 +33,7 @@ jt = _load_tool("jax_train")
 
 @pytest.fixture(scope="module")
 def trainer(tmp_path_factory, lpips_weights):
+    """The TensorFlow trainer started from the bundled network (AdaIN plus the trained linear transform)."""
     root = tmp_path_factory.mktemp("jax_port")
     rng = np.random.default_rng(0)
     for name in ("content", "style"):
@@ -42,20 +44,18 @@ def trainer(tmp_path_factory, lpips_weights):
                                content_target="photo", style_layers=",".join(STYLE_LAYERS),
                                identity_weight=10, style_weight=10, tv_weight=1, content_weight=1,
                                learning_rate=5e-4, lr_decay=5e-5)
-    t = train.Trainer(config)
+    t = train.Trainer(config, network_config=network.ArbitraryStyleNetwork.load(BUNDLED_DIR).config)
     t.init_decoder_from(BUNDLED_DIR)
+    assert t.net.config.linear_rank and np.any(t.net.transfer.get_layer("unzip").get_weights()[0])
     return t
 
 
 @pytest.fixture(scope="module")
-def linear_trainer(trainer, tmp_path_factory):
-    """The same run with the linear transform (rank 8), its zero projection made non-zero so that it counts."""
-    config = train.TrainConfig(**{**vars(trainer.config), "model_dir": str(tmp_path_factory.mktemp("linear"))})
-    t = train.Trainer(config, network_config=network.NetworkConfig(linear_rank=8))
-    t.init_decoder_from(BUNDLED_DIR)
-    unzip = t.net.transfer.get_layer("unzip")
-    kernel, bias = unzip.get_weights()
-    unzip.set_weights([np.random.default_rng(3).normal(0, 0.5, kernel.shape).astype(np.float32), bias])
+def adain_trainer(trainer, tmp_path_factory):
+    """The same run without the linear transform (AdaIN alone), the bundled decoder's weights."""
+    config = train.TrainConfig(**{**vars(trainer.config), "model_dir": str(tmp_path_factory.mktemp("adain"))})
+    t = train.Trainer(config, network_config=replace(trainer.net.config, linear_rank=0))
+    t.net.decoder.set_weights(trainer.net.decoder.get_weights())
     return t
 
 
@@ -75,7 +75,7 @@ def _batch():
 
 @pytest.mark.parametrize("which", ["adain", "linear"])
 def test_loss_terms_match_tensorflow(which, request):
-    trainer = request.getfixturevalue("trainer" if which == "adain" else "linear_trainer")
+    trainer = request.getfixturevalue("adain_trainer" if which == "adain" else "trainer")
     content, style = _batch()
     tf_terms, _ = trainer.compute_losses(tf.constant(content), tf.constant(style))
     vgg, dec = _jax_params(trainer)
@@ -85,12 +85,20 @@ def test_loss_terms_match_tensorflow(which, request):
     for key in tf_terms:
         np.testing.assert_allclose(np.asarray(jax_terms[key]), tf_terms[key].numpy(), rtol=2e-3, err_msg=key)
     assert float(np.min(tf_terms["style"])) > 0.1  # not a trivially matching zero
+    trainer.config = replace(trainer.config, style_relative=True, style_target=0.05)
+    try:
+        tf_relative, _ = trainer.compute_losses(tf.constant(content), tf.constant(style))
+    finally:
+        trainer.config = replace(trainer.config, style_relative=False, style_target=0.0)
+    jax_relative = jt.loss_terms(dec, vgg, content, style, {**weights, "style_target": 0.05}, STYLE_LAYERS)
+    np.testing.assert_allclose(np.asarray(jax_relative["style"]), tf_relative["style"].numpy(), rtol=2e-3)
+    assert float(np.min(tf_relative["style"])) > 0.1
 
 
-def test_linear_transform_changes_the_output(trainer, linear_trainer):
+def test_linear_transform_changes_the_output(trainer, adain_trainer):
     content, style = _batch()
-    vgg, dec = _jax_params(trainer)
-    _, linear = _jax_params(linear_trainer)
+    vgg, dec = _jax_params(adain_trainer)
+    _, linear = _jax_params(trainer)
     assert set(jt.LINEAR_LAYERS) <= set(linear) and not set(jt.LINEAR_LAYERS) & set(dec)
     weights = {"content": 1.0, "style": 10.0, "tv": 1.0, "identity": 10.0}
     plain = jt.loss_terms(dec, vgg, content, style, weights, STYLE_LAYERS)
@@ -245,7 +253,7 @@ def test_student_terms(trainer):
     levels = trainer.net.encode(tf.constant(style))
     own = np.asarray(jt.style_vector([np.asarray(f) for f in levels]))
     np.testing.assert_allclose(own, network.levels_vector(levels).numpy(), rtol=1e-4, atol=1e-5)
-    teacher = trainer.net.stylize(tf.constant(content), network.levels_vector(levels)).numpy()
+    teacher = trainer.net.stylize(tf.constant(content), trainer.net.vector_of(levels)).numpy()
     vector = network.levels_vector(levels).numpy()
     output = np.asarray(jt.transform(params, content, vector, 2))
     expected = 10.0 * np.mean(np.square(output - teacher), axis=(1, 2, 3))

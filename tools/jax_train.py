@@ -198,7 +198,11 @@ def gatys_terms(terms: dict, vgg: dict, output, content_feats: dict, style_feats
     terms["content"] = weights["content"] * relative_error(output_feats[PHOTO_CONTENT_LAYER],
                                                            content_feats[PHOTO_CONTENT_LAYER])
     style_terms = [relative_error(gram(output_feats[n]), gram(style_feats[n])) for n in style_layers]
-    terms["style"] = weights["style"] * sum(style_terms) / len(style_terms)
+    style_term = sum(style_terms) / len(style_terms)
+    if weights.get("style_target") is not None:  # Trainer's style_relative: a fraction of the photo's own loss
+        own = sum(relative_error(gram(content_feats[n]), gram(style_feats[n])) for n in style_layers) / len(style_terms)
+        style_term = jax.nn.relu(style_term / (lax.stop_gradient(own) + _LOSS_EPS) - weights["style_target"])
+    terms["style"] = weights["style"] * style_term
     terms["tv"] = weights["tv"] * total_variation(output)
     terms["total"] = sum(v for k, v in terms.items())
     return terms
@@ -471,6 +475,9 @@ def main() -> None:
     p.add_argument("--style_weight", type=float, default=10.0)
     p.add_argument("--tv_weight", type=float, default=1.0)
     p.add_argument("--identity_weight", type=float, default=10.0)
+    p.add_argument("--style_relative", action="store_true",
+                   help="style term over the photo's own style loss, per example (nst-train --style_relative)")
+    p.add_argument("--style_target", type=float, default=0.0, help="with --style_relative: push only above this")
     p.add_argument("--style_layers", default=",".join(LEVELS))
     p.add_argument("--max_steps", type=int, default=10**9)
     p.add_argument("--max_seconds", type=float, default=420.0, help="training time, compilation included")
@@ -495,7 +502,8 @@ def main() -> None:
     if missing:
         raise SystemExit(f"{args.pack}: missing layers {missing}")
     weights = {"content": args.content_weight, "style": args.style_weight, "tv": args.tv_weight,
-               "identity": args.identity_weight, "distill": args.distill_weight}
+               "identity": args.identity_weight, "distill": args.distill_weight,
+               "style_target": args.style_target if args.style_relative else None}
     vgg = jax.tree_util.tree_map(jnp.asarray, vgg)
     if args.student:
         part, params = "transformer", load_parts(args.student).get("transformer")
