@@ -15,8 +15,10 @@ import hashlib
 import io
 import json
 import os
+import sys
+import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import keras
 import numpy as np
@@ -287,3 +289,74 @@ class Manifest:
         csv.DictWriter(buffer, MANIFEST_FIELDS, lineterminator="\n").writerow(row)
         self._append_line(buffer.getvalue())
         self.rows[output] = row
+
+
+@dataclass
+class FolderReport:
+    """What one `augment_folder` run did."""
+
+    inputs: int
+    total: int  # planned outputs
+    skipped: int  # already in the output folder
+    written: int = 0
+    unreadable: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def augment_folder(input_dir: str, output_dir: str, style_paths: Sequence[str], settings: Settings,
+                   net: ArbitraryStyleNetwork | str | None = None, style_size: int = fast.STYLE_SIZE,
+                   on_plan=None) -> FolderReport:
+    """Stylize every image under `input_dir` into `output_dir` as `settings` choose, skipping finished outputs.
+
+    Outputs are written atomically and recorded in the manifest one by one, so a killed run resumes where it
+    stopped with the same choices; an output folder made with other settings is a ValueError. Unreadable inputs
+    are skipped with a warning and listed in the report. `net`: a network or its folder (None: the bundled one),
+    loaded only when there is work to do. `on_plan(report)` is called before any stylization.
+    """
+    style_images = [images.resize_long_side(images.load_image(p), style_size, p) for p in style_paths]
+    inputs = list_inputs(input_dir)
+    if not inputs:
+        raise ValueError(f"{input_dir}: no images")
+    os.makedirs(output_dir, exist_ok=True)
+    check_settings(output_dir, settings)
+    manifest = Manifest(output_dir)
+    plan = [(rel, choices(rel, settings)) for rel in inputs]
+    todo = [(rel, c) for rel, cs in plan for c in cs if not os.path.exists(os.path.join(output_dir, c.output))]
+    for rel, cs in plan:  # outputs written before a crash cut their manifest line
+        for c in cs:
+            if os.path.exists(os.path.join(output_dir, c.output)):
+                manifest.add(c.output, rel, style_paths[c.style], c.alpha)
+    total = sum(len(cs) for _, cs in plan)
+    report = FolderReport(len(inputs), total, total - len(todo))
+    if on_plan is not None:
+        on_plan(report)
+    if not todo:
+        return report
+    if not isinstance(net, ArbitraryStyleNetwork):
+        net = ArbitraryStyleNetwork.load(net or None)
+    vectors = [net.predict_style(tf.constant(s[None], tf.float32)) for s in style_images]
+    compiled = tf.function(lambda x, v, a: fast.stylize_padded(net, x, v, a), reduce_retracing=True)
+    progbar = keras.utils.Progbar(len(todo), unit_name="image")
+    cache = (None, None)
+    started = time.time()
+    for i, (rel, choice) in enumerate(todo, 1):
+        if rel in report.unreadable:
+            progbar.update(i)
+            continue
+        try:
+            if cache[0] != rel:
+                image = images.load_image(os.path.join(input_dir, rel))
+                cache = (rel, images.resize_long_side(image, settings.size, rel) if settings.size else image)
+        except images.ImageError as exc:
+            print(f"warning: {exc} (skipped)", file=sys.stderr)
+            report.unreadable.append(rel)
+            continue
+        out = compiled(tf.constant(cache[1][None]), vectors[choice.style], tf.constant(choice.alpha))
+        path = os.path.join(output_dir, choice.output)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        images.save_image(out.numpy()[0], path)
+        manifest.add(choice.output, rel, style_paths[choice.style], choice.alpha)
+        report.written += 1
+        progbar.update(i)
+    report.seconds = time.time() - started
+    return report

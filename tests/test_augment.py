@@ -1,6 +1,7 @@
 """RandomStyleTransfer (tf.data, compiled model, MirroredStrategy) and nst-augment (resume, manifest)."""
 
 import csv
+import dataclasses
 import os
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import ROOT, last_line, run_cli
+from conftest import ROOT, run_cli
 from PIL import Image
 
 from nst_tf import augment
@@ -182,7 +183,7 @@ def augment_cli(src, styles, out, *extra):
                    "--per_image=2", "--alpha_range=0.4,0.9", "--seed=5", *extra)
 
 
-def test_cli_manifest_resume_and_recreate(folders):
+def test_cli_manifest_resume_and_recreate(folders, net):
     src, styles, out = folders
     proc = augment_cli(src, styles, out)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -200,23 +201,26 @@ def test_cli_manifest_resume_and_recreate(folders):
     assert {r["input"] for r in rows} == {"cat.jpg", "dog.png", os.path.join("pets", "bird.jpg"),
                                           os.path.join("pets", "fish.webp")}
 
+    # the same run again, in process (the library function the CLI calls, with the CLI's settings)
+    style_paths = [str(styles / f) for f in augment.list_inputs(str(styles))]
+    settings = augment.Settings(5, 2, (0.4, 0.9), tuple(augment.style_name(p) for p in style_paths), 0)
+    again = lambda s=settings: augment.augment_folder(str(src), str(out), style_paths, s, net)  # noqa: E731
     stamps = {r["output"]: os.stat(out / r["output"]).st_mtime_ns for r in rows}
-    proc = augment_cli(src, styles, out)
-    assert proc.returncode == 0 and "wrote 0 images" in proc.stdout and "8 already done" in proc.stdout
+    report = again()
+    assert (report.written, report.skipped) == (0, 8)
     assert {o: os.stat(out / o).st_mtime_ns for o in stamps} == stamps and read_manifest(out) == rows
 
     victim = rows[3]["output"]
     original = np.asarray(Image.open(out / victim), np.float32)
     os.remove(out / victim)
-    proc = augment_cli(src, styles, out)
-    assert proc.returncode == 0 and "wrote 1 images" in proc.stdout, proc.stdout
+    assert again().written == 1
     assert os.path.isfile(out / victim) and read_manifest(out) == rows  # same style and strength, no new row
     assert np.abs(np.asarray(Image.open(out / victim), np.float32) - original).max() <= 2.0  # the same image
     assert {o: os.stat(out / o).st_mtime_ns for o in stamps if o != victim} == \
         {o: s for o, s in stamps.items() if o != victim}
 
-    proc = augment_cli(src, styles, out, "--seed=6")
-    assert proc.returncode != 0 and "other settings (seed 5 -> 6)" in last_line(proc.stderr)
+    with pytest.raises(ValueError, match=r"other settings \(seed 5 -> 6\)"):
+        again(dataclasses.replace(settings, seed=6))
 
 
 def test_choices_are_deterministic_per_path():

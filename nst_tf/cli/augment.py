@@ -8,8 +8,6 @@
 from __future__ import annotations
 
 import os
-import sys
-import time
 
 from absl import app, flags
 
@@ -64,70 +62,25 @@ def _validate() -> tuple[list[str], tuple[float, float]]:
 
 def main(argv: list[str]) -> int:
     """Plan every output from the seed, skip the finished ones, stylize the rest, keep the manifest."""
-    from nst_tf import augment, images
+    from nst_tf import augment
 
     style_paths, alpha_range = _validate()
     names = [augment.style_name(p) for p in style_paths]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise common.UsageError(f"--styles: several style files are named {duplicates[0]} (names must differ)")
-    style_images = [images.resize_long_side(images.load_image(p), FLAGS.style_size, p) for p in style_paths]
-    inputs = augment.list_inputs(FLAGS.input_dir)
-    if not inputs:
-        raise ValueError(f"{FLAGS.input_dir}: no images")
     settings = augment.Settings(FLAGS.seed, FLAGS.per_image, alpha_range, tuple(names), FLAGS.size)
-    os.makedirs(FLAGS.output_dir, exist_ok=True)
-    augment.check_settings(FLAGS.output_dir, settings)
-    manifest = augment.Manifest(FLAGS.output_dir)
-    plan = [(rel, augment.choices(rel, settings)) for rel in inputs]
-    todo = [(rel, c) for rel, cs in plan for c in cs if not os.path.exists(os.path.join(FLAGS.output_dir, c.output))]
-    for rel, cs in plan:  # outputs written before a crash cut their manifest line
-        for c in cs:
-            if os.path.exists(os.path.join(FLAGS.output_dir, c.output)):
-                manifest.add(c.output, rel, style_paths[c.style], c.alpha)
-    total = sum(len(cs) for _, cs in plan)
-    print(f"{len(inputs)} images x {FLAGS.per_image} = {total} outputs; {total - len(todo)} already done, "
-          f"{len(todo)} to make with {len(style_paths)} styles")
-    written, unreadable, elapsed = _stylize(todo, style_images, style_paths, manifest) if todo else (0, [], 0.0)
-    print(f"wrote {written} images to {FLAGS.output_dir} in {elapsed:.1f} s; skipped {total - len(todo)} existing, "
-          f"{len(unreadable)} unreadable input(s); manifest {manifest.path}")
+
+    def on_plan(plan: augment.FolderReport) -> None:
+        print(f"{plan.inputs} images x {FLAGS.per_image} = {plan.total} outputs; {plan.skipped} already done, "
+              f"{plan.total - plan.skipped} to make with {len(style_paths)} styles")
+
+    report = augment.augment_folder(FLAGS.input_dir, FLAGS.output_dir, style_paths, settings,
+                                    FLAGS.model or None, FLAGS.style_size, on_plan)
+    print(f"wrote {report.written} images to {FLAGS.output_dir} in {report.seconds:.1f} s; skipped "
+          f"{report.skipped} existing, {len(report.unreadable)} unreadable input(s); manifest "
+          f"{os.path.join(FLAGS.output_dir, augment.MANIFEST)}")
     return 0
-
-
-def _stylize(todo, style_images, style_paths, manifest) -> tuple[int, list[str], float]:
-    """Stylize and write each planned output (atomically), recording it in the manifest."""
-    import keras
-    import tensorflow as tf
-
-    from nst_tf import fast, images
-    from nst_tf.network import ArbitraryStyleNetwork
-
-    net = ArbitraryStyleNetwork.load(FLAGS.model or None)
-    vectors = [net.predict_style(tf.constant(s[None], tf.float32)) for s in style_images]
-    compiled = tf.function(lambda x, v, a: fast.stylize_padded(net, x, v, a), reduce_retracing=True)
-    progbar = keras.utils.Progbar(len(todo), unit_name="image")
-    written, unreadable, cache = 0, [], (None, None)
-    started = time.time()
-    for i, (rel, choice) in enumerate(todo, 1):
-        if rel in unreadable:
-            progbar.update(i)
-            continue
-        try:
-            if cache[0] != rel:
-                image = images.load_image(os.path.join(FLAGS.input_dir, rel))
-                cache = (rel, images.resize_long_side(image, FLAGS.size, rel) if FLAGS.size else image)
-        except images.ImageError as exc:
-            print(f"warning: {exc} (skipped)", file=sys.stderr)
-            unreadable.append(rel)
-            continue
-        out = compiled(tf.constant(cache[1][None]), vectors[choice.style], tf.constant(choice.alpha))
-        path = os.path.join(FLAGS.output_dir, choice.output)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        images.save_image(out.numpy()[0], path)
-        manifest.add(choice.output, rel, style_paths[choice.style], choice.alpha)
-        written += 1
-        progbar.update(i)
-    return written, unreadable, time.time() - started
 
 
 def run() -> None:
