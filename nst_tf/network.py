@@ -468,6 +468,28 @@ def write_folder(directory: str, arrays: dict[str, np.ndarray], config_json: str
     os.replace(os.path.join(directory, ".config.tmp"), os.path.join(directory, "config.json"))
 
 
+def average_folders(folders: list[str], out: str) -> None:
+    """Write the mean of several saved networks of one architecture (iterate averaging of training snapshots)."""
+    if not folders:
+        raise ValueError("average_folders: no network folders given")
+    configs, mean = [], None
+    for folder in folders:
+        with open(os.path.join(folder, "config.json")) as f:
+            configs.append(json.loads(f.read()))
+        with np.load(os.path.join(folder, "weights.npz")) as data:
+            arrays = {key: data[key].astype(np.float64) for key in data.files}
+        if mean is None:
+            mean = arrays
+        elif configs[-1] != configs[0] or arrays.keys() != mean.keys() or \
+                any(arrays[k].shape != mean[k].shape for k in mean):
+            raise ValueError(f"{folder}: not the architecture of {folders[0]}; only snapshots of one network average")
+        else:
+            mean = {k: mean[k] + arrays[k] for k in mean}
+    with open(os.path.join(folders[0], "config.json")) as f:
+        config_json = f.read()
+    write_folder(out, {k: (v / len(folders)).astype(np.float16) for k, v in mean.items()}, config_json)
+
+
 def pad_to_stride(images: tf.Tensor, stride: int = STRIDE) -> tuple[tf.Tensor, int, int]:
     """Reflect-pad [B, H, W, 3] so H and W are multiples of `stride`; return (padded, H, W)."""
     height, width = tf.shape(images)[1], tf.shape(images)[2]

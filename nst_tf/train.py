@@ -76,6 +76,7 @@ class TrainConfig:
     log_every: int = 10
     image_every: int = 200
     checkpoint_every: int = 100
+    snapshot_every: int = 0  # also keep the inference weights every N steps in model_dir/snapshots/step-N
     keep_checkpoints: int = 3
     max_bad_steps: int = 20
     seed: int = 0
@@ -383,6 +384,8 @@ class Trainer:
                 self._log_images(writer, step)
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                 self.save()
+            if cfg.snapshot_every and step % cfg.snapshot_every == 0:
+                self.save_network(os.path.join(cfg.model_dir, "snapshots", f"step-{step}"))
         writer.flush()
         return last
 
@@ -407,9 +410,12 @@ class Trainer:
     def save(self) -> str:
         """Write a checkpoint and the inference weights (model_dir/network)."""
         path = self.manager.save(checkpoint_number=self.current_step)
-        folder = os.path.join(self.config.model_dir, "network")
+        self.save_network(os.path.join(self.config.model_dir, "network"))
+        return path
+
+    def save_network(self, folder: str) -> None:
+        """The inference weights as a network folder (nst-stylize --model=folder)."""
         if self.student:  # with its VGG16: the loss network may not be the bundled predictor's
             self.net.save(folder, include_encoder=True)
         else:
             self.net.save(folder)
-        return path

@@ -1,10 +1,14 @@
 """The arbitrary-style network: AdaIN math, the two-part interface, any-size input, saving."""
 
 import dataclasses
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import ROOT, last_line
 
 from nst_tf import fast
 from nst_tf.network import (
@@ -13,6 +17,7 @@ from nst_tf.network import (
     MatrixMix,
     NetworkConfig,
     adain,
+    average_folders,
     blend_vectors,
     build_decoder,
     levels_vector,
@@ -20,6 +25,7 @@ from nst_tf.network import (
     multi_adain,
     reflect_pad,
     split_vector,
+    write_folder,
 )
 
 
@@ -127,6 +133,26 @@ def test_save_load_round_trip(net, tmp_path):
     again = ArbitraryStyleNetwork.load(str(tmp_path))
     x = tf.constant(np.random.default_rng(3).uniform(size=(1, 32, 32, 3)), tf.float32)
     np.testing.assert_allclose(again(x, x).numpy(), net(x, x).numpy(), atol=1e-6)
+
+
+def test_average_folders_by_hand(tmp_path):
+    config = NetworkConfig().to_json()
+    write_folder(str(tmp_path / "a"), {"decoder/x/0": np.array([1.0, 2.0]), "decoder/y/0": np.array([[3.0]])}, config)
+    write_folder(str(tmp_path / "b"), {"decoder/x/0": np.array([3.0, 5.0]), "decoder/y/0": np.array([[6.0]])}, config)
+    average_folders([str(tmp_path / "a"), str(tmp_path / "b")], str(tmp_path / "mean"))
+    with np.load(tmp_path / "mean" / "weights.npz") as mean:
+        np.testing.assert_array_equal(mean["decoder/x/0"], [2.0, 3.5])
+        np.testing.assert_array_equal(mean["decoder/y/0"], [[4.5]])
+        assert mean["decoder/x/0"].dtype == np.float16  # as every saved network
+    assert (tmp_path / "mean" / "config.json").read_text() == config
+    write_folder(str(tmp_path / "c"), {"decoder/x/0": np.array([1.0, 2.0])}, config)
+    with pytest.raises(ValueError, match="not the architecture"):
+        average_folders([str(tmp_path / "a"), str(tmp_path / "c")], str(tmp_path / "bad"))
+    tool = [sys.executable, os.path.join(ROOT, "tools", "average_networks.py")]  # its command line
+    proc = subprocess.run([*tool, f"--out={tmp_path / 'cli2'}", str(tmp_path / "a"), str(tmp_path / "c")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and last_line(proc.stderr).startswith(f"error: {tmp_path / 'c'}: not the arch")
+    assert not (tmp_path / "cli2" / "weights.npz").exists()
 
 
 def test_load_errors(tmp_path):

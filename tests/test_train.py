@@ -84,7 +84,8 @@ def test_style_crop_differs_from_content_crop(folders):
 
 def test_train_resume_and_checkpoints(folders, tmp_path, random_vgg16_weights):
     model_dir = tmp_path / "run"
-    trainer = train.Trainer(make_config(folders, model_dir, random_vgg16_weights), network_config=SMALL)
+    trainer = train.Trainer(make_config(folders, model_dir, random_vgg16_weights, snapshot_every=1),
+                            network_config=SMALL)
     assert trainer.resumed_from is None
     logged = []
     with pytest.warns(UserWarning):
@@ -92,6 +93,10 @@ def test_train_resume_and_checkpoints(folders, tmp_path, random_vgg16_weights):
     assert [s for s, _ in logged] == [1, 2] and np.isfinite(last["total"])
     weights_after_2 = [w.copy() for w in trainer.net.decoder.get_weights()]
     assert os.path.exists(model_dir / "network" / "weights.npz")
+    assert sorted(os.listdir(model_dir / "snapshots")) == ["step-1", "step-2"]
+    snapshot = ArbitraryStyleNetwork.load(str(model_dir / "snapshots" / "step-2"))
+    for a, b in zip(snapshot.decoder.get_weights(), weights_after_2):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)  # saved as float16
     assert any(f.startswith("events.out.tfevents") for f in os.listdir(model_dir / "logs"))
 
     resumed = train.Trainer(make_config(folders, model_dir, random_vgg16_weights, steps=3), network_config=SMALL)

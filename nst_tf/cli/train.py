@@ -57,6 +57,8 @@ flags.DEFINE_integer("linear_rank", 0, "Rank of the learned linear transform at 
 flags.DEFINE_integer("log_every", 10, "Print and log scalars every N steps.")
 flags.DEFINE_integer("image_every", 200, "Log a preview image grid every N steps.")
 flags.DEFINE_integer("checkpoint_every", 100, "Checkpoint every N steps.")
+flags.DEFINE_integer("snapshot_every", 0, "Also keep the inference weights every N steps in <model_dir>/snapshots/"
+                     "step-N (0: off), e.g. to average them: tools/average_networks.py.")
 flags.DEFINE_integer("seed", 0, "Random seed.")
 flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker", "tpu"], "tf.distribute strategy.")
 flags.DEFINE_integer("cpu_devices", 0, "Split the CPU into N logical devices (to run 'mirrored' without GPUs).")
@@ -74,6 +76,7 @@ def main(argv: list[str]) -> int:
             raise common.UsageError(f"--{name} is required")
     for name in ("steps", "batch_size", "crop", "learning_rate", "log_every", "image_every", "checkpoint_every"):
         common.require_positive(name, getattr(FLAGS, name))
+    common.require_non_negative("snapshot_every", FLAGS.snapshot_every)
     loss_weights = ("content_weight", "style_weight", "tv_weight", "identity_weight", "distill_weight")
     if any(getattr(FLAGS, name) < 0 for name in loss_weights) or not any(getattr(FLAGS, n) for n in loss_weights):
         raise common.UsageError("loss weights must be non-negative and not all 0: "
@@ -100,7 +103,7 @@ def main(argv: list[str]) -> int:
         image_every=FLAGS.image_every, checkpoint_every=FLAGS.checkpoint_every, seed=FLAGS.seed,
         content_target=FLAGS.content_target, style_layers=FLAGS.style_layers,
         distill_weight=FLAGS.distill_weight, teacher=FLAGS.teacher, style_relative=FLAGS.style_relative,
-        style_target=FLAGS.style_target)
+        style_target=FLAGS.style_target, snapshot_every=FLAGS.snapshot_every)
     if not 0 <= FLAGS.skip_levels <= 3:
         raise common.UsageError(f"--skip_levels must be 0..3, got {FLAGS.skip_levels}")
     if not 0 <= FLAGS.linear_rank <= 128:
