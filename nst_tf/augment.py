@@ -17,7 +17,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import keras
@@ -305,7 +305,7 @@ class FolderReport:
 
 def augment_folder(input_dir: str, output_dir: str, style_paths: Sequence[str], settings: Settings,
                    net: ArbitraryStyleNetwork | str | None = None, style_size: int = fast.STYLE_SIZE,
-                   on_plan=None) -> FolderReport:
+                   on_plan: Callable[[FolderReport], None] | None = None) -> FolderReport:
     """Stylize every image under `input_dir` into `output_dir` as `settings` choose, skipping finished outputs.
 
     Outputs are written atomically and recorded in the manifest one by one, so a killed run resumes where it
