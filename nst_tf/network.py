@@ -472,22 +472,20 @@ def average_folders(folders: list[str], out: str) -> None:
     """Write the mean of several saved networks of one architecture (iterate averaging of training snapshots)."""
     if not folders:
         raise ValueError("average_folders: no network folders given")
-    configs, mean = [], None
-    for folder in folders:
+    config_json, total = "", {}
+    for i, folder in enumerate(folders):
         with open(os.path.join(folder, "config.json")) as f:
-            configs.append(json.loads(f.read()))
+            config = f.read()
         with np.load(os.path.join(folder, "weights.npz")) as data:
             arrays = {key: data[key].astype(np.float64) for key in data.files}
-        if mean is None:
-            mean = arrays
-        elif configs[-1] != configs[0] or arrays.keys() != mean.keys() or \
-                any(arrays[k].shape != mean[k].shape for k in mean):
+        if i == 0:
+            config_json, total = config, arrays
+        elif json.loads(config) != json.loads(config_json) or arrays.keys() != total.keys() or \
+                any(arrays[k].shape != total[k].shape for k in total):
             raise ValueError(f"{folder}: not the architecture of {folders[0]}; only snapshots of one network average")
         else:
-            mean = {k: mean[k] + arrays[k] for k in mean}
-    with open(os.path.join(folders[0], "config.json")) as f:
-        config_json = f.read()
-    write_folder(out, {k: (v / len(folders)).astype(np.float16) for k, v in mean.items()}, config_json)
+            total = {k: total[k] + arrays[k] for k in total}
+    write_folder(out, {k: (v / len(folders)).astype(np.float16) for k, v in total.items()}, config_json)
 
 
 def pad_to_stride(images: tf.Tensor, stride: int = STRIDE) -> tuple[tf.Tensor, int, int]:

@@ -267,13 +267,10 @@ class Trainer:
             content_term = losses.content_loss(output_feats[PHOTO_CONTENT_LAYER], content_feats[PHOTO_CONTENT_LAYER])
         else:
             content_term = losses.content_loss(output_feats[BOTTLENECK], adain_target)
-        style_terms = [losses.style_loss(output_feats[n], losses.gram_matrix(style_feats[n]))
-                       for n in self.style_layers]
-        style_term = tf.add_n(style_terms) / len(style_terms)
+        style_grams = {n: losses.gram_matrix(style_feats[n]) for n in self.style_layers}
+        style_term = self._style_term(output_feats, style_grams)
         if cfg.style_relative:
-            own_terms = [losses.style_loss(content_feats[n], losses.gram_matrix(style_feats[n]))
-                         for n in self.style_layers]
-            style_term = losses.relative_style_loss(style_term, tf.add_n(own_terms) / len(own_terms),
+            style_term = losses.relative_style_loss(style_term, self._style_term(content_feats, style_grams),
                                                     cfg.style_target)
         tv_term = losses.total_variation_loss(output)
         terms.update({
@@ -283,6 +280,10 @@ class Trainer:
         })
         terms["total"] = tf.add_n(list(terms.values()))
         return terms
+
+    def _style_term(self, feats: dict[str, tf.Tensor], style_grams: dict[str, tf.Tensor]) -> tf.Tensor:
+        """Gram style loss of `feats` against the style's Grams, averaged over the style layers: [B]."""
+        return tf.add_n([losses.style_loss(feats[n], style_grams[n]) for n in self.style_layers]) / len(style_grams)
 
     def _student_losses(self, content: tf.Tensor, style: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
         """The phone-sized network's terms: identity, distill (to the teacher), content, style, TV."""
