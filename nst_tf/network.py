@@ -418,19 +418,12 @@ class ArbitraryStyleNetwork:
     def load(cls, directory: str | None = None) -> ArbitraryStyleNetwork:
         """Load a network saved by save(); the bundled one when `directory` is None."""
         directory = directory or BUNDLED_DIR
-        config_path = os.path.join(directory, "config.json")
-        weights_path = os.path.join(directory, "weights.npz")
-        for path in (config_path, weights_path):
-            if not os.path.isfile(path):
-                raise FileNotFoundError(f"{path}: missing (a model folder holds config.json and weights.npz)")
-        with open(config_path) as f:
-            text = f.read()
+        text, arrays = read_folder(directory)
         if json.loads(text).get("kind") == "mobile":
-            raise ValueError(f"{config_path}: a phone-sized network (nst_tf.mobile), not an arbitrary-style one "
-                             "(nst_tf.fast.load_network loads either)")
+            raise ValueError(f"{os.path.join(directory, 'config.json')}: a phone-sized network (nst_tf.mobile), not "
+                             "an arbitrary-style one (nst_tf.fast.load_network loads either)")
         net = cls(NetworkConfig.from_json(text))
-        with np.load(weights_path) as data:
-            arrays = dict(data)
+        weights_path = os.path.join(directory, "weights.npz")
         for model in net.models:
             try:
                 set_weight_arrays(model, parted(arrays, model.name))
@@ -468,23 +461,31 @@ def write_folder(directory: str, arrays: dict[str, np.ndarray], config_json: str
     os.replace(os.path.join(directory, ".config.tmp"), os.path.join(directory, "config.json"))
 
 
+def read_folder(directory: str) -> tuple[str, dict[str, np.ndarray]]:
+    """A network folder's config.json text and weights.npz arrays; a one-line error when either is missing."""
+    config_path, weights_path = os.path.join(directory, "config.json"), os.path.join(directory, "weights.npz")
+    for path in (config_path, weights_path):
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path}: missing (a model folder holds config.json and weights.npz)")
+    with open(config_path) as f:
+        config_json = f.read()
+    with np.load(weights_path) as data:
+        return config_json, dict(data)
+
+
 def average_folders(folders: list[str], out: str) -> None:
     """Write the mean of several saved networks of one architecture (iterate averaging of training snapshots)."""
     if not folders:
         raise ValueError("average_folders: no network folders given")
-    config_json, total = "", {}
-    for i, folder in enumerate(folders):
-        with open(os.path.join(folder, "config.json")) as f:
-            config = f.read()
-        with np.load(os.path.join(folder, "weights.npz")) as data:
-            arrays = {key: data[key].astype(np.float64) for key in data.files}
-        if i == 0:
-            config_json, total = config, arrays
-        elif json.loads(config) != json.loads(config_json) or arrays.keys() != total.keys() or \
+    config_json, first = read_folder(folders[0])
+    config = json.loads(config_json)
+    total = {k: v.astype(np.float64) for k, v in first.items()}
+    for folder in folders[1:]:
+        other_json, arrays = read_folder(folder)
+        if json.loads(other_json) != config or arrays.keys() != total.keys() or \
                 any(arrays[k].shape != total[k].shape for k in total):
             raise ValueError(f"{folder}: not the architecture of {folders[0]}; only snapshots of one network average")
-        else:
-            total = {k: total[k] + arrays[k] for k in total}
+        total = {k: total[k] + arrays[k] for k in total}
     write_folder(out, {k: (v / len(folders)).astype(np.float16) for k, v in total.items()}, config_json)
 
 

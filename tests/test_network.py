@@ -149,6 +149,9 @@ def test_average_folders_by_hand(tmp_path):
     write_folder(str(tmp_path / "c"), {"decoder/x/0": np.array([1.0, 2.0])}, config)
     with pytest.raises(ValueError, match="not the architecture"):
         average_folders([str(tmp_path / "a"), str(tmp_path / "c")], str(tmp_path / "bad"))
+    with pytest.raises(FileNotFoundError, match=r"/nope/config.json: missing \(a model folder holds"):
+        average_folders([str(tmp_path / "a"), str(tmp_path / "nope")], str(tmp_path / "bad"))
+    assert not (tmp_path / "bad").exists()  # nothing written on either error
     tool = [sys.executable, os.path.join(ROOT, "tools", "average_networks.py")]  # its command line
     proc = subprocess.run([*tool, f"--out={tmp_path / 'cli2'}", str(tmp_path / "a"), str(tmp_path / "c")],
                           capture_output=True, text=True, timeout=300)
