@@ -15,6 +15,12 @@ style's relu4_1 to a rank x rank matrix S (covariance of a learned projection, t
 vector's tail); the content side makes C the same way, compresses the normalised content features to `rank`
 channels, multiplies them by S @ C and projects back: a residual added to the AdaIN'd relu4_1, its last
 projection zero-initialised (a network without it warm-starts unchanged).
+With moment_head > 0, the stylizer also learns which moments to aim for: a small dense network maps the pair
+(target moments, the content's own moments) to a correction of the target moments, scaled by alpha (so alpha 0
+still returns the content's own look) and zero-initialised. Raw moments are not always the best target: for a
+painting whose moments are close to a photo's (candy, for example), a style vector found by gradient descent
+through the decoder cuts the style loss far more than the painting's own moments do (README, "Moment head").
+The head is part of the stylizer, so the style vector (the interface) stays the raw moments and matrix.
 The encoder is frozen; the decoder (and the transform) are trained. The decoder uses reflect padding and
 resize-then-convolve upsampling (no transposed convolutions, so no checkerboard artefacts). Every op maps onto
 a TFLite builtin.
@@ -49,12 +55,15 @@ class NetworkConfig:
     preprocessing: str = "torch"  # of the encoder's VGG16 weights: torch (lpips) or caffe (Keras imagenet)
     skip_levels: int = 3  # shallower encoder levels (relu3_1, relu2_1, relu1_1) also AdaIN'd and fed in
     linear_rank: int = 0  # > 0: the learned linear transform at relu4_1, of this rank (Li et al. 2019 use 32)
+    moment_head: int = 0  # > 0: hidden units of the learned correction of the target moments (0: none)
 
     def __post_init__(self):
         if not 0 <= self.skip_levels <= 3:
             raise ValueError(f"skip_levels must be 0..3, got {self.skip_levels}")
         if not 0 <= self.linear_rank <= 128:
             raise ValueError(f"linear_rank must be 0..128, got {self.linear_rank}")
+        if not 0 <= self.moment_head <= 4096:
+            raise ValueError(f"moment_head must be 0..4096, got {self.moment_head}")
 
     @property
     def levels(self) -> tuple[str, ...]:
@@ -87,6 +96,7 @@ class NetworkConfig:
         data["decoder_channels"] = tuple(data["decoder_channels"])
         data.setdefault("skip_levels", 0)  # networks saved before skips existed
         data.setdefault("linear_rank", 0)  # and before the linear transform
+        data.setdefault("moment_head", 0)  # and before the moment head
         return cls(**data)
 
 
@@ -322,6 +332,16 @@ def build_transfer(rank: int, channels: int = ENCODER_CHANNELS[-1]) -> keras.Mod
     return keras.Model([features, style_matrix], residual, name="transfer")
 
 
+def build_moment_head(moments_size: int, hidden: int) -> keras.Model:
+    """(target moments, content's own moments), [B, M] each -> a [B, M] correction of the target (zero at first)."""
+    target = keras.Input((moments_size,), name="target_moments")
+    own = keras.Input((moments_size,), name="content_moments")
+    x = keras.layers.Concatenate(name="mhead_pair")([target, own])
+    x = keras.layers.Dense(hidden, activation="relu", name="mhead_1")(x)
+    correction = keras.layers.Dense(moments_size, kernel_initializer="zeros", name="mhead_2")(x)
+    return keras.Model([target, own], correction, name="moment_head")
+
+
 class ArbitraryStyleNetwork:
     """Encoder + decoder with the two-part interface: predict_style() and stylize()."""
 
@@ -331,6 +351,7 @@ class ArbitraryStyleNetwork:
         self.decoder = build_decoder(config)
         self.style_net = build_style_net(config.linear_rank) if config.linear_rank else None
         self.transfer = build_transfer(config.linear_rank) if config.linear_rank else None
+        self.moment_head = build_moment_head(config.moments_size, config.moment_head) if config.moment_head else None
 
     @property
     def vector_size(self) -> int:
@@ -339,8 +360,9 @@ class ArbitraryStyleNetwork:
 
     @property
     def trained_models(self) -> tuple[keras.Model, ...]:
-        """The Keras models that training updates: the decoder, and the linear transform's two parts if any."""
-        return tuple(m for m in (self.decoder, self.style_net, self.transfer) if m is not None)
+        """The Keras models that training updates: the decoder, the linear transform's two parts and the moment
+        head if any."""
+        return tuple(m for m in (self.decoder, self.style_net, self.transfer, self.moment_head) if m is not None)
 
     @property
     def models(self) -> tuple[keras.Model, ...]:
@@ -363,11 +385,15 @@ class ArbitraryStyleNetwork:
             return moments
         return tf.concat([moments, self.style_net(levels[-1], training=training)], axis=-1)
 
-    def styled_levels(self, levels: list[tf.Tensor], style_vector: tf.Tensor,
-                      training: bool = False) -> list[tf.Tensor]:
-        """Encoded content levels + [B, vector_size] style vectors -> the decoder's inputs: every level AdaIN'd,
-        and relu4_1 plus the linear transform's residual if any."""
-        targets = multi_adain(levels, style_vector[:, :self.config.moments_size])
+    def styled_levels(self, levels: list[tf.Tensor], style_vector: tf.Tensor, training: bool = False,
+                      alpha: float | tf.Tensor = 1.0) -> list[tf.Tensor]:
+        """Encoded content levels + [B, vector_size] style vectors (blended by `alpha` with the content's own) ->
+        the decoder's inputs: every level AdaIN'd (to the moments the head corrects, if any), and relu4_1 plus the
+        linear transform's residual if any."""
+        moments = style_vector[:, :self.config.moments_size]
+        if self.moment_head is not None:
+            moments = moments + alpha * self.moment_head([moments, levels_vector(levels)], training=training)
+        targets = multi_adain(levels, moments)
         if self.transfer is None:
             return targets
         return self._plus_residual(targets, levels[-1], style_vector[:, self.config.moments_size:], training)
@@ -395,7 +421,8 @@ class ArbitraryStyleNetwork:
         batch = tf.shape(levels[-1])[0]
         style_vector = tf.broadcast_to(style_vector, [batch, tf.shape(style_vector)[-1]])
         alpha = tf.broadcast_to(tf.reshape(tf.cast(alpha, tf.float32), [-1, 1]), [batch, 1])
-        images = self.decode(self.styled_levels(levels, blend_vectors(style_vector, self.vector_of(levels), alpha)))
+        vector = blend_vectors(style_vector, self.vector_of(levels), alpha)
+        images = self.decode(self.styled_levels(levels, vector, alpha=tf.clip_by_value(alpha, 0.0, 1.0)))
         return tf.clip_by_value(images, 0.0, 1.0) if clip else images
 
     def __call__(self, content_images, style_images, alpha=1.0):

@@ -206,9 +206,10 @@ class Trainer:
         """Copy decoder (and linear transform) weights from a saved network folder, layer by layer (a warm start;
         Adam starts afresh).
 
-        The source may have fewer skip levels or no linear transform: its layers are copied, and the skip
-        projections and the transform it lacks keep their initialisation (zero projections), so the warm-started
-        network computes exactly what the source did. Returns the names of the layers that were not in the source.
+        The source may have fewer skip levels, or no linear transform or moment head: its layers are copied, and
+        the skip projections, the transform and the head it lacks keep their initialisation (zero projections), so
+        the warm-started network computes exactly what the source did. Returns the names of the layers that were not
+        in the source.
         """
         if self.student:
             raise TrainingError("--init_from starts an arbitrary-style decoder; the phone-sized network has none")
@@ -216,7 +217,7 @@ class Trainer:
         ours, theirs = self.network_config, source.config
         shape = lambda c: (c.decoder_channels, c.upsample, c.preprocessing)  # noqa: E731
         if (shape(ours) != shape(theirs) or theirs.skip_levels > ours.skip_levels
-                or theirs.linear_rank not in (0, ours.linear_rank)):
+                or theirs.linear_rank not in (0, ours.linear_rank) or theirs.moment_head not in (0, ours.moment_head)):
             raise TrainingError(f"{directory}: network {theirs} does not fit {ours}")
         sources = {model.name: model for model in source.trained_models}
         fresh = []

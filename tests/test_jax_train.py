@@ -59,6 +59,19 @@ def adain_trainer(trainer, tmp_path_factory):
     return t
 
 
+@pytest.fixture(scope="module")
+def head_trainer(trainer, tmp_path_factory):
+    """The bundled network with a moment head whose weights are small random numbers (so that it acts)."""
+    config = train.TrainConfig(**{**vars(trainer.config), "model_dir": str(tmp_path_factory.mktemp("head"))})
+    t = train.Trainer(config, network_config=replace(trainer.net.config, moment_head=16))
+    assert t.init_decoder_from(BUNDLED_DIR) == ["mhead_1", "mhead_2"]
+    rng = np.random.default_rng(3)
+    for layer in t.net.moment_head.layers:
+        if layer.weights:
+            layer.set_weights([rng.normal(0, 0.02, w.shape).astype(np.float32) for w in layer.get_weights()])
+    return t
+
+
 def _jax_params(trainer):
     vgg = {layer.name: tuple(w.numpy() for w in layer.weights) for layer in trainer.loss_net.model.layers
            if layer.weights}
@@ -73,9 +86,9 @@ def _batch():
     return smooth(), smooth()
 
 
-@pytest.mark.parametrize("which", ["adain", "linear"])
+@pytest.mark.parametrize("which", ["adain", "linear", "head"])
 def test_loss_terms_match_tensorflow(which, request):
-    trainer = request.getfixturevalue("adain_trainer" if which == "adain" else "trainer")
+    trainer = request.getfixturevalue({"adain": "adain_trainer", "linear": "trainer", "head": "head_trainer"}[which])
     content, style = _batch()
     tf_terms, _ = trainer.compute_losses(tf.constant(content), tf.constant(style))
     vgg, dec = _jax_params(trainer)
@@ -104,6 +117,18 @@ def test_linear_transform_changes_the_output(trainer, adain_trainer):
     plain = jt.loss_terms(dec, vgg, content, style, weights, STYLE_LAYERS)
     mixed = jt.loss_terms(linear, vgg, content, style, weights, STYLE_LAYERS)
     assert not np.allclose(np.asarray(plain["style"]), np.asarray(mixed["style"]), rtol=1e-3)
+
+
+def test_moment_head_changes_the_output(trainer, head_trainer):
+    content, style = _batch()
+    vgg, dec = _jax_params(trainer)
+    _, headed = _jax_params(head_trainer)
+    assert set(jt.HEAD_LAYERS) <= set(headed) and not set(jt.HEAD_LAYERS) & set(dec)
+    weights = {"content": 1.0, "style": 10.0, "tv": 1.0, "identity": 10.0}
+    plain = jt.loss_terms(dec, vgg, content, style, weights, STYLE_LAYERS)
+    corrected = jt.loss_terms(headed, vgg, content, style, weights, STYLE_LAYERS)
+    assert not np.allclose(np.asarray(plain["style"]), np.asarray(corrected["style"]), rtol=1e-3)
+    np.testing.assert_allclose(np.asarray(plain["identity"]), np.asarray(corrected["identity"]), rtol=1e-5)
 
 
 def test_gradients_match_tensorflow(trainer):
@@ -185,9 +210,14 @@ def test_run_saves_and_resumes(tmp_path, lpips_weights):
     from nst_tf import fast, mobile
 
     assert isinstance(fast.load_network(str(tmp_path / "net")), mobile.MobileStyleNetwork)
-    # the linear transform: device_pack's initial weights added by --init, then unpacked with --linear_rank
+    # the linear transform: device_pack's initial weights added by --init to a network without one (the bundled
+    # encoder and decoder), then unpacked with --linear_rank
+    with np.load(os.path.join(BUNDLED_DIR, "weights.npz")) as data:
+        keep = [k for k in data.files if k.split("/")[0] in ("encoder", "decoder")]
+        np.savez(tmp_path / "adain.npz", **{k: data[k] for k in keep})
     np.savez(tmp_path / "linear_init.npz", **dp.linear_init(8))
-    linear = run(f"--out={tmp_path / 'l'}", f"--init={tmp_path / 'linear_init.npz'}", "--max_steps=2")
+    linear = run(f"--out={tmp_path / 'l'}", f"--network={tmp_path / 'adain.npz'}",
+                 f"--init={tmp_path / 'linear_init.npz'}", "--max_steps=2")
     assert linear.returncode == 0, linear.stderr[-2000:]
     trained = dict(np.load(tmp_path / "l" / "decoder_final.npz"))
     assert np.any(trained["decoder/unzip/0"] != 0)  # the zero projection has started to learn
@@ -199,6 +229,23 @@ def test_run_saves_and_resumes(tmp_path, lpips_weights):
     assert net.config.linear_rank == 8
     np.testing.assert_allclose(net.transfer.get_layer("unzip").get_weights()[0], trained["decoder/unzip/0"],
                                rtol=1e-2, atol=1e-4)  # saved as float16
+    # the moment head on the bundled network (its trained transform carried over), then unpacked with --moment_head
+    np.savez(tmp_path / "head_init.npz", **dp.head_init(net.config, 8))
+    head = run(f"--out={tmp_path / 'h'}", f"--init={tmp_path / 'head_init.npz'}", "--max_steps=2")
+    assert head.returncode == 0, head.stderr[-2000:]
+    trained = dict(np.load(tmp_path / "h" / "decoder_final.npz"))
+    assert np.any(trained["decoder/mhead_2/0"] != 0)
+    bundled = network.ArbitraryStyleNetwork.load(BUNDLED_DIR)
+    unzip = bundled.transfer.get_layer("unzip").get_weights()[0]
+    assert np.abs(trained["decoder/unzip/0"] - unzip).max() < 0.01  # 2 Adam steps from the trained transform
+    unpack = unpack[:3] + [f"--decoder={tmp_path / 'h' / 'decoder_final.npz'}", f"--out={tmp_path / 'hnet'}",
+                           "--moment_head=8"]
+    unpacked = subprocess.run(unpack, capture_output=True, text=True, timeout=300)
+    assert unpacked.returncode == 0, unpacked.stderr[-2000:]
+    net = fast.load_network(str(tmp_path / "hnet"))
+    assert net.config.moment_head == 8 and net.config.linear_rank == bundled.config.linear_rank
+    np.testing.assert_allclose(net.moment_head.get_layer("mhead_2").get_weights()[0], trained["decoder/mhead_2/0"],
+                               rtol=1e-2, atol=1e-4)
 
 
 def test_random_crop_sizes_and_range():

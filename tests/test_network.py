@@ -227,3 +227,37 @@ def test_linear_transform_starts_as_adain_then_mixes_channels(net, tmp_path):
     again = ArbitraryStyleNetwork.load(str(tmp_path))
     assert again.config.linear_rank == 4
     np.testing.assert_allclose(again.stylize(content, again.predict_style(style)).numpy(), mixed.numpy(), atol=2e-2)
+
+
+def test_moment_head_starts_as_the_network_then_corrects_the_targets(net, tmp_path):
+    headed = ArbitraryStyleNetwork(dataclasses.replace(net.config, moment_head=8))
+    assert headed.vector_size == net.vector_size  # the head is in the stylizer: the style vector is unchanged
+    assert [m.name for m in headed.models][-1] == "moment_head"
+    for ours, theirs in zip(headed.models, net.models):
+        ours.set_weights(theirs.get_weights())
+    rng = np.random.default_rng(9)
+    content = tf.constant(rng.uniform(size=(1, 40, 48, 3)), tf.float32)
+    style = tf.constant(rng.uniform(size=(1, 32, 32, 3)), tf.float32)
+    vector = net.predict_style(style)
+    np.testing.assert_array_equal(headed.predict_style(style).numpy(), vector.numpy())
+    plain = net.stylize(content, vector)
+    np.testing.assert_allclose(headed.stylize(content, vector).numpy(), plain.numpy(), atol=1e-6)  # zero head
+    last = headed.moment_head.get_layer("mhead_2")
+    kernel, bias = last.get_weights()
+    bias = rng.normal(0, 0.5, bias.shape).astype(np.float32)
+    last.set_weights([kernel, bias])  # zero kernel: the bias is a constant correction
+    corrected = headed.stylize(content, vector)
+    assert float(tf.reduce_max(tf.abs(corrected - plain))) > 0.01
+    # by hand: AdaIN to the moments shifted by the bias
+    levels = net.encode(content)
+    moments = vector[:, :net.config.moments_size] + bias.reshape(1, -1)
+    shifted = tf.concat([moments, vector[:, net.config.moments_size:]], axis=-1)
+    by_hand = tf.clip_by_value(net.decode(net.styled_levels(levels, shifted)), 0, 1)
+    np.testing.assert_allclose(corrected.numpy(), by_hand.numpy(), atol=1e-5)
+    # alpha 0 scales the correction away: the content's own look, as without the head
+    np.testing.assert_allclose(headed.stylize(content, vector, 0.0).numpy(), net.stylize(content, vector, 0.0).numpy(),
+                               atol=1e-5)
+    headed.save(str(tmp_path))
+    again = ArbitraryStyleNetwork.load(str(tmp_path))
+    assert again.config.moment_head == 8
+    np.testing.assert_allclose(again.stylize(content, vector).numpy(), corrected.numpy(), atol=2e-2)

@@ -9,11 +9,13 @@
       paintings, shrunk like the photos (jax_train.py --style_dir=.device/style,.device/style_extra:80).
       With --linear_rank=R: also linear_init.npz, the Keras initialisation of the linear transform at relu4_1
       (nst_tf.network.build_style_net and build_transfer, decoder/<layer>/<i>) for jax_train.py --init.
+      With --moment_head=H: also head_init.npz, the Keras initialisation of the moment head (its last layer zero).
       With --student: also student_init.npz, the initial weights of nst_tf.mobile's transformer (Keras' own
       initialisers, --seed) for jax_train.py --student.
   python tools/device_pack.py unpack --decoder=OUT/decoder_final.npz --out=DIR [--model=DIR] [--linear_rank=R]
+      [--moment_head=H]
       a network folder (config.json + weights.npz, as nst-train writes) with the trained decoder (and, with
-      --linear_rank, the trained linear transform).
+      --linear_rank / --moment_head, the trained linear transform / moment head).
   python tools/device_pack.py unpack --transformer=OUT/transformer_final.npz --out=DIR
       a nst_tf.mobile network folder: the bundled network's encoder (its style predictor) + the trained transformer.
 """
@@ -88,6 +90,9 @@ def pack(args) -> None:
     if args.linear_rank:
         np.savez(os.path.join(args.out, "linear_init.npz"),  # float16 like the other weights that travel
                  **{k: w.astype(np.float16) for k, w in linear_init(args.linear_rank, args.seed).items()})
+    if args.moment_head:
+        np.savez(os.path.join(args.out, "head_init.npz"),
+                 **{k: w.astype(np.float16) for k, w in head_init(net.config, args.moment_head, args.seed).items()})
     total = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(args.out) for f in fs)
     print(f"{args.out}: {total / 2**20:.1f} MiB")
 
@@ -113,6 +118,16 @@ def linear_init(rank: int, seed: int = 0) -> dict[str, np.ndarray]:
             for layer in model.layers for i, w in enumerate(layer.get_weights())}
 
 
+def head_init(config, hidden: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """{decoder/<layer>/<i>: float32} of a freshly initialised moment head for `config`'s moments."""
+    import keras
+
+    from nst_tf import network
+    keras.utils.set_random_seed(seed)
+    head = network.build_moment_head(config.moments_size, hidden)
+    return {f"decoder/{layer.name}/{i}": w for layer in head.layers for i, w in enumerate(layer.get_weights())}
+
+
 def unpack_student(args) -> None:
     from nst_tf import mobile
 
@@ -132,9 +147,11 @@ def unpack(args) -> None:
         return unpack_student(args)
 
     net = ArbitraryStyleNetwork.load(args.model or None)
-    if args.linear_rank is not None and args.linear_rank != net.config.linear_rank:
+    changes = {k: v for k, v in (("linear_rank", args.linear_rank), ("moment_head", args.moment_head))
+               if v is not None and v != getattr(net.config, k)}
+    if changes:
         source = net
-        net = ArbitraryStyleNetwork(dataclasses.replace(source.config, linear_rank=args.linear_rank))
+        net = ArbitraryStyleNetwork(dataclasses.replace(source.config, **changes))
         net.encoder.set_weights(source.encoder.get_weights())
     with np.load(args.decoder) as data:
         arrays = parted(dict(data), "decoder")  # jax_train.py names every trained layer decoder/<layer>/<i>
@@ -156,6 +173,7 @@ def main() -> None:
     p.add_argument("--crop", type=int, default=256)
     p.add_argument("--student", action="store_true", help="also the mobile transformer's initial weights")
     p.add_argument("--linear_rank", type=int, default=0, help="also the linear transform's initial weights")
+    p.add_argument("--moment_head", type=int, default=0, help="also the moment head's initial weights (hidden units)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--content_dir", default=os.path.join(DATA, "train_content"))
     p.add_argument("--style_dir", default=os.path.join(DATA, "train_style"))
@@ -169,6 +187,8 @@ def main() -> None:
     u.add_argument("--model", default="", help="network whose encoder and config to keep (default: bundled)")
     u.add_argument("--linear_rank", type=int, default=None,
                    help="the returned decoder has the linear transform of this rank (default: as --model)")
+    u.add_argument("--moment_head", type=int, default=None,
+                   help="the returned decoder has the moment head of this width (default: as --model)")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     pack(args) if args.command == "pack" else unpack(args)

@@ -45,6 +45,7 @@ PHOTO_CONTENT_LAYER = "block4_conv2"
 TORCH_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 TORCH_STD = np.array([0.229, 0.224, 0.225], np.float32)
 DECODER_LAYERS = ("dec4_1", "skip3", "dec3_2", "dec3_1", "skip2", "dec2_2", "dec2_1", "skip1", "dec1_2", "dec1_1")
+HEAD_LAYERS = ("mhead_1", "mhead_2")  # nst_tf.network.build_moment_head (moment_head > 0)
 LINEAR_LAYERS = tuple(f"{net}_{layer}" for net in ("snet", "cnet") for layer in ("conv1", "conv2", "conv3", "fc")) + \
     ("compress", "unzip")  # nst_tf.network.build_style_net and build_transfer (linear_rank > 0)
 _ADAIN_EPS = 1e-5
@@ -86,6 +87,15 @@ def adain(content, style):
     c_mean, c_var = moments(content)
     s_mean, s_var = moments(style)
     return (content - c_mean) / jnp.sqrt(c_var + _ADAIN_EPS) * jnp.sqrt(s_var + _ADAIN_EPS) + s_mean
+
+
+def style_vector(levels):
+    """relu1_1..relu4_1 feature maps -> [B, 1920]: nst_tf.network.levels_vector (mean, std per level)."""
+    parts = []
+    for f in levels:
+        mean, var = moments(f)
+        parts += [mean[:, 0, 0], jnp.sqrt(var + _ADAIN_EPS)[:, 0, 0]]
+    return jnp.concatenate(parts, axis=-1)
 
 
 def _reflect_conv(x, params, relu: bool = True):
@@ -141,10 +151,32 @@ def linear_residual(p: dict, relu4, matrix):
     return conv(jnp.einsum("bhwj,bij->bhwi", z, t), *p["unzip"], "VALID")
 
 
+def moment_correction(p: dict, target, own):
+    """(target moments, content's own moments) [B, M] -> the moment head's [B, M] correction (build_moment_head)."""
+    hidden = jnp.maximum(jnp.concatenate([target, own], axis=-1) @ p["mhead_1"][0] + p["mhead_1"][1], 0.0)
+    return hidden @ p["mhead_2"][0] + p["mhead_2"][1]
+
+
+def adain_to(content, mean, std):
+    """Give `content` features the per-channel `mean` and `std` ([B, C] each)."""
+    c_mean, c_var = moments(content)
+    return (content - c_mean) / jnp.sqrt(c_var + _ADAIN_EPS) * std[:, None, None, :] + mean[:, None, None, :]
+
+
 def styled_levels(dec: dict, content_levels, style_levels):
-    """The decoder's inputs: every content level AdaIN'd to the style's, plus the linear residual at relu4_1
-    when `dec` has the transform (nst_tf.network.ArbitraryStyleNetwork.styled_levels)."""
-    targets = [adain(c, s) for c, s in zip(content_levels, style_levels)]
+    """The decoder's inputs: every content level AdaIN'd to the style's (to the moments the head corrects, when
+    `dec` has the moment head), plus the linear residual at relu4_1 when `dec` has the transform
+    (nst_tf.network.ArbitraryStyleNetwork.styled_levels, alpha 1)."""
+    if "mhead_1" in dec:
+        target = style_vector(style_levels)
+        target = target + moment_correction(dec, target, style_vector(content_levels))
+        targets, start = [], 0
+        for c in content_levels:
+            n = c.shape[-1]
+            targets.append(adain_to(c, target[:, start:start + n], target[:, start + n:start + 2 * n]))
+            start += 2 * n
+    else:
+        targets = [adain(c, s) for c, s in zip(content_levels, style_levels)]
     if "unzip" in dec:
         targets[-1] = targets[-1] + linear_residual(dec, content_levels[-1], style_matrix(dec, style_levels[-1]))
     return targets
@@ -209,15 +241,6 @@ def gatys_terms(terms: dict, vgg: dict, output, content_feats: dict, style_feats
 
 
 # -- the student: nst_tf.mobile's transformer, distilled from the decoder above -------------------------
-def style_vector(levels):
-    """relu1_1..relu4_1 feature maps -> [B, 1920]: nst_tf.network.levels_vector (mean, std per level)."""
-    parts = []
-    for f in levels:
-        mean, var = moments(f)
-        parts += [mean[:, 0, 0], jnp.sqrt(var + _ADAIN_EPS)[:, 0, 0]]
-    return jnp.concatenate(parts, axis=-1)
-
-
 def _padded_conv(x, params, stride: int = 1):
     """Reflect-pad by kernel // 2, then a VALID convolution with `stride` (nst_tf.mobile._conv)."""
     pad = params[0].shape[0] // 2
@@ -324,9 +347,11 @@ def load_parts(*paths: str) -> dict[str, dict]:
 
 
 def load_weights(*paths: str) -> tuple[dict, dict]:
-    """Network weights.npz files (encoder/..., decoder/...) -> (vgg, decoder) dicts of (kernel, bias), float32."""
+    """Network weights.npz files (encoder/..., decoder/..., style_net/..., ...) -> (vgg, trained) dicts of
+    (kernel, bias), float32: every part but the encoder is trained, its layers in one dict (the names are unique)."""
     parts = load_parts(*paths)
-    return parts.get("encoder", {}), parts.get("decoder", {})
+    return parts.get("encoder", {}), {k: v for part, layers in parts.items() if part != "encoder"
+                                      for k, v in layers.items()}
 
 
 def _savez_atomic(path: str, arrays: dict[str, np.ndarray]) -> None:
@@ -459,8 +484,8 @@ def main() -> None:
                         "device_pack.py pack --student) with the network above as a frozen teacher")
     p.add_argument("--distill_weight", type=float, default=10.0, help="student: squared pixel error to the teacher")
     p.add_argument("--init", default="",
-                   help="weights of layers the network lacks, as decoder/<layer>/<i> (device_pack.py pack "
-                        "--linear_rank: the linear transform's initialisation)")
+                   help="comma-separated weights files of layers the network lacks, as decoder/<layer>/<i> "
+                        "(device_pack.py pack --linear_rank / --moment_head: their initialisation)")
     p.add_argument("--pack", required=True, help="the loss-only VGG16 layers (device_pack.py pack)")
     p.add_argument("--content_dir", required=True)
     p.add_argument("--style_dir", required=True,
@@ -493,12 +518,13 @@ def main() -> None:
     os.makedirs(args.out, exist_ok=True)
     vgg, dec = load_weights(args.network, args.pack)
     if args.init:
-        dec = {**load_parts(args.init).get("decoder", {}), **dec}  # the network's own layers win
+        dec = {**load_parts(*args.init.split(",")).get("decoder", {}), **dec}  # the network's own layers win
     style_layers = tuple(n.strip() for n in args.style_layers.split(",") if n.strip())
     missing = [n for n in (*LEVELS, PHOTO_CONTENT_LAYER, *style_layers) if n not in vgg] + \
               [n for n in DECODER_LAYERS if n not in dec]
-    if any(n in dec for n in LINEAR_LAYERS):
-        missing += [n for n in LINEAR_LAYERS if n not in dec]
+    for group in (LINEAR_LAYERS, HEAD_LAYERS):
+        if any(n in dec for n in group):
+            missing += [n for n in group if n not in dec]
     if missing:
         raise SystemExit(f"{args.pack}: missing layers {missing}")
     weights = {"content": args.content_weight, "style": args.style_weight, "tv": args.tv_weight,

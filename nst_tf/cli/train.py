@@ -54,6 +54,8 @@ flags.DEFINE_integer("skip_levels", 3, "Shallower encoder levels AdaIN'd and fed
                      "3: relu1_1..relu3_1 too, sharper).")
 flags.DEFINE_integer("linear_rank", 0, "Rank of the learned linear transform at relu4_1 (Li et al. 2019; 0: AdaIN "
                      "alone, 32: as in the paper).")
+flags.DEFINE_integer("moment_head", 0, "Hidden units of the learned correction of the AdaIN target moments from the "
+                     "(style, content) moments (0: none; README, \"Moment head\").")
 flags.DEFINE_integer("log_every", 10, "Print and log scalars every N steps.")
 flags.DEFINE_integer("image_every", 200, "Log a preview image grid every N steps.")
 flags.DEFINE_integer("checkpoint_every", 100, "Checkpoint every N steps.")
@@ -111,9 +113,11 @@ def main(argv: list[str]) -> int:
     mobile_run = FLAGS.network == "mobile"
     if mobile_run and FLAGS.content_target != "photo":
         raise common.UsageError("--network=mobile needs --content_target=photo (it has no AdaIN target)")
-    if mobile_run and FLAGS.linear_rank:
-        raise common.UsageError("--linear_rank is for --network=arbitrary (the phone-sized network has no encoder "
-                                "features to transform)")
+    if not 0 <= FLAGS.moment_head <= 4096:
+        raise common.UsageError(f"--moment_head must be 0..4096, got {FLAGS.moment_head}")
+    if mobile_run and (FLAGS.linear_rank or FLAGS.moment_head):
+        raise common.UsageError("--linear_rank and --moment_head are for --network=arbitrary (the phone-sized "
+                                "network has no encoder features to transform)")
     if not mobile_run and (FLAGS.distill_weight or FLAGS.teacher):
         raise common.UsageError("--distill_weight and --teacher are for --network=mobile")
     from nst_tf import mobile, network, weights
@@ -121,7 +125,7 @@ def main(argv: list[str]) -> int:
     preprocessing = weights.resolve(FLAGS.weights, "vgg16").preprocessing
     network_config = (mobile.MobileConfig(preprocessing=preprocessing) if mobile_run
                       else network.NetworkConfig(preprocessing=preprocessing, skip_levels=FLAGS.skip_levels,
-                                             linear_rank=FLAGS.linear_rank))
+                                             linear_rank=FLAGS.linear_rank, moment_head=FLAGS.moment_head))
     try:
         trainer = train.Trainer(config, strategy, network_config)
         if FLAGS.init_from and trainer.resumed_from is None:
