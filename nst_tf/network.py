@@ -500,20 +500,35 @@ def read_folder(directory: str) -> tuple[str, dict[str, np.ndarray]]:
         return config_json, dict(data)
 
 
-def average_folders(folders: list[str], out: str) -> None:
-    """Write the mean of several saved networks of one architecture (iterate averaging of training snapshots)."""
+def average_folders(folders: list[str], out: str, weights: list[float] | None = None) -> None:
+    """Write the (weighted) mean of several saved networks of one architecture: iterate averaging of training
+    snapshots, or interpolation between a network and the one it was fine-tuned from.
+
+    A network without the moment head counts as the same network with a zero head (its output projection zero,
+    its first layer that of the first folder with a head): it computes exactly what the network without it does.
+    """
     if not folders:
         raise ValueError("average_folders: no network folders given")
-    config_json, first = read_folder(folders[0])
+    weights = [1.0] * len(folders) if weights is None else [float(w) for w in weights]
+    if len(weights) != len(folders) or any(w < 0 for w in weights) or sum(weights) <= 0:
+        raise ValueError(f"average_folders: {len(weights)} weights for {len(folders)} folders; they must be >= 0 "
+                         "and not all zero")
+    configs = [json.loads(read_folder(f)[0]) for f in folders]
+    reference = next((i for i, c in enumerate(configs) if c.get("moment_head")), 0)
+    config_json, first = read_folder(folders[reference])
     config = json.loads(config_json)
-    total = {k: v.astype(np.float64) for k, v in first.items()}
-    for folder in folders[1:]:
-        other_json, arrays = read_folder(folder)
-        if json.loads(other_json) != config or arrays.keys() != total.keys() or \
-                any(arrays[k].shape != total[k].shape for k in total):
-            raise ValueError(f"{folder}: not the architecture of {folders[0]}; only snapshots of one network average")
-        total = {k: total[k] + arrays[k] for k in total}
-    write_folder(out, {k: (v / len(folders)).astype(np.float16) for k, v in total.items()}, config_json)
+    head = {k: (np.zeros_like(v) if k.startswith("moment_head/mhead_2/") else v)
+            for k, v in first.items() if k.startswith("moment_head/")}
+    total = {k: np.zeros(v.shape, np.float64) for k, v in first.items()}
+    for folder, other, weight in zip(folders, configs, weights):
+        _, arrays = read_folder(folder)
+        if other.get("moment_head", 0) == 0 and config.get("moment_head"):
+            other, arrays = {**other, "moment_head": config["moment_head"]}, {**arrays, **head}
+        if other != config or arrays.keys() != total.keys() or any(arrays[k].shape != total[k].shape for k in total):
+            raise ValueError(f"{folder}: not the architecture of {folders[reference]}; only networks of one design "
+                             "average (with or without the moment head)")
+        total = {k: total[k] + weight * arrays[k] for k in total}
+    write_folder(out, {k: (v / sum(weights)).astype(np.float16) for k, v in total.items()}, config_json)
 
 
 def pad_to_stride(images: tf.Tensor, stride: int = STRIDE) -> tuple[tf.Tensor, int, int]:

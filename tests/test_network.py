@@ -157,6 +157,19 @@ def test_average_folders_by_hand(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1 and last_line(proc.stderr).startswith(f"error: {tmp_path / 'c'}: not the arch")
     assert not (tmp_path / "cli2" / "weights.npz").exists()
+    # weighted: 0.75 a + 0.25 b; and a network without the moment head counts as one with a zero head
+    headed = NetworkConfig(moment_head=2).to_json()
+    write_folder(str(tmp_path / "h"), {"decoder/x/0": np.array([3.0, 5.0]), "decoder/y/0": np.array([[6.0]]),
+                                       "moment_head/mhead_1/0": np.array([7.0]),
+                                       "moment_head/mhead_2/0": np.array([8.0])}, headed)
+    average_folders([str(tmp_path / "a"), str(tmp_path / "h")], str(tmp_path / "mix"), weights=[3, 1])
+    with np.load(tmp_path / "mix" / "weights.npz") as mix:
+        np.testing.assert_array_equal(mix["decoder/x/0"], [1.5, 2.75])
+        np.testing.assert_array_equal(mix["moment_head/mhead_1/0"], [7.0])  # the same first layer in both
+        np.testing.assert_array_equal(mix["moment_head/mhead_2/0"], [2.0])  # 0.75 * 0 + 0.25 * 8
+    assert (tmp_path / "mix" / "config.json").read_text() == headed
+    with pytest.raises(ValueError, match="2 weights for 1 folders"):
+        average_folders([str(tmp_path / "a")], str(tmp_path / "bad"), weights=[1, 1])
 
 
 def test_load_errors(tmp_path):
@@ -196,17 +209,22 @@ def test_covariance_and_matrix_mix_by_hand():
     np.testing.assert_allclose(mixed[0, 1, 2], t @ z[0, 1, 2], rtol=1e-5)
 
 
+def _variant(net: ArbitraryStyleNetwork, **changes) -> ArbitraryStyleNetwork:
+    """`net` with other config fields; the parts both have keep `net`'s weights, the others their initialisation."""
+    other = ArbitraryStyleNetwork(dataclasses.replace(net.config, **changes))
+    theirs = {m.name: m for m in net.models}
+    for model in other.models:
+        if model.name in theirs:
+            model.set_weights(theirs[model.name].get_weights())
+    return other
+
+
 def test_linear_transform_starts_as_adain_then_mixes_channels(net, tmp_path):
-    plain = ArbitraryStyleNetwork(dataclasses.replace(net.config, linear_rank=0))  # the bundled one, transform off
-    for ours, theirs in zip(plain.models, net.models):
-        ours.set_weights(theirs.get_weights())
-    net = plain
+    net = _variant(net, linear_rank=0, moment_head=0)  # the bundled encoder and decoder: AdaIN alone
     keras.utils.set_random_seed(0)  # the transform's random layers: the same whatever ran before in this process
-    linear = ArbitraryStyleNetwork(dataclasses.replace(net.config, linear_rank=4))
+    linear = _variant(net, linear_rank=4)
     assert linear.vector_size == net.vector_size + 16
     assert [m.name for m in linear.models] == ["encoder", "decoder", "style_net", "transfer"]
-    for ours, theirs in zip(linear.models, net.models):
-        ours.set_weights(theirs.get_weights())
     rng = np.random.default_rng(8)
     content = tf.constant(rng.uniform(size=(1, 40, 48, 3)), tf.float32)
     style = tf.constant(rng.uniform(size=(1, 32, 32, 3)), tf.float32)
@@ -230,11 +248,10 @@ def test_linear_transform_starts_as_adain_then_mixes_channels(net, tmp_path):
 
 
 def test_moment_head_starts_as_the_network_then_corrects_the_targets(net, tmp_path):
-    headed = ArbitraryStyleNetwork(dataclasses.replace(net.config, moment_head=8))
+    net = _variant(net, moment_head=0)  # the bundled network without its head
+    headed = _variant(net, moment_head=8)
     assert headed.vector_size == net.vector_size  # the head is in the stylizer: the style vector is unchanged
     assert [m.name for m in headed.models][-1] == "moment_head"
-    for ours, theirs in zip(headed.models, net.models):
-        ours.set_weights(theirs.get_weights())
     rng = np.random.default_rng(9)
     content = tf.constant(rng.uniform(size=(1, 40, 48, 3)), tf.float32)
     style = tf.constant(rng.uniform(size=(1, 32, 32, 3)), tf.float32)
