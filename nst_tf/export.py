@@ -1217,9 +1217,11 @@ def _architecture(config_dict: dict) -> str:
               if config.linear_rank else "")
     matrix = (f", then the {config.linear_rank}x{config.linear_rank} style matrix of the linear transform"
               if config.linear_rank else "")
+    head = (f" and a moment head ({config.moment_head} hidden units: a learned, alpha-scaled correction of the AdaIN "
+            "target moments from the style's and the content's moments)" if config.moment_head else "")
     return ("Network: AdaIN (Huang & Belongie 2017) with a frozen VGG16 encoder to relu4_1 and a trained decoder "
             f"({config.skip_levels} AdaIN'd skip levels; reflect padding, nearest resize then convolution: no "
-            f"checkerboard artefacts){linear}, Magenta's two-part interface (style image -> style vector of "
+            f"checkerboard artefacts){linear}{head}, Magenta's two-part interface (style image -> style vector of "
             f"V = {config.vector_size} floats, the means and standard deviations of {levels}{matrix}; content + "
             "style vector + alpha -> image).")
 

@@ -513,15 +513,15 @@ def average_folders(folders: list[str], out: str, weights: list[float] | None = 
     if len(weights) != len(folders) or any(w < 0 for w in weights) or sum(weights) <= 0:
         raise ValueError(f"average_folders: {len(weights)} weights for {len(folders)} folders; they must be >= 0 "
                          "and not all zero")
-    configs = [json.loads(read_folder(f)[0]) for f in folders]
+    loaded = [read_folder(f) for f in folders]
+    configs = [json.loads(text) for text, _ in loaded]
     reference = next((i for i, c in enumerate(configs) if c.get("moment_head")), 0)
-    config_json, first = read_folder(folders[reference])
-    config = json.loads(config_json)
+    config_json, first = loaded[reference]
+    config = configs[reference]
     head = {k: (np.zeros_like(v) if k.startswith("moment_head/mhead_2/") else v)
             for k, v in first.items() if k.startswith("moment_head/")}
     total = {k: np.zeros(v.shape, np.float64) for k, v in first.items()}
-    for folder, other, weight in zip(folders, configs, weights):
-        _, arrays = read_folder(folder)
+    for folder, other, (_, arrays), weight in zip(folders, configs, loaded, weights):
         if other.get("moment_head", 0) == 0 and config.get("moment_head"):
             other, arrays = {**other, "moment_head": config["moment_head"]}, {**arrays, **head}
         if other != config or arrays.keys() != total.keys() or any(arrays[k].shape != total[k].shape for k in total):
