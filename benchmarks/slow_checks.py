@@ -2,8 +2,10 @@
 
   python benchmarks/slow_checks.py --output=benchmarks/slow_checks.json
 
-Runs `python -m pytest -m slow` and reports each test's outcome and duration (pytest's JUnit XML), the counts and
-the wall time. Exits non-zero when one fails, like the suite would.
+Runs `python -m pytest -m slow -n 0` and reports each test's outcome and duration (pytest's JUnit XML), the counts
+and the wall time. Exits non-zero when one fails, like the suite would. Serially (`-n 0`): the interruption checks
+wait for a subprocess to reach a step before signalling it, and five heavy checks on two cores at once made them time
+out (2026-11-26).
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ def main() -> None:
     started = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         junit = os.path.join(tmp, "slow.xml")
-        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "slow", f"--junitxml={junit}"], cwd=ROOT,
-                              capture_output=True, text=True)
+        command = [sys.executable, "-m", "pytest", "-q", "-m", "slow", "-n", "0", f"--junitxml={junit}"]
+        proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
         cases = ElementTree.parse(junit).getroot().iter("testcase") if os.path.exists(junit) else []
         tests = [{"test": f"{c.get('classname')}::{c.get('name')}", "seconds": round(float(c.get("time", 0)), 1),
                   "outcome": "failed" if c.find("failure") is not None or c.find("error") is not None
