@@ -420,9 +420,9 @@ class ArbitraryStyleNetwork:
         levels = self.encode(content_images)
         batch = tf.shape(levels[-1])[0]
         style_vector = tf.broadcast_to(style_vector, [batch, tf.shape(style_vector)[-1]])
-        alpha = tf.broadcast_to(tf.reshape(tf.cast(alpha, tf.float32), [-1, 1]), [batch, 1])
+        alpha = tf.clip_by_value(tf.broadcast_to(tf.reshape(tf.cast(alpha, tf.float32), [-1, 1]), [batch, 1]), 0.0, 1.0)
         vector = blend_vectors(style_vector, self.vector_of(levels), alpha)
-        images = self.decode(self.styled_levels(levels, vector, alpha=tf.clip_by_value(alpha, 0.0, 1.0)))
+        images = self.decode(self.styled_levels(levels, vector, alpha=alpha))
         return tf.clip_by_value(images, 0.0, 1.0) if clip else images
 
     def __call__(self, content_images, style_images, alpha=1.0):

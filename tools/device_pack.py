@@ -107,25 +107,27 @@ def student_init(seed: int = 0) -> dict[str, np.ndarray]:
     return {f"transformer/{k}": w for k, w in mobile.weight_arrays(mobile.build_transformer()).items()}
 
 
-def linear_init(rank: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """{decoder/<layer>/<i>: float32} of a freshly initialised linear transform of `rank` (style net + transfer)."""
+def fresh_arrays(build, seed: int = 0) -> dict[str, np.ndarray]:
+    """{decoder/<layer>/<i>: float32} of the Keras models that `build()` returns, freshly initialised with `seed`."""
     import keras
 
-    from nst_tf import network
-
     keras.utils.set_random_seed(seed)
-    return {f"decoder/{layer.name}/{i}": w for model in (network.build_style_net(rank), network.build_transfer(rank))
+    return {f"decoder/{layer.name}/{i}": w for model in build()
             for layer in model.layers for i, w in enumerate(layer.get_weights())}
 
 
-def head_init(config, hidden: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """{decoder/<layer>/<i>: float32} of a freshly initialised moment head for `config`'s moments."""
-    import keras
-
+def linear_init(rank: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """The initial weights of a linear transform of `rank` (style net + transfer), for jax_train.py --init."""
     from nst_tf import network
-    keras.utils.set_random_seed(seed)
-    head = network.build_moment_head(config.moments_size, hidden)
-    return {f"decoder/{layer.name}/{i}": w for layer in head.layers for i, w in enumerate(layer.get_weights())}
+
+    return fresh_arrays(lambda: (network.build_style_net(rank), network.build_transfer(rank)), seed)
+
+
+def head_init(config, hidden: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """The initial weights of a moment head of `hidden` units for `config`'s moments, for jax_train.py --init."""
+    from nst_tf import network
+
+    return fresh_arrays(lambda: (network.build_moment_head(config.moments_size, hidden),), seed)
 
 
 def unpack_student(args) -> None:
