@@ -3,7 +3,7 @@
 The device machines lent to this project carry JAX (CUDA) and no TensorFlow, and a TensorFlow wheel is far
 larger than what may travel there. This file reproduces `nst_tf.train.Trainer.compute_losses` and its Keras Adam
 update for the bundled network's design (VGG16 encoder to relu4_1, multi-level AdaIN, the skip decoder of
-`nst_tf.network.build_decoder`, and the optional learned linear transform at relu4_1) with numpy, Pillow and
+`nst_tf.network.build_decoder`, the optional learned linear transform at relu4_1 and moment head) with numpy, Pillow and
 JAX only, so that the same recipe can run there. It imports nothing from nst_tf. tests/test_jax_train.py checks
 it against the TensorFlow trainer (losses and one Adam update) where JAX is installed.
 
@@ -82,13 +82,6 @@ def moments(x):
     return mean, jnp.mean(jnp.square(x - mean), axis=(1, 2), keepdims=True)
 
 
-def adain(content, style):
-    """Give `content` features the per-channel mean and std of `style` features."""
-    c_mean, c_var = moments(content)
-    s_mean, s_var = moments(style)
-    return (content - c_mean) / jnp.sqrt(c_var + _ADAIN_EPS) * jnp.sqrt(s_var + _ADAIN_EPS) + s_mean
-
-
 def style_vector(levels):
     """relu1_1..relu4_1 feature maps -> [B, 1920]: nst_tf.network.levels_vector (mean, std per level)."""
     parts = []
@@ -164,19 +157,17 @@ def adain_to(content, mean, std):
 
 
 def styled_levels(dec: dict, content_levels, style_levels):
-    """The decoder's inputs: every content level AdaIN'd to the style's (to the moments the head corrects, when
-    `dec` has the moment head), plus the linear residual at relu4_1 when `dec` has the transform
+    """The decoder's inputs: every content level AdaIN'd to the style's moments (corrected by the moment head when
+    `dec` has one), plus the linear residual at relu4_1 when `dec` has the transform
     (nst_tf.network.ArbitraryStyleNetwork.styled_levels, alpha 1)."""
+    target = style_vector(style_levels)
     if "mhead_1" in dec:
-        target = style_vector(style_levels)
         target = target + moment_correction(dec, target, style_vector(content_levels))
-        targets, start = [], 0
-        for c in content_levels:
-            n = c.shape[-1]
-            targets.append(adain_to(c, target[:, start:start + n], target[:, start + n:start + 2 * n]))
-            start += 2 * n
-    else:
-        targets = [adain(c, s) for c, s in zip(content_levels, style_levels)]
+    targets, start = [], 0
+    for c in content_levels:
+        n = c.shape[-1]
+        targets.append(adain_to(c, target[:, start:start + n], target[:, start + n:start + 2 * n]))
+        start += 2 * n
     if "unzip" in dec:
         targets[-1] = targets[-1] + linear_residual(dec, content_levels[-1], style_matrix(dec, style_levels[-1]))
     return targets
