@@ -11,7 +11,10 @@ Lee 2019's identity loss) teaches the decoder to invert the encoder; with every 
 step is reconstruction only and skips the style and output passes (a cheap warm-up). With `style_relative`
 the style term is the output's style loss as a fraction of the content crop's own against the same style (what
 the held-out check measures), so pairs far apart in Gram space no longer dominate the batch; `style_target`
-stops pushing a pair once it is below that fraction, leaving the rest to the content term. Gradients are
+stops pushing a pair once it is below that fraction, leaving the rest to the content term. With a photo content
+target, `inversion_weight` adds the Huang & Belongie term as well: the output's relu4_1 against the decoder's relu4_1
+input, so the decoder paints the deep statistics it is given instead of letting the skips' shallow ones stand in
+for them. Gradients are
 computed per replica and applied only when every loss is finite.
 
 With a nst_tf.mobile MobileConfig the trainer trains the phone-sized network's transformer instead (a student):
@@ -69,6 +72,7 @@ class TrainConfig:
     style_relative: bool = False  # style term = the output's style loss / the content crop's own (per example)
     style_target: float = 0.0  # with style_relative: only the part of that fraction above this is penalised
     identity_weight: float = 0.0
+    inversion_weight: float = 0.0  # relu4_1 of the output vs the decoder's relu4_1 input (with a photo target)
     distill_weight: float = 0.0  # phone-sized network only: squared pixel error to the teacher's output
     teacher: str = ""  # phone-sized network only: the teacher network folder ("": the bundled one)
     content_target: str = "adain"
@@ -124,6 +128,8 @@ class Trainer:
         self.student = isinstance(network_config, MobileConfig)
         if self.student and config.content_target != "photo":
             raise ValueError("the phone-sized network has no AdaIN target: use content_target='photo'")
+        if self.student and config.inversion_weight:
+            raise ValueError("the phone-sized network has no decoder input to invert: use inversion_weight=0")
         self.config = config
         self.style_layers = tuple(n.strip() for n in config.style_layers.split(",") if n.strip())
         if not self.style_layers:
@@ -274,6 +280,8 @@ class Trainer:
             style_term = losses.relative_style_loss(style_term, self._style_term(content_feats, style_grams),
                                                     cfg.style_target)
         tv_term = losses.total_variation_loss(output)
+        if cfg.inversion_weight and adain_target is not None:
+            terms["inversion"] = cfg.inversion_weight * losses.content_loss(output_feats[BOTTLENECK], adain_target)
         terms.update({
             "content": cfg.content_weight * content_term,
             "style": cfg.style_weight * style_term,

@@ -109,6 +109,15 @@ def test_loss_terms_match_tensorflow(which, request):
     jax_relative = jt.loss_terms(dec, vgg, content, style, {**weights, "style_target": 0.05}, STYLE_LAYERS)
     np.testing.assert_allclose(np.asarray(jax_relative["style"]), tf_relative["style"].numpy(), rtol=2e-3)
     assert float(np.min(tf_relative["style"])) > 0.1
+    trainer.config = replace(trainer.config, inversion_weight=2.0)
+    try:
+        tf_inversion, _ = trainer.compute_losses(tf.constant(content), tf.constant(style))
+    finally:
+        trainer.config = replace(trainer.config, inversion_weight=0.0)
+    jax_inversion = jt.loss_terms(dec, vgg, content, style, {**weights, "inversion": 2.0}, STYLE_LAYERS)
+    np.testing.assert_allclose(np.asarray(jax_inversion["inversion"]), tf_inversion["inversion"].numpy(), rtol=2e-3)
+    np.testing.assert_allclose(np.asarray(jax_inversion["total"]), tf_inversion["total"].numpy(), rtol=2e-3)
+    assert float(np.min(tf_inversion["inversion"])) > 0.01
 
 
 def test_linear_transform_changes_the_output(trainer, adain_trainer):

@@ -272,6 +272,32 @@ def test_photo_content_target_is_the_gatys_loss(folders, tmp_path, random_vgg16_
         train.Trainer(make_config(folders, tmp_path / "bad", random_vgg16_weights, content_target="nope"))
 
 
+def test_inversion_term_is_relu4_of_the_output_against_the_decoder_input(folders, tmp_path, random_vgg16_weights):
+    trainer = train.Trainer(make_config(folders, tmp_path / "run", random_vgg16_weights, content_target="photo",
+                                        inversion_weight=1.5), network_config=SMALL)
+    content = tf.random.uniform([2, 32, 32, 3], seed=7)
+    style = tf.random.uniform([2, 32, 32, 3], seed=8)
+    terms, output = trainer.compute_losses(content, style)
+    # by hand: the decoder's relu4_1 input (the network's own interface) and relu4_1 of the output, through
+    # nst-stylize's extractor
+    net = trainer.net
+    decoder_input = net.styled_levels(net.encode(content), net.predict_style(style))[-1]
+    extractor = features.build_extractor(random_vgg16_weights, "vgg16", content_layers=("block4_conv1",),
+                                         style_layers=("block1_conv1",))
+    (relu4_out,), _ = extractor(output)
+    expected = 1.5 * losses.content_loss(relu4_out, decoder_input).numpy()
+    assert np.all(expected > 0)
+    np.testing.assert_allclose(terms["inversion"].numpy(), expected, rtol=1e-4)
+    np.testing.assert_allclose(terms["total"].numpy(),
+                               sum(terms[k] for k in ("content", "inversion", "style", "tv")), rtol=1e-5)
+    without, _ = train.Trainer(make_config(folders, tmp_path / "off", random_vgg16_weights, content_target="photo"),
+                               network_config=SMALL).compute_losses(content, style)
+    assert "inversion" not in without
+    with pytest.raises(ValueError, match="inversion_weight"):
+        train.Trainer(make_config(folders, tmp_path / "student", random_vgg16_weights, content_target="photo",
+                                  inversion_weight=1.0), network_config=SMALL_MOBILE)
+
+
 SMALL_MOBILE = MobileConfig(channels=(4, 8, 8), residual_blocks=1, bottleneck=6, preprocessing="caffe")
 
 

@@ -209,15 +209,20 @@ def loss_terms(dec: dict, vgg: dict, content, style, weights: dict, style_layers
     if weights["identity"]:
         reconstruction = decode(dec, own_levels(dec, content_levels))
         terms["identity"] = weights["identity"] * jnp.mean(jnp.square(reconstruction - content), axis=(1, 2, 3))
-    output = decode(dec, styled_levels(dec, content_levels, [style_feats[n] for n in LEVELS]))
-    return gatys_terms(terms, vgg, output, content_feats, style_feats, weights, style_layers)
+    targets = styled_levels(dec, content_levels, [style_feats[n] for n in LEVELS])
+    output = decode(dec, targets)
+    return gatys_terms(terms, vgg, output, content_feats, style_feats, weights, style_layers, targets[-1])
 
 
 def gatys_terms(terms: dict, vgg: dict, output, content_feats: dict, style_feats: dict, weights: dict,
-                style_layers: tuple[str, ...]) -> dict:
-    """`terms` plus the output's weighted content, style and tv terms, and their total ([B] each)."""
-    wanted = tuple(dict.fromkeys((PHOTO_CONTENT_LAYER, *style_layers)))
+                style_layers: tuple[str, ...], decoder_input=None) -> dict:
+    """`terms` plus the output's weighted inversion (relu4_1 against `decoder_input`, when weighted), content,
+    style and tv terms, and their total ([B] each)."""
+    inversion = weights.get("inversion", 0.0) and decoder_input is not None
+    wanted = tuple(dict.fromkeys((PHOTO_CONTENT_LAYER, *style_layers, *((LEVELS[-1],) if inversion else ()))))
     output_feats = vgg_features(vgg, output, wanted)
+    if inversion:
+        terms["inversion"] = weights["inversion"] * relative_error(output_feats[LEVELS[-1]], decoder_input)
     terms["content"] = weights["content"] * relative_error(output_feats[PHOTO_CONTENT_LAYER],
                                                            content_feats[PHOTO_CONTENT_LAYER])
     style_terms = [relative_error(gram(output_feats[n]), gram(style_feats[n])) for n in style_layers]
@@ -491,6 +496,8 @@ def main() -> None:
     p.add_argument("--style_weight", type=float, default=10.0)
     p.add_argument("--tv_weight", type=float, default=1.0)
     p.add_argument("--identity_weight", type=float, default=10.0)
+    p.add_argument("--inversion_weight", type=float, default=0.0,
+                   help="relu4_1 of the output against the decoder's relu4_1 input (nst-train --inversion_weight)")
     p.add_argument("--style_relative", action="store_true",
                    help="style term over the photo's own style loss, per example (nst-train --style_relative)")
     p.add_argument("--style_target", type=float, default=0.0, help="with --style_relative: push only above this")
@@ -519,7 +526,7 @@ def main() -> None:
     if missing:
         raise SystemExit(f"{args.pack}: missing layers {missing}")
     weights = {"content": args.content_weight, "style": args.style_weight, "tv": args.tv_weight,
-               "identity": args.identity_weight, "distill": args.distill_weight,
+               "identity": args.identity_weight, "distill": args.distill_weight, "inversion": args.inversion_weight,
                "style_target": args.style_target if args.style_relative else None}
     vgg = jax.tree_util.tree_map(jnp.asarray, vgg)
     if args.student:

@@ -38,6 +38,9 @@ flags.DEFINE_float("style_target", 0.0, "With --style_relative: penalise only th
                    "pair whose style loss is below 0.3 of the photo's is pushed no further).")
 flags.DEFINE_float("identity_weight", 0.0, "Weight of the identity loss (decoded content features vs the content "
                    "photo, pixel MSE); with the other weights at 0: a reconstruction-only warm-up.")
+flags.DEFINE_float("inversion_weight", 0.0, "With --content_target=photo: weight of the output's relu4_1 against "
+                   "the decoder's relu4_1 input (Huang & Belongie's content term, beside the photo's), so the "
+                   "decoder keeps the deep statistics it is given.")
 flags.DEFINE_enum("content_target", "adain", ["adain", "photo"],
                   "Content loss: 'adain' (relu4_1 vs the AdaIN target, Huang & Belongie) or 'photo' (block4_conv2 "
                   "vs the content photo: the Gatys content loss of nst-stylize).")
@@ -79,7 +82,8 @@ def main(argv: list[str]) -> int:
     for name in ("steps", "batch_size", "crop", "learning_rate", "log_every", "image_every", "checkpoint_every"):
         common.require_positive(name, getattr(FLAGS, name))
     common.require_non_negative("snapshot_every", FLAGS.snapshot_every)
-    loss_weights = ("content_weight", "style_weight", "tv_weight", "identity_weight", "distill_weight")
+    loss_weights = ("content_weight", "style_weight", "tv_weight", "identity_weight", "distill_weight",
+                    "inversion_weight")
     if any(getattr(FLAGS, name) < 0 for name in loss_weights) or not any(getattr(FLAGS, n) for n in loss_weights):
         raise common.UsageError("loss weights must be non-negative and not all 0: "
                                 + ", ".join(f"--{n}={getattr(FLAGS, n)}" for n in loss_weights))
@@ -105,7 +109,7 @@ def main(argv: list[str]) -> int:
         image_every=FLAGS.image_every, checkpoint_every=FLAGS.checkpoint_every, seed=FLAGS.seed,
         content_target=FLAGS.content_target, style_layers=FLAGS.style_layers,
         distill_weight=FLAGS.distill_weight, teacher=FLAGS.teacher, style_relative=FLAGS.style_relative,
-        style_target=FLAGS.style_target, snapshot_every=FLAGS.snapshot_every)
+        style_target=FLAGS.style_target, snapshot_every=FLAGS.snapshot_every, inversion_weight=FLAGS.inversion_weight)
     if not 0 <= FLAGS.skip_levels <= 3:
         raise common.UsageError(f"--skip_levels must be 0..3, got {FLAGS.skip_levels}")
     if not 0 <= FLAGS.linear_rank <= 128:
