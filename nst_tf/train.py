@@ -13,8 +13,7 @@ the style term is the output's style loss as a fraction of the content crop's ow
 the held-out check measures), so pairs far apart in Gram space no longer dominate the batch; `style_target`
 stops pushing a pair once it is below that fraction, leaving the rest to the content term. With a photo content
 target, `inversion_weight` adds the Huang & Belongie term as well: the output's relu4_1 against the decoder's relu4_1
-input, so the decoder paints the deep statistics it is given instead of letting the skips' shallow ones stand in
-for them. Gradients are
+input, asking the decoder to paint the deep statistics it is given. Gradients are
 computed per replica and applied only when every loss is finite.
 
 With a nst_tf.mobile MobileConfig the trainer trains the phone-sized network's transformer instead (a student):
@@ -128,8 +127,9 @@ class Trainer:
         self.student = isinstance(network_config, MobileConfig)
         if self.student and config.content_target != "photo":
             raise ValueError("the phone-sized network has no AdaIN target: use content_target='photo'")
-        if self.student and config.inversion_weight:
-            raise ValueError("the phone-sized network has no decoder input to invert: use inversion_weight=0")
+        if config.inversion_weight and (self.student or config.content_target != "photo"):
+            raise ValueError("inversion_weight is for the arbitrary-style network with content_target='photo' (with "
+                             "'adain' the content term is already the inversion term)")
         self.config = config
         self.style_layers = tuple(n.strip() for n in config.style_layers.split(",") if n.strip())
         if not self.style_layers:

@@ -296,6 +296,9 @@ def test_inversion_term_is_relu4_of_the_output_against_the_decoder_input(folders
     with pytest.raises(ValueError, match="inversion_weight"):
         train.Trainer(make_config(folders, tmp_path / "student", random_vgg16_weights, content_target="photo",
                                   inversion_weight=1.0), network_config=SMALL_MOBILE)
+    with pytest.raises(ValueError, match="inversion_weight"):
+        train.Trainer(make_config(folders, tmp_path / "adain", random_vgg16_weights, inversion_weight=1.0),
+                      network_config=SMALL)
 
 
 SMALL_MOBILE = MobileConfig(channels=(4, 8, 8), residual_blocks=1, bottleneck=6, preprocessing="caffe")

@@ -28,11 +28,10 @@ def main() -> None:
     parser.add_argument("--output", default="")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import numpy as np
     import tensorflow as tf
     from fast_quality import DATA, PAIRS, VALIDATION_PAIRS
 
-    from nst_tf import fast, features, images, optimize
+    from nst_tf import fast, features, images, losses, optimize
     from nst_tf.network import pad_to_stride
 
     extractor = features.build_extractor("lpips")
@@ -42,12 +41,10 @@ def main() -> None:
     for content_name, style_name in pairs:
         content = images.resize_long_side(images.load_image(f"{DATA}/content/{content_name}.jpg"), args.size)
         style_full = images.load_image(f"{DATA}/styles/{style_name}.jpg")
-        style = images.resize_long_side(style_full, args.size)
-        objective = optimize.Objective(extractor, content, optimize.style_targets(extractor, [style]),
-                                       optimize.LossWeights(content=1, style=1, tv=0))
+        grams = optimize.style_targets(extractor, [images.resize_long_side(style_full, args.size)])[0]
 
-        def per_layer(feature_maps, objective=objective) -> list[float]:
-            return [float(np.mean(objective._style_layer_loss(i, f))) for i, f in enumerate(feature_maps)]
+        def per_layer(feature_maps, grams=grams) -> list[float]:
+            return [float(losses.style_loss(f, g)[0]) for f, g in zip(feature_maps, grams)]
 
         photo = tf.constant(content[None], tf.float32)
         padded, height, width = pad_to_stride(photo)
