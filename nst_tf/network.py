@@ -529,12 +529,3 @@ def average_folders(folders: list[str], out: str, weights: list[float] | None = 
                              "average (with or without the moment head)")
         total = {k: total[k] + weight * arrays[k] for k in total}
     write_folder(out, {k: (v / sum(weights)).astype(np.float16) for k, v in total.items()}, config_json)
-
-
-def pad_to_stride(images: tf.Tensor, stride: int = STRIDE) -> tuple[tf.Tensor, int, int]:
-    """Reflect-pad [B, H, W, 3] so H and W are multiples of `stride`; return (padded, H, W)."""
-    height, width = tf.shape(images)[1], tf.shape(images)[2]
-    pad_h = (-height) % stride
-    pad_w = (-width) % stride
-    padded = tf.pad(images, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]], mode="SYMMETRIC")
-    return padded, height, width

@@ -32,7 +32,6 @@ def main() -> None:
     from fast_quality import DATA, PAIRS, VALIDATION_PAIRS
 
     from nst_tf import fast, features, images, losses, optimize
-    from nst_tf.network import pad_to_stride
 
     extractor = features.build_extractor("lpips")
     net = fast.load_network(args.model or None)
@@ -47,10 +46,9 @@ def main() -> None:
             return [float(losses.style_loss(f, g)[0]) for f, g in zip(feature_maps, grams)]
 
         photo = tf.constant(content[None], tf.float32)
-        padded, height, width = pad_to_stride(photo)
         vector = fast.style_vector(net, [images.resize_long_side(style_full, fast.STYLE_SIZE)])
-        inputs = net.styled_levels(net.encode(padded), vector)
-        output = tf.clip_by_value(net.decode(inputs), 0.0, 1.0)[:, :height, :width]
+        inputs = net.styled_levels(net.encode(photo), vector)
+        output = fast.stylize_padded(net, photo, vector)  # what nst-stylize --method=fast gives
         row = {"pair": f"{content_name} x {style_name}", "photo": per_layer(extractor(photo)[1]),
                "decoder_input": per_layer(inputs), "output": per_layer(extractor(output)[1])}
         rows.append(row)

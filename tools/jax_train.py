@@ -511,6 +511,8 @@ def main() -> None:
     p.add_argument("--log_every", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
+    if args.student and args.inversion_weight:
+        raise SystemExit("--inversion_weight is for the arbitrary-style decoder, not --student")
     started = time.time()
     print(f"jax {jax.__version__} on {jax.devices()}", flush=True)
     os.makedirs(args.out, exist_ok=True)
