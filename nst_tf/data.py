@@ -63,9 +63,10 @@ def _scan(paths: list[str], source: str, check: bool) -> FolderScan:
 
 
 def scan_sources(spec: str, check: bool = True) -> FolderScan:
-    """The images of `spec`: comma-separated folders or .txt image lists, each optionally SOURCE:N (N copies).
+    """The images of `spec`: comma-separated folders, .txt image lists or image files, each optionally SOURCE:N.
 
-    A source repeated N times is sampled N times as often, e.g. "train_style,extra_styles.txt:80".
+    A source repeated N times is sampled N times as often, e.g. "train_style,extra_styles.txt:80"; a single
+    image file (e.g. one painting, for a single-style specialist) is a source of one image.
     """
     files, skipped = [], []
     for part in filter(None, (p.strip() for p in spec.split(","))):
@@ -78,6 +79,10 @@ def scan_sources(spec: str, check: bool = True) -> FolderScan:
             if not os.path.isfile(source):
                 raise ValueError(f"{source}: no such image list")
             scan = _scan(read_image_list(source), source, check)
+        elif source.lower().endswith(IMAGE_EXTENSIONS):
+            if not os.path.isfile(source):
+                raise ValueError(f"{source}: no such image file")
+            scan = _scan([source], source, check)
         else:
             scan = scan_folder(source, check)
         files += scan.files * int(repeat)

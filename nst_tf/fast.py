@@ -15,6 +15,10 @@ from nst_tf.network import BUNDLED_DIR, STRIDE, ArbitraryStyleNetwork
 Network = ArbitraryStyleNetwork | MobileStyleNetwork
 
 STYLE_SIZE = 256  # style images are seen at this long side when predicting their vector
+# Mirror margin on each side of the content, cropped off after stylizing. The network answers the image border
+# (VGG16's zero padding reaches inwards) with a band of its own, darkest 4-7 px from the right edge; 16 px moves
+# it out of the picture (README, "Borders"). Images 32 px or smaller a side get the stride's 4 px.
+MARGIN = 16
 
 
 def load_network(directory: str | None = None) -> Network:
@@ -50,7 +54,7 @@ def style_vector(net: Network, styles: Sequence[np.ndarray],
 
 def stylize_padded(net: Network, content: tf.Tensor, vector: tf.Tensor, alpha: float | tf.Tensor = 1.0,
                    restate_channels: bool = False) -> tf.Tensor:
-    """Stylize [B, H, W, 3] content of any size: mirror-pad to the stride, stylize, crop back.
+    """Stylize [B, H, W, 3] content of any size: mirror-pad to the stride plus MARGIN a side, stylize, crop back.
 
     restate_channels (resizable TFLite graphs only): reshape the padded content to its static channel count,
     which the converter loses through the computed mirror pad. Not in serving graphs: there Grappler folds the
@@ -62,7 +66,11 @@ def stylize_padded(net: Network, content: tf.Tensor, vector: tf.Tensor, alpha: f
     content = tf.convert_to_tensor(content, tf.float32)
     static = content.shape[1] is not None and content.shape[2] is not None
     height, width = (content.shape[1], content.shape[2]) if static else (tf.shape(content)[1], tf.shape(content)[2])
-    pad_h, pad_w = (-height) % STRIDE + STRIDE, (-width) % STRIDE + STRIDE
+    if static:
+        margin = MARGIN if min(height, width) > 2 * MARGIN else STRIDE // 2
+    else:
+        margin = tf.where(tf.minimum(height, width) > 2 * MARGIN, MARGIN, STRIDE // 2)
+    pad_h, pad_w = (-height) % STRIDE + 2 * margin, (-width) % STRIDE + 2 * margin
     top, left = pad_h // 2, pad_w // 2
     padded = tf.pad(content, [[0, 0], [top, pad_h - top], [left, pad_w - left], [0, 0]], mode="REFLECT")
     if restate_channels and not static:  # the TFLite converter loses the channel count through a computed pad

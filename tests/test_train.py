@@ -68,6 +68,16 @@ def test_scan_sources_lists_and_repeats(folders, tmp_path):
             data.scan_sources(spec)
 
 
+def test_scan_sources_takes_a_single_image_file(folders, tmp_path):
+    painting = sorted(data.scan_folder(str(folders / "style")).files)[0]  # a one-painting specialist's style
+    assert data.scan_sources(painting).files == [painting]
+    assert data.scan_sources(f"{painting}:2,{folders / 'style'}").files.count(painting) == 3
+    for spec, message in ((str(tmp_path / "gone.jpg"), "gone.jpg: no such image file"),
+                          (str(folders / "content" / "broken.jpg"), "broken.jpg: no readable images")):
+        with pytest.raises(ValueError, match=message):
+            data.scan_sources(spec)
+
+
 def test_small_styles_are_resized_up(folders):
     files = data.scan_folder(str(folders / "style")).files
     batch = next(iter(data.crop_dataset(files, 32, seed=0).batch(3)))

@@ -15,10 +15,11 @@ from nst_tf.cli import common
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("content_dir", None, "Content photos: a folder (searched recursively), a .txt list of image "
-                    "paths (relative to the list), or several, comma-separated, each optionally SOURCE:N "
-                    "(sampled N times as often).")
+                    "paths (relative to the list), an image file, or several, comma-separated, each optionally "
+                    "SOURCE:N (sampled N times as often).")
 flags.DEFINE_string("style_dir", None, "Style images, given like --content_dir, e.g. "
-                    "'../shared/data/train_style,configs/train_styles_extra.txt:80'.")
+                    "'../shared/data/train_style,configs/train_styles_extra.txt:80', or one painting (a "
+                    "single-style specialist: configs/train_specialist.cfg).")
 flags.DEFINE_string("model_dir", None, "Run folder: checkpoints/, logs/ (TensorBoard), network/ (inference weights).")
 flags.DEFINE_string("weights", "imagenet", "VGG16 for encoder and loss: imagenet, lpips, hed or a .weights.h5 file.")
 flags.DEFINE_string("init_from", "", "Start the decoder from a saved network folder (e.g. nst_tf/models/arbitrary) "
