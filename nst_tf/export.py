@@ -1083,9 +1083,9 @@ def _saved_model_section(report: dict) -> list[str]:
     lines += [f"| `{k}` | {v[0]} | {v[1]} |" for k, v in SIGNATURE_DOCS.items()]
     lines += [
         "", "Content images of any size (each side >= 16 px) are mirror-padded to the encoder stride (8) plus a "
-        f"{fast.MARGIN}-px margin a side (4 px where a side is {2 * fast.MARGIN} px or less) and cropped back, exactly "
-        "like `nst-stylize --method=fast`. Float inputs are not resized; the bytes signatures resize "
-        f"the style image to {BYTES_STYLE_SIZE} px long side (the size the network was trained on).", "",
+        f"{fast.MARGIN}-px margin a side ({fast.STRIDE // 2} px where a side is {2 * fast.MARGIN} px or less) and "
+        "cropped back, exactly like `nst-stylize --method=fast`. Float inputs are not resized; the bytes signatures "
+        f"resize the style image to {BYTES_STYLE_SIZE} px long side (the size the network was trained on).", "",
         "Bad inputs fail with `InvalidArgumentError` and a readable message instead of returning garbage: wrong rank "
         "(`expected a [batch, height, width, 3] image tensor`), not 3 channels, sides under 16 px, NaN/Inf, values "
         "outside [0, 1], style or alpha batch not 1 or B, alpha outside [0, 1], a style vector of the wrong size, "
