@@ -210,7 +210,7 @@ class Trainer:
 
     def init_decoder_from(self, directory: str) -> list[str]:
         """Copy decoder (and linear transform) weights from a saved network folder, layer by layer (a warm start;
-        Adam starts afresh).
+        Adam starts afresh). The phone-sized network copies its transformer from a folder of the same config.
 
         The source may have fewer skip levels, or no linear transform or moment head: its layers are copied, and
         the skip projections, the transform and the head it lacks keep their initialisation (zero projections), so
@@ -218,7 +218,7 @@ class Trainer:
         in the source.
         """
         if self.student:
-            raise TrainingError("--init_from starts an arbitrary-style decoder; the phone-sized network has none")
+            return self._init_student_from(directory)
         source = ArbitraryStyleNetwork.load(directory)
         ours, theirs = self.network_config, source.config
         shape = lambda c: (c.decoder_channels, c.upsample, c.preprocessing)  # noqa: E731
@@ -242,6 +242,15 @@ class Trainer:
                             f"{directory}: {model.name} layer {layer.name} missing or of another shape") from None
                     fresh.append(layer.name)
         return fresh
+
+    def _init_student_from(self, directory: str) -> list[str]:
+        """The phone-sized network's warm start: its transformer from a saved network folder of the same config."""
+        with open(os.path.join(directory, "config.json")) as f:
+            theirs = config_from_json(f.read())
+        if theirs != self.network_config:
+            raise TrainingError(f"{directory}: network {theirs} does not fit {self.network_config}")
+        self.net.transformer.set_weights(MobileStyleNetwork.load(directory).transformer.get_weights())
+        return []
 
     # -- one step --------------------------------------------------------------------
     def compute_losses(self, content: tf.Tensor, style: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:

@@ -12,7 +12,7 @@ from PIL import Image
 
 from nst_tf import data, fast, features, losses, train
 from nst_tf import weights as weights_lib
-from nst_tf.mobile import MobileConfig
+from nst_tf.mobile import MobileConfig, MobileStyleNetwork
 from nst_tf.network import ArbitraryStyleNetwork, NetworkConfig
 
 SMALL = NetworkConfig(decoder_channels=(16, 16, 8, 8, 8, 8), preprocessing="caffe")
@@ -336,6 +336,26 @@ def test_mobile_student_trains_resumes_and_saves(folders, tmp_path, random_vgg16
         train.Trainer(config, network_config=SMALL)  # an arbitrary-style run in the student's folder
     with pytest.raises(ValueError, match="content_target"):
         train.Trainer(replace(config, content_target="adain"), network_config=SMALL_MOBILE)
+
+
+def test_mobile_student_warm_starts_from_a_saved_one(folders, tmp_path, random_vgg16_weights):
+    source = MobileStyleNetwork(SMALL_MOBILE)
+    source.transformer.set_weights([np.random.default_rng(i).normal(0, 0.2, w.shape).astype(np.float32)
+                                    for i, w in enumerate(source.transformer.get_weights())])
+    source.save(str(tmp_path / "source"))
+    saved = MobileStyleNetwork.load(str(tmp_path / "source")).transformer.get_weights()  # float16-rounded
+    ArbitraryStyleNetwork(SMALL).save(str(tmp_path / "arbitrary"))
+    config = make_config(folders, tmp_path / "run", random_vgg16_weights, content_target="photo",
+                         teacher=str(tmp_path / "arbitrary"))
+    trainer = train.Trainer(config, network_config=SMALL_MOBILE)
+    assert not np.allclose(trainer.net.transformer.get_weights()[0], saved[0])
+    assert trainer.init_decoder_from(str(tmp_path / "source")) == []
+    for ours, theirs in zip(trainer.net.transformer.get_weights(), saved):
+        np.testing.assert_array_equal(ours, theirs)
+    MobileStyleNetwork(replace(SMALL_MOBILE, bottleneck=7)).save(str(tmp_path / "other"))
+    for other in ("other", "arbitrary"):
+        with pytest.raises(train.TrainingError, match="does not fit"):
+            trainer.init_decoder_from(str(tmp_path / other))
 
 
 def test_linear_transform_warm_starts_exactly_trains_and_resumes(folders, tmp_path, random_vgg16_weights):

@@ -22,8 +22,9 @@ flags.DEFINE_string("style_dir", None, "Style images, given like --content_dir, 
                     "single-style specialist: configs/train_specialist.cfg).")
 flags.DEFINE_string("model_dir", None, "Run folder: checkpoints/, logs/ (TensorBoard), network/ (inference weights).")
 flags.DEFINE_string("weights", "imagenet", "VGG16 for encoder and loss: imagenet, lpips, hed or a .weights.h5 file.")
-flags.DEFINE_string("init_from", "", "Start the decoder from a saved network folder (e.g. nst_tf/models/arbitrary) "
-                    "when the run folder has no checkpoint yet.")
+flags.DEFINE_string("init_from", "", "Start the decoder from a saved network folder (e.g. nst_tf/models/arbitrary; "
+                    "with --network=mobile the transformer, e.g. nst_tf/models/mobile) when the run folder has no "
+                    "checkpoint yet.")
 flags.DEFINE_integer("steps", 20000, "Total training steps (a resumed run stops at the same total).")
 flags.DEFINE_integer("batch_size", 8, "Global batch size, split across replicas.")
 flags.DEFINE_integer("crop", 256, "Random crop size of content and style images.")
@@ -135,7 +136,7 @@ def main(argv: list[str]) -> int:
         trainer = train.Trainer(config, strategy, network_config)
         if FLAGS.init_from and trainer.resumed_from is None:
             fresh = trainer.init_decoder_from(FLAGS.init_from)
-            print(f"decoder initialised from {FLAGS.init_from}"
+            print(f"{'transformer' if mobile_run else 'decoder'} initialised from {FLAGS.init_from}"
                   + (f" (new layers, as initialised, their output projections at zero: {', '.join(fresh)})"
                      if fresh else ""), flush=True)
     except train.TrainingError as exc:
