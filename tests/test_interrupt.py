@@ -16,10 +16,16 @@ from nst_tf import images
 SIGNALS = [pytest.param(signal.SIGINT, marks=pytest.mark.slow, id="SIGINT"), pytest.param(signal.SIGTERM, id="SIGTERM")]
 
 
+def default_sigint() -> None:
+    """In the child before exec: SIGINT at its default, as in a terminal's foreground job. A shell ignores SIGINT in
+    the jobs it starts in the background, children inherit that, and Python then installs no KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(module: str, *args: str) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
     return subprocess.Popen([sys.executable, "-m", module, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
 
 
 def wait_for(path, proc: subprocess.Popen, timeout: float = 240) -> None:
