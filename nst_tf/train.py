@@ -39,7 +39,7 @@ from nst_tf import data as data_lib
 from nst_tf import features as features_lib
 from nst_tf import losses
 from nst_tf import weights as weights_lib
-from nst_tf.mobile import MobileConfig, MobileStyleNetwork, config_from_json
+from nst_tf.mobile import MobileConfig, MobileStyleNetwork, config_from_json, load_part
 from nst_tf.network import BOTTLENECK, ENCODER_LAYERS, ArbitraryStyleNetwork, NetworkConfig, levels_vector
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
@@ -249,7 +249,8 @@ class Trainer:
             theirs = config_from_json(f.read())
         if theirs != self.network_config:
             raise TrainingError(f"{directory}: network {theirs} does not fit {self.network_config}")
-        self.net.transformer.set_weights(MobileStyleNetwork.load(directory).transformer.get_weights())
+        weights_path = os.path.join(directory, "weights.npz")
+        load_part(self.net.transformer, weights_path, "transformer", "does not fit the network")
         return []
 
     # -- one step --------------------------------------------------------------------
