@@ -211,17 +211,19 @@ def test_run_saves_and_resumes(tmp_path, lpips_weights):
     bad = run(f"--out={tmp_path / 'b'}", f"--resume={tmp_path / 'content'}", "--max_steps=1")
     assert bad.returncode != 0 and "adam.npz: cannot resume from it" in bad.stderr.strip().splitlines()[-1]
     # the student: nst_tf.mobile's transformer from device_pack's initial weights, then unpacked to a network folder
-    np.savez(tmp_path / "student_init.npz", **dp.student_init(0))
+    np.savez(tmp_path / "student_init.npz", **dp.student_init(0, "8,16,24"))  # widths other than the default
     student = run(f"--out={tmp_path / 's'}", f"--student={tmp_path / 'student_init.npz'}", "--max_steps=2")
     assert student.returncode == 0, student.stderr[-2000:]
     assert '"distill"' in student.stdout
     unpack = [sys.executable, os.path.join(ROOT, "tools", "device_pack.py"), "unpack",
-              f"--transformer={tmp_path / 's' / 'transformer_final.npz'}", f"--out={tmp_path / 'net'}"]
+              f"--transformer={tmp_path / 's' / 'transformer_final.npz'}", f"--out={tmp_path / 'net'}",
+              "--student_channels=8,16,24"]
     unpacked = subprocess.run(unpack, capture_output=True, text=True, timeout=300)
     assert unpacked.returncode == 0, unpacked.stderr[-2000:]
     from nst_tf import fast, mobile
 
-    assert isinstance(fast.load_network(str(tmp_path / "net")), mobile.MobileStyleNetwork)
+    student_net = fast.load_network(str(tmp_path / "net"))
+    assert isinstance(student_net, mobile.MobileStyleNetwork) and student_net.config.channels == (8, 16, 24)
     # the linear transform: device_pack's initial weights added by --init to a network without one (the bundled
     # encoder and decoder), then unpacked with --linear_rank
     with np.load(os.path.join(BUNDLED_DIR, "weights.npz")) as data:

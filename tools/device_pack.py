@@ -11,13 +11,14 @@
       (nst_tf.network.build_style_net and build_transfer, decoder/<layer>/<i>) for jax_train.py --init.
       With --moment_head=H: also head_init.npz, the Keras initialisation of the moment head (its last layer zero).
       With --student: also student_init.npz, the initial weights of nst_tf.mobile's transformer (Keras' own
-      initialisers, --seed) for jax_train.py --student.
+      initialisers, --seed) for jax_train.py --student; --student_channels=32,64,128 makes it wider.
   python tools/device_pack.py unpack --decoder=OUT/decoder_final.npz --out=DIR [--model=DIR] [--linear_rank=R]
       [--moment_head=H]
       a network folder (config.json + weights.npz, as nst-train writes) with the trained decoder (and, with
       --linear_rank / --moment_head, the trained linear transform / moment head).
-  python tools/device_pack.py unpack --transformer=OUT/transformer_final.npz --out=DIR
-      a nst_tf.mobile network folder: the bundled network's encoder (its style predictor) + the trained transformer.
+  python tools/device_pack.py unpack --transformer=OUT/transformer_final.npz --out=DIR [--student_channels=...]
+      a nst_tf.mobile network folder: the bundled network's encoder (its style predictor) + the trained transformer
+      (of the widths it was packed with).
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ def pack(args) -> None:
         for path in read_image_list(args.extra_styles):
             shrink(path, os.path.join(dst, os.path.splitext(os.path.basename(path))[0] + ".jpg"), short)
     if args.student:
-        np.savez(os.path.join(args.out, "student_init.npz"), **student_init(args.seed))
+        np.savez(os.path.join(args.out, "student_init.npz"), **student_init(args.seed, args.student_channels))
     if args.linear_rank:
         np.savez(os.path.join(args.out, "linear_init.npz"),  # float16 like the other weights that travel
                  **{k: w.astype(np.float16) for k, w in linear_init(args.linear_rank, args.seed).items()})
@@ -97,14 +98,30 @@ def pack(args) -> None:
     print(f"{args.out}: {total / 2**20:.1f} MiB")
 
 
-def student_init(seed: int = 0) -> dict[str, np.ndarray]:
+def student_config(channels: str = ""):
+    """nst_tf.mobile's config with `channels` ("32,64,128": full, 1/2, 1/4 resolution; "" keeps the default)."""
+    from nst_tf import mobile
+
+    if not channels:
+        return mobile.MobileConfig()
+    try:
+        widths = tuple(int(c) for c in channels.split(","))
+    except ValueError:
+        widths = ()
+    if len(widths) != 3 or min(widths) < 1:
+        raise ValueError(f"--student_channels takes three positive widths, got '{channels}'")
+    return mobile.MobileConfig(channels=widths)
+
+
+def student_init(seed: int = 0, channels: str = "") -> dict[str, np.ndarray]:
     """{transformer/<layer>/<i>: float32} of a freshly initialised nst_tf.mobile transformer."""
     import keras
 
     from nst_tf import mobile
 
     keras.utils.set_random_seed(seed)
-    return {f"transformer/{k}": w for k, w in mobile.weight_arrays(mobile.build_transformer()).items()}
+    model = mobile.build_transformer(student_config(channels))
+    return {f"transformer/{k}": w for k, w in mobile.weight_arrays(model).items()}
 
 
 def fresh_arrays(build, seed: int = 0) -> dict[str, np.ndarray]:
@@ -133,7 +150,7 @@ def head_init(config, hidden: int, seed: int = 0) -> dict[str, np.ndarray]:
 def unpack_student(args) -> None:
     from nst_tf import mobile
 
-    net = mobile.MobileStyleNetwork()  # its predictor: the bundled network's VGG16, as load() takes it
+    net = mobile.MobileStyleNetwork(student_config(args.student_channels))  # predictor: the bundled VGG16
     try:
         mobile.load_part(net.transformer, args.transformer, "transformer", "does not fit the transformer")
     except ValueError as exc:
@@ -174,6 +191,8 @@ def main() -> None:
     p.add_argument("--model", default="", help="network to start from (default: the bundled one)")
     p.add_argument("--crop", type=int, default=256)
     p.add_argument("--student", action="store_true", help="also the mobile transformer's initial weights")
+    p.add_argument("--student_channels", default="",
+                   help="its widths, e.g. 32,64,128 (Johnson et al.'s; default: nst_tf.mobile's 16,32,64)")
     p.add_argument("--linear_rank", type=int, default=0, help="also the linear transform's initial weights")
     p.add_argument("--moment_head", type=int, default=0, help="also the moment head's initial weights (hidden units)")
     p.add_argument("--seed", type=int, default=0)
@@ -186,6 +205,7 @@ def main() -> None:
     which.add_argument("--decoder", help="a returned decoder_*.npz")
     which.add_argument("--transformer", help="a returned transformer_*.npz (jax_train.py --student)")
     u.add_argument("--out", required=True)
+    u.add_argument("--student_channels", default="", help="with --transformer: the widths it was packed with")
     u.add_argument("--model", default="", help="network whose encoder and config to keep (default: bundled)")
     u.add_argument("--linear_rank", type=int, default=None,
                    help="the returned decoder has the linear transform of this rank (default: as --model)")
@@ -193,6 +213,11 @@ def main() -> None:
                    help="the returned decoder has the moment head of this width (default: as --model)")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if args.student_channels:
+        try:
+            student_config(args.student_channels)
+        except ValueError as exc:
+            sys.exit(f"error: {exc}")
     pack(args) if args.command == "pack" else unpack(args)
 
 
