@@ -1,5 +1,6 @@
 """The trainer: data scanning, a few steps, resume, incompatible checkpoints, non-finite losses, mirrored."""
 
+import json
 import os
 from dataclasses import replace
 
@@ -209,6 +210,20 @@ def test_cli_errors(folders, tmp_path):
     proc = run_cli("nst_tf.cli.train", "--content_dir=a", "--style_dir=b", "--model_dir=c", "--style_target=0.3")
     assert proc.returncode != 0
     assert last_line(proc.stderr) == "error: --style_target must be in [0, 1) and needs --style_relative, got 0.3"
+
+
+def test_cli_trains_a_phone_sized_network_of_other_widths(folders, tmp_path, lpips_weights):
+    run = tmp_path / "mobile"
+    args = ["--network=mobile", "--content_target=photo", f"--content_dir={folders / 'content'}",
+            f"--style_dir={folders / 'style'}", f"--weights={lpips_weights}", "--crop=32", "--batch_size=1",
+            "--steps=1"]
+    proc = run_cli("nst_tf.cli.train", *args, f"--model_dir={run}", "--mobile_channels=8,8,12")
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    with open(run / "network" / "config.json") as f:
+        assert json.load(f)["channels"] == [8, 8, 12]
+    proc = run_cli("nst_tf.cli.train", *args, f"--model_dir={tmp_path / 'bad'}", "--mobile_channels=8,16")
+    assert proc.returncode != 0
+    assert last_line(proc.stderr) == "error: --mobile_channels takes three positive widths, got 8,16"
 
 
 def test_identity_term_and_reconstruction_only_warm_up(folders, tmp_path, random_vgg16_weights):

@@ -51,6 +51,8 @@ flags.DEFINE_string("style_layers", "block1_conv1,block2_conv1,block3_conv1,bloc
 flags.DEFINE_enum("network", "arbitrary", ["arbitrary", "mobile"],
                   "arbitrary: the AdaIN network's decoder; mobile: the phone-sized network (nst_tf.mobile), a student "
                   "of --teacher (needs --content_target=photo).")
+flags.DEFINE_list("mobile_channels", ["16", "32", "64"], "--network=mobile: the transformer's widths at full, 1/2 and "
+                  "1/4 resolution (the bundled phone-sized network's are 16,32,64; Johnson et al.'s 32,64,128).")
 flags.DEFINE_string("teacher", "", "--network=mobile: the arbitrary-style network folder it learns from "
                     "(default: the bundled one).")
 flags.DEFINE_float("distill_weight", 0.0, "--network=mobile: weight of the squared pixel error to the teacher's "
@@ -126,10 +128,16 @@ def main(argv: list[str]) -> int:
                                 "network has no encoder features to transform)")
     if not mobile_run and (FLAGS.distill_weight or FLAGS.teacher):
         raise common.UsageError("--distill_weight and --teacher are for --network=mobile")
+    try:
+        mobile_channels = tuple(int(c) for c in FLAGS.mobile_channels)
+    except ValueError:
+        mobile_channels = ()
+    if len(mobile_channels) != 3 or min(mobile_channels) < 1:
+        raise common.UsageError(f"--mobile_channels takes three positive widths, got {','.join(FLAGS.mobile_channels)}")
     from nst_tf import mobile, network, weights
 
     preprocessing = weights.resolve(FLAGS.weights, "vgg16").preprocessing
-    network_config = (mobile.MobileConfig(preprocessing=preprocessing) if mobile_run
+    network_config = (mobile.MobileConfig(channels=mobile_channels, preprocessing=preprocessing) if mobile_run
                       else network.NetworkConfig(preprocessing=preprocessing, skip_levels=FLAGS.skip_levels,
                                              linear_rank=FLAGS.linear_rank, moment_head=FLAGS.moment_head))
     try:
