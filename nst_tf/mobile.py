@@ -73,6 +73,17 @@ class MobileConfig:
         return cls(**data)
 
 
+def parse_channels(text: str) -> tuple[int, int, int]:
+    """"32,64,128" -> the transformer's widths at full, 1/2 and 1/4 resolution; ValueError unless three positive."""
+    try:
+        widths = tuple(int(c) for c in text.split(","))
+    except ValueError:
+        widths = ()
+    if len(widths) != 3 or min(widths) < 1:
+        raise ValueError(f"takes three positive widths, got {text}")
+    return widths
+
+
 def config_from_json(text: str) -> NetworkConfig | MobileConfig:
     """A network folder's config.json -> the config of its kind (phone-sized or arbitrary-style)."""
     return MobileConfig.from_json(text) if json.loads(text).get("kind") == "mobile" else NetworkConfig.from_json(text)

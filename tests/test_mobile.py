@@ -42,6 +42,13 @@ def test_untrained_conditioning_is_plain_instance_norm():
     np.testing.assert_allclose(out.std(axis=(1, 2)), 1.0, atol=1e-3)
 
 
+def test_parse_channels():
+    assert mobile.parse_channels("32,64,128") == (32, 64, 128)
+    for bad in ("8,16", "8,16,0", "a,b,c", ""):
+        with pytest.raises(ValueError, match=f"three positive widths, got {bad}$"):
+            mobile.parse_channels(bad)
+
+
 def test_config_counts_and_json():
     config = mobile.MobileConfig()
     assert config.vector_size == network.NetworkConfig().vector_size == 1920  # vectors interchangeable

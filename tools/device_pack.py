@@ -105,12 +105,9 @@ def student_config(channels: str = ""):
     if not channels:
         return mobile.MobileConfig()
     try:
-        widths = tuple(int(c) for c in channels.split(","))
-    except ValueError:
-        widths = ()
-    if len(widths) != 3 or min(widths) < 1:
-        raise ValueError(f"--student_channels takes three positive widths, got '{channels}'")
-    return mobile.MobileConfig(channels=widths)
+        return mobile.MobileConfig(channels=mobile.parse_channels(channels))
+    except ValueError as exc:
+        raise ValueError(f"--student_channels {exc}") from None
 
 
 def student_init(seed: int = 0, channels: str = "") -> dict[str, np.ndarray]:

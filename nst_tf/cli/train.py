@@ -128,13 +128,12 @@ def main(argv: list[str]) -> int:
                                 "network has no encoder features to transform)")
     if not mobile_run and (FLAGS.distill_weight or FLAGS.teacher):
         raise common.UsageError("--distill_weight and --teacher are for --network=mobile")
-    try:
-        mobile_channels = tuple(int(c) for c in FLAGS.mobile_channels)
-    except ValueError:
-        mobile_channels = ()
-    if len(mobile_channels) != 3 or min(mobile_channels) < 1:
-        raise common.UsageError(f"--mobile_channels takes three positive widths, got {','.join(FLAGS.mobile_channels)}")
     from nst_tf import mobile, network, weights
+
+    try:
+        mobile_channels = mobile.parse_channels(",".join(FLAGS.mobile_channels))
+    except ValueError as exc:
+        raise common.UsageError(f"--mobile_channels {exc}") from None
 
     preprocessing = weights.resolve(FLAGS.weights, "vgg16").preprocessing
     network_config = (mobile.MobileConfig(channels=mobile_channels, preprocessing=preprocessing) if mobile_run
