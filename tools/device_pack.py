@@ -3,8 +3,8 @@
   python tools/device_pack.py pack --out=.device [--model=DIR] [--crop=256]
       network.npz: with --model, that network's weights.npz (encoder and decoder, float16; by default
       jax_train.py reads the bundled nst_tf/models/arbitrary/weights.npz, which travels with the repository);
-      pack.npz: the offline ImageNet VGG16's deeper layers that only the losses use (block4_conv2..block5_conv1,
-      float16); content/: the training photos shrunk to the largest size a crop can use (short side crop * 1.6,
+      pack.npz: the offline ImageNet VGG16's deeper layers that only the losses use (block4_conv2, float16; with
+      --block5 also block4_conv3 and block5_conv1, for jax_train.py --style_layers=...,block5_conv1); content/: the training photos shrunk to the largest size a crop can use (short side crop * 1.6,
       JPEG q85); style/: the paintings, as they are; with --extra_styles=LIST.txt, style_extra/: the listed
       paintings, shrunk like the photos (jax_train.py --style_dir=.device/style,.device/style_extra:80).
       With --linear_rank=R: also linear_init.npz, the Keras initialisation of the linear transform at relu4_1
@@ -36,12 +36,15 @@ from PIL import Image
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.environ.get("NST_TF_DATA", os.path.join(os.path.dirname(ROOT), "shared", "data"))
 LOSS_ONLY_LAYERS = ("block4_conv2", "block4_conv3", "block5_conv1")
+BLOCK5_ONLY_LAYERS = ("block4_conv3", "block5_conv1")  # only jax_train.py --style_layers=...,block5_conv1 needs them
 
 
-def loss_layer_arrays(vgg) -> dict[str, np.ndarray]:
-    """{encoder/<layer>/<i>: float16} of the VGG16 layers beyond the encoder that the losses use."""
+def loss_layer_arrays(vgg, block5: bool = True) -> dict[str, np.ndarray]:
+    """{encoder/<layer>/<i>: float16} of the VGG16 layers beyond the encoder that the losses use (without
+    block5_conv1 and the layer before it unless `block5`)."""
+    names = [n for n in LOSS_ONLY_LAYERS if block5 or n not in BLOCK5_ONLY_LAYERS]
     return {f"encoder/{name}/{i}": w.astype(np.float16)
-            for name in LOSS_ONLY_LAYERS for i, w in enumerate(vgg.get_layer(name).get_weights())}
+            for name in names for i, w in enumerate(vgg.get_layer(name).get_weights())}
 
 
 def shrink(src: str, dst: str, short_side: int) -> None:
@@ -64,7 +67,7 @@ def pack(args) -> None:
         sys.exit(f"{args.model or 'bundled network'}: jax_train.py supports skip_levels=3 with torch preprocessing")
     vgg = weights_lib.build_backbone("vgg16", weights_lib.resolve("lpips", "vgg16").path)
     os.makedirs(args.out, exist_ok=True)
-    np.savez_compressed(os.path.join(args.out, "pack.npz"), **loss_layer_arrays(vgg))
+    np.savez_compressed(os.path.join(args.out, "pack.npz"), **loss_layer_arrays(vgg, args.block5))
     if args.model:  # the bundled weights.npz travels with the repository itself
         shutil.copyfile(os.path.join(model_dir, "weights.npz"), os.path.join(args.out, "network.npz"))
     short = math.ceil(args.crop * 1.6)
@@ -87,7 +90,8 @@ def pack(args) -> None:
         for path in read_image_list(args.extra_styles):
             shrink(path, os.path.join(dst, os.path.splitext(os.path.basename(path))[0] + ".jpg"), short)
     if args.student:
-        np.savez(os.path.join(args.out, "student_init.npz"), **student_init(args.seed, args.student_channels))
+        np.savez_compressed(os.path.join(args.out, "student_init.npz"),  # float16: 32,64,128 is 8.8 MB as float32
+                 **{k: w.astype(np.float16) for k, w in student_init(args.seed, args.student_channels).items()})
     if args.linear_rank:
         np.savez(os.path.join(args.out, "linear_init.npz"),  # float16 like the other weights that travel
                  **{k: w.astype(np.float16) for k, w in linear_init(args.linear_rank, args.seed).items()})
@@ -192,6 +196,8 @@ def main() -> None:
                    help="its widths, e.g. 32,64,128 (Johnson et al.'s; default: nst_tf.mobile's 16,32,64)")
     p.add_argument("--linear_rank", type=int, default=0, help="also the linear transform's initial weights")
     p.add_argument("--moment_head", type=int, default=0, help="also the moment head's initial weights (hidden units)")
+    p.add_argument("--block5", action="store_true",
+                   help="also the layers for jax_train.py --style_layers=...,block5_conv1 (+9 MB)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--content_dir", default=os.path.join(DATA, "train_content"))
     p.add_argument("--style_dir", default=os.path.join(DATA, "train_style"))
