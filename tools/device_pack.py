@@ -4,14 +4,16 @@
       network.npz: with --model, that network's weights.npz (encoder and decoder, float16; by default
       jax_train.py reads the bundled nst_tf/models/arbitrary/weights.npz, which travels with the repository);
       pack.npz: the offline ImageNet VGG16's deeper layers that only the losses use (block4_conv2, float16; with
-      --block5 also block4_conv3 and block5_conv1, for jax_train.py --style_layers=...,block5_conv1); content/: the training photos shrunk to the largest size a crop can use (short side crop * 1.6,
-      JPEG q85); style/: the paintings, as they are; with --extra_styles=LIST.txt, style_extra/: the listed
-      paintings, shrunk like the photos (jax_train.py --style_dir=.device/style,.device/style_extra:80).
+      --block5 also block4_conv3 and block5_conv1, for jax_train.py --style_layers=...,block5_conv1);
+      content/: the training photos shrunk to the largest size a crop can use (short side crop * 1.6, JPEG q85);
+      style/: the paintings, as they are; with --extra_styles=LIST.txt, style_extra/: the listed paintings, shrunk
+      like the photos (jax_train.py --style_dir=.device/style,.device/style_extra:80).
       With --linear_rank=R: also linear_init.npz, the Keras initialisation of the linear transform at relu4_1
       (nst_tf.network.build_style_net and build_transfer, decoder/<layer>/<i>) for jax_train.py --init.
       With --moment_head=H: also head_init.npz, the Keras initialisation of the moment head (its last layer zero).
       With --student: also student_init.npz, the initial weights of nst_tf.mobile's transformer (Keras' own
-      initialisers, --seed) for jax_train.py --student; --student_channels=32,64,128 makes it wider.
+      initialisers, --seed; float16, compressed) for jax_train.py --student; --student_channels=32,64,128 makes
+      it wider.
   python tools/device_pack.py unpack --decoder=OUT/decoder_final.npz --out=DIR [--model=DIR] [--linear_rank=R]
       [--moment_head=H]
       a network folder (config.json + weights.npz, as nst-train writes) with the trained decoder (and, with
