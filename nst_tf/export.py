@@ -1209,7 +1209,8 @@ def _architecture(config_dict: dict) -> str:
         return (f"Network: nst_tf.mobile, a small transformer (Johnson et al. 2016 / Ghiasi et al. 2017: channels "
                 f"{list(config.channels)}, {config.residual_blocks} residual blocks, conditional instance norm "
                 f"driven through a {config.bottleneck}-float bottleneck; reflect padding, nearest resize then "
-                "convolution: no checkerboard artefacts) distilled from the arbitrary-style network, whose style "
+                "convolution: no checkerboard artefacts) trained on the arbitrary-style network's losses (the bundled "
+                "one first distilled from that network, then on the losses alone), whose style "
                 f"predictor it shares (style image -> style vector of V = {config.vector_size} floats, the means "
                 "and standard deviations of relu1_1..relu4_1; content + style vector + alpha -> image; alpha < 1 "
                 "also predicts the content's own vector, a TFLite IF branch that alpha = 1 skips).")

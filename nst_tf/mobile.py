@@ -10,8 +10,9 @@ come from the style vector through a bottleneck (log1p(vector) -> dense -> `bott
 layer). About 6 GMAC at 384 px with the default widths. Reflect padding everywhere, resize-then-convolve
 upsampling (no checkerboard), a sigmoid output in [0, 1]; every op is a TFLite builtin.
 
-It is trained (tools/jax_train.py --student) with the Gatys losses of nst-train plus a distillation term towards
-the bundled arbitrary-style network's output.
+It is trained (nst-train --network=mobile, or tools/jax_train.py --student) with the Gatys losses of nst-train and
+optionally a distillation term towards the arbitrary-style network's output; the bundled one was distilled
+(configs/train_mobile.cfg), then trained on the losses alone (configs/train_mobile_tune.cfg).
 """
 
 from __future__ import annotations
