@@ -214,7 +214,7 @@ def test_run_saves_and_resumes(tmp_path, lpips_weights):
     bad = run(f"--out={tmp_path / 'b'}", f"--resume={tmp_path / 'content'}", "--max_steps=1")
     assert bad.returncode != 0 and "adam.npz: cannot resume from it" in bad.stderr.strip().splitlines()[-1]
     # the student: nst_tf.mobile's transformer from device_pack's initial weights, then unpacked to a network folder
-    np.savez(tmp_path / "student_init.npz", **dp.student_init(0, "8,16,24"))  # widths other than the default
+    dp.save_float16(tmp_path / "student_init.npz", dp.student_init(0, "8,16,24"))  # widths other than the default
     student = run(f"--out={tmp_path / 's'}", f"--student={tmp_path / 'student_init.npz'}", "--max_steps=2")
     assert student.returncode == 0, student.stderr[-2000:]
     assert '"distill"' in student.stdout
@@ -232,7 +232,7 @@ def test_run_saves_and_resumes(tmp_path, lpips_weights):
     with np.load(os.path.join(BUNDLED_DIR, "weights.npz")) as data:
         keep = [k for k in data.files if k.split("/")[0] in ("encoder", "decoder")]
         np.savez(tmp_path / "adain.npz", **{k: data[k] for k in keep})
-    np.savez(tmp_path / "linear_init.npz", **dp.linear_init(8))
+    dp.save_float16(tmp_path / "linear_init.npz", dp.linear_init(8))
     linear = run(f"--out={tmp_path / 'l'}", f"--network={tmp_path / 'adain.npz'}",
                  f"--init={tmp_path / 'linear_init.npz'}", "--max_steps=2")
     assert linear.returncode == 0, linear.stderr[-2000:]
@@ -250,7 +250,7 @@ def test_run_saves_and_resumes(tmp_path, lpips_weights):
     # with --moment_head
     with np.load(os.path.join(BUNDLED_DIR, "weights.npz")) as data:
         np.savez(tmp_path / "headless.npz", **{k: data[k] for k in data.files if not k.startswith("moment_head/")})
-    np.savez(tmp_path / "head_init.npz", **dp.head_init(net.config, 8))
+    dp.save_float16(tmp_path / "head_init.npz", dp.head_init(net.config, 8))
     head = run(f"--out={tmp_path / 'h'}", f"--network={tmp_path / 'headless.npz'}",
                f"--init={tmp_path / 'head_init.npz'}", "--max_steps=2")
     assert head.returncode == 0, head.stderr[-2000:]
