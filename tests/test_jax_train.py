@@ -227,6 +227,10 @@ def test_run_saves_and_resumes(tmp_path, lpips_weights):
 
     student_net = fast.load_network(str(tmp_path / "net"))
     assert isinstance(student_net, mobile.MobileStyleNetwork) and student_net.config.channels == (8, 16, 24)
+    inferred = subprocess.run(unpack[:-2] + [f"--out={tmp_path / 'net2'}"], capture_output=True, text=True,
+                              timeout=300)  # no --student_channels: the widths come from the file
+    assert inferred.returncode == 0, inferred.stderr[-2000:]
+    assert fast.load_network(str(tmp_path / "net2")).config.channels == (8, 16, 24)
     # the linear transform: device_pack's initial weights added by --init to a network without one (the bundled
     # encoder and decoder), then unpacked with --linear_rank
     with np.load(os.path.join(BUNDLED_DIR, "weights.npz")) as data:

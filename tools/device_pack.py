@@ -18,9 +18,9 @@
       [--moment_head=H]
       a network folder (config.json + weights.npz, as nst-train writes) with the trained decoder (and, with
       --linear_rank / --moment_head, the trained linear transform / moment head).
-  python tools/device_pack.py unpack --transformer=OUT/transformer_final.npz --out=DIR [--student_channels=...]
+  python tools/device_pack.py unpack --transformer=OUT/transformer_final.npz --out=DIR
       a nst_tf.mobile network folder: the bundled network's encoder (its style predictor) + the trained transformer
-      (of the widths it was packed with).
+      (its widths read from the file; --student_channels, if given, must match them).
 """
 
 from __future__ import annotations
@@ -37,14 +37,14 @@ from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.environ.get("NST_TF_DATA", os.path.join(os.path.dirname(ROOT), "shared", "data"))
-LOSS_ONLY_LAYERS = ("block4_conv2", "block4_conv3", "block5_conv1")
-BLOCK5_ONLY_LAYERS = ("block4_conv3", "block5_conv1")  # only jax_train.py --style_layers=...,block5_conv1 needs them
+LOSS_ONLY_LAYERS = ("block4_conv2",)  # the photo content layer
+BLOCK5_LAYERS = ("block4_conv3", "block5_conv1")  # only jax_train.py --style_layers=...,block5_conv1 needs them
 
 
 def loss_layer_arrays(vgg, block5: bool = True) -> dict[str, np.ndarray]:
     """{encoder/<layer>/<i>: float16} of the VGG16 layers beyond the encoder that the losses use (without
     block5_conv1 and the layer before it unless `block5`)."""
-    names = [n for n in LOSS_ONLY_LAYERS if block5 or n not in BLOCK5_ONLY_LAYERS]
+    names = LOSS_ONLY_LAYERS + (BLOCK5_LAYERS if block5 else ())
     return {f"encoder/{name}/{i}": w.astype(np.float16)
             for name in names for i, w in enumerate(vgg.get_layer(name).get_weights())}
 
@@ -96,7 +96,7 @@ def pack(args) -> None:
         os.makedirs(dst)
         for path in read_image_list(args.extra_styles):
             shrink(path, os.path.join(dst, os.path.splitext(os.path.basename(path))[0] + ".jpg"), short)
-    if args.student:  # a 32,64,128 student is 8.8 MB in float32, 3.4 MB so
+    if args.student:  # a 32,64,128 student: 8.8 MB in float32, 3.4 MB here
         save_float16(os.path.join(args.out, "student_init.npz"), student_init(args.seed, args.student_channels))
     if args.linear_rank:
         save_float16(os.path.join(args.out, "linear_init.npz"), linear_init(args.linear_rank, args.seed))
@@ -152,10 +152,20 @@ def head_init(config, hidden: int, seed: int = 0) -> dict[str, np.ndarray]:
     return fresh_arrays(lambda: (network.build_moment_head(config.moments_size, hidden),), seed)
 
 
+def transformer_widths(path: str) -> tuple[int, ...]:
+    """The widths of a returned transformer_*.npz, from its first three convolutions' output channels."""
+    try:
+        with np.load(path) as data:
+            return tuple(int(data[f"transformer/conv{i}/0"].shape[-1]) for i in (1, 2, 3))
+    except (OSError, KeyError, ValueError) as exc:
+        sys.exit(f"{path}: not a returned transformer ({exc})")
+
+
 def unpack_student(args) -> None:
     from nst_tf import mobile
 
-    net = mobile.MobileStyleNetwork(student_config(args.student_channels))  # predictor: the bundled VGG16
+    channels = args.student_channels or ",".join(str(c) for c in transformer_widths(args.transformer))
+    net = mobile.MobileStyleNetwork(student_config(channels))  # predictor: the bundled VGG16
     try:
         mobile.load_part(net.transformer, args.transformer, "transformer", "does not fit the transformer")
     except ValueError as exc:
@@ -212,7 +222,8 @@ def main() -> None:
     which.add_argument("--decoder", help="a returned decoder_*.npz")
     which.add_argument("--transformer", help="a returned transformer_*.npz (jax_train.py --student)")
     u.add_argument("--out", required=True)
-    u.add_argument("--student_channels", default="", help="with --transformer: the widths it was packed with")
+    u.add_argument("--student_channels", default="",
+                   help="with --transformer: its widths (default: read from the file)")
     u.add_argument("--model", default="", help="network whose encoder and config to keep (default: bundled)")
     u.add_argument("--linear_rank", type=int, default=None,
                    help="the returned decoder has the linear transform of this rank (default: as --model)")
