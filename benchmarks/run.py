@@ -35,6 +35,7 @@ BENCHMARKS = {
     "fast_quality": ("fast_quality.py", ["--no_optimizer", "--pairs=4"], []),
     "fast_quality_validation": ("fast_quality.py", None, ["--split=validation"]),
     "fast_quality_mobile": ("fast_quality.py", None, ["--model=mobile", "--no_optimizer"]),
+    "fast_quality_peer": ("fast_quality.py", None, ["--model=peer"]),
     "peer_quality": ("peer_quality.py", None, []),
     "slow_checks": ("slow_checks.py", None, []),
 }
@@ -97,7 +98,8 @@ def table(results: dict) -> list[str]:
         rows.append(f"| quality vs jcjohnson | {r['pair']} | style {r['ours']['style_loss']:.4f} | | | "
                     f"reference {r['reference']['style_loss']:.4f}, {r['seconds']:.0f} s |")
     for key, split in (("fast_quality", "held out"), ("fast_quality_validation", "validation"),
-                       ("fast_quality_mobile", "held out, phone-sized network")):
+                       ("fast_quality_mobile", "held out, phone-sized network"),
+                       ("fast_quality_peer", "held out, peer")):
         fq = results.get(key, {})
         for r in fq.get("rows", []):
             opt = r.get("optimizer")
