@@ -61,6 +61,24 @@ def peer_stylize(contents: list, styles: list) -> list:
             for o, c in zip(outputs, contents)]
 
 
+def network_outputs(model: str, contents: list, style_fulls: list) -> tuple[list, list[float]]:
+    """One forward pass per pair (alpha 1) of the network in folder `model` ('' the bundled one, 'peer' the
+    peer's int8 models), and the seconds each took (the peer's: its whole run shared out)."""
+    from nst_tf import fast, images
+
+    if model == "peer":
+        started = time.time()
+        outputs = peer_stylize(contents, style_fulls)
+        return outputs, [(time.time() - started) / len(outputs)] * len(outputs)
+    net = fast.load_network(model or None)
+    outputs, seconds = [], []
+    for content, style_full in zip(contents, style_fulls):
+        started = time.time()
+        outputs.append(fast.stylize(net, content, [images.resize_long_side(style_full, fast.STYLE_SIZE)]))
+        seconds.append(time.time() - started)
+    return outputs, seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="",
@@ -79,8 +97,7 @@ def main() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import numpy as np
 
-    from nst_tf import fast, features, images, optimize
-    from nst_tf.fast import load_network
+    from nst_tf import features, images, optimize
 
     extractor = features.build_extractor("lpips")
     options = None if args.no_optimizer else optimiser_options(args.preset, args.size)
@@ -91,13 +108,9 @@ def main() -> None:
     pairs = pairs[:args.pairs]
     contents = [images.resize_long_side(images.load_image(f"{DATA}/content/{c}.jpg"), args.size) for c, _ in pairs]
     style_fulls = [images.load_image(f"{DATA}/styles/{s}.jpg") for _, s in pairs]
-    if args.model == "peer":
-        started = time.time()
-        peer_outputs = peer_stylize(contents, style_fulls)
-        peer_seconds = (time.time() - started) / len(pairs)
-    else:
-        net = load_network(args.model or None)
-    for (content_name, style_name), content, style_full in zip(pairs, contents, style_fulls):
+    outputs, seconds = network_outputs(args.model, contents, style_fulls)
+    for (content_name, style_name), content, style_full, network_out, network_seconds in zip(
+            pairs, contents, style_fulls, outputs, seconds):
         style = images.resize_long_side(style_full, args.size)
         objective = optimize.Objective(extractor, content, optimize.style_targets(extractor, [style]),
                                        optimize.LossWeights(content=1, style=1, tv=0))
@@ -106,14 +119,9 @@ def main() -> None:
             terms = objective.terms(image[None].astype(np.float32))
             return {"style_loss": float(terms["style"]), "content_loss": float(terms["content"])}
 
-        started = time.time()
-        if args.model == "peer":
-            network_out, seconds = peer_outputs.pop(0), peer_seconds
-        else:
-            network_out = fast.stylize(net, content, [images.resize_long_side(style_full, fast.STYLE_SIZE)])
-            seconds = time.time() - started
         row = {"pair": f"{content_name} x {style_name}", "size": list(content.shape[:2]),
-               "content_photo": measure(content), "network": measure(network_out), "network_seconds": seconds}
+               "content_photo": measure(content), "network": measure(network_out),
+               "network_seconds": network_seconds}
         panels = [content, style, network_out]
         if options is not None:
             started = time.time()
