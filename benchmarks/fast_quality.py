@@ -53,9 +53,10 @@ def peer_stylize(contents: list, styles: list) -> list:
     import numpy as np
     import tensorflow as tf
     import tflite_latency
+    from peer_quality import CONTENT_SIZE, STYLE_SIZE
 
-    squares = [tf.image.resize(c, (384, 384), antialias=True).numpy() for c in contents]
-    style_squares = [tf.image.resize(s, (256, 256), antialias=True).numpy() for s in styles]
+    squares = [tf.image.resize(c, (CONTENT_SIZE, CONTENT_SIZE), antialias=True).numpy() for c in contents]
+    style_squares = [tf.image.resize(s, (STYLE_SIZE, STYLE_SIZE), antialias=True).numpy() for s in styles]
     outputs, _ = tflite_latency.peer_stylize(tflite_latency.PEER_ENV, squares, style_squares)
     return [np.clip(tf.image.resize(np.asarray(o, np.float32), c.shape[:2], antialias=True).numpy(), 0.0, 1.0)
             for o, c in zip(outputs, contents)]
