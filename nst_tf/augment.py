@@ -4,8 +4,9 @@
 in training, graph-mode and `tf.distribute` safe. Images are floats in `value_range` (default [0, 1]).
 
 The folder tools behind `nst-augment` choose styles and strengths deterministically from a seed and each
-image's relative path, so an interrupted run resumes with the same choices; a CSV manifest (appended line by
-line, fsync'd, a torn last line repaired) records which style and strength made each file.
+image's relative path, so an interrupted run resumes with the same choices, on one machine or on Apache Beam
+(`beam_pipeline`, in nst_tf.augment_beam); a CSV manifest (appended line by line, fsync'd, a torn last line
+repaired) records which style and strength made each file, and which inputs could not be read.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from nst_tf.network import ArbitraryStyleNetwork
 
 MANIFEST = "manifest.csv"
 SETTINGS = "augment_settings.json"
-MANIFEST_FIELDS = ("output", "input", "style", "alpha")
+MANIFEST_FIELDS = ("output", "input", "style", "alpha", "error")
 
 
 def _style_image(item) -> np.ndarray:
@@ -200,10 +201,19 @@ def style_name(path: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in stem) or "style"
 
 
+def choice_rng(relative: str, seed: int) -> np.random.Generator:
+    """The random generator of one input: seeded by the seed and its relative path only, never by run order."""
+    digest = hashlib.sha256(f"{seed}\0{relative}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
 def choices(relative: str, settings: Settings) -> list[Choice]:
-    """The outputs for one input, a pure function of the settings and its relative path (so resumable)."""
-    digest = hashlib.sha256(f"{settings.seed}\0{relative}".encode()).digest()
-    rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
+    """The outputs for one input, a pure function of the settings and its relative path (so resumable).
+
+    Every runner (nst-augment's single process, any Beam runner) calls this, so the same seed gives the same
+    outputs anywhere. The draws, in order: the styles, then per output its strength (a new draw goes after
+    the existing ones, so older choices keep their values)."""
+    rng = choice_rng(relative, settings.seed)
     count = len(settings.styles)
     picks = rng.choice(count, size=settings.per_image, replace=settings.per_image > count)
     low, high = settings.alpha_range
@@ -229,17 +239,24 @@ def list_inputs(folder: str) -> list[str]:
     return sorted(found)
 
 
+def settings_conflict(path: str, previous: dict, settings: Settings) -> ValueError | None:
+    """The error for an output folder whose recorded settings (`previous`, at `path`) differ from `settings`."""
+    current = json.loads(settings.to_json())
+    if previous == current:
+        return None
+    diff = ", ".join(f"{k} {previous.get(k)} -> {current[k]}" for k in current if previous.get(k) != current[k])
+    return ValueError(f"{path}: this folder was made with other settings ({diff}); "
+                      f"use another --output_dir or the same settings")
+
+
 def check_settings(output_dir: str, settings: Settings) -> None:
     """Record the settings in a new output folder; ValueError if an existing one was made with others."""
     path = os.path.join(output_dir, SETTINGS)
     if os.path.exists(path):
         with open(path) as f:
-            previous = json.load(f)
-        current = json.loads(settings.to_json())
-        if previous != current:
-            diff = ", ".join(f"{k} {previous.get(k)} -> {current[k]}" for k in current if previous.get(k) != current[k])
-            raise ValueError(f"{path}: this folder was made with other settings ({diff}); "
-                             f"use another --output_dir or the same settings")
+            error = settings_conflict(path, json.load(f), settings)
+        if error is not None:
+            raise error
         return
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
@@ -247,19 +264,52 @@ def check_settings(output_dir: str, settings: Settings) -> None:
     os.replace(tmp, path)
 
 
+def manifest_row(relative: str, choice: Choice | None = None, style: str = "", error: str = "") -> dict[str, str]:
+    """One manifest row: output `choice` of input `relative` made with style file `style`, or (no choice) an input
+    that could not be read, with the reason."""
+    if choice is None:
+        return {"output": "", "input": relative, "style": "", "alpha": "", "error": error}
+    return {"output": choice.output, "input": relative, "style": style, "alpha": f"{choice.alpha:.3f}", "error": ""}
+
+
+def manifest_lines(rows: Sequence[dict[str, str]], header: bool = True) -> str:
+    """CSV text of manifest rows (with the header line unless header=False)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, MANIFEST_FIELDS, lineterminator="\n")
+    if header:
+        writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def error_reason(exc: Exception, *names: str) -> str:
+    """An error's first line without a leading 'name: ' (the manifest names the input in its own column)."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    for name in names:
+        text = text.removeprefix(f"{name}: ")
+    return text
+
+
 class Manifest:
-    """manifest.csv in the output folder: one row per output, appended and fsync'd as each file is written."""
+    """manifest.csv in the output folder: one row per output, appended and fsync'd as each file is written, and
+    one per input that could not be read (with the reason)."""
 
     def __init__(self, output_dir: str):
         self.path = os.path.join(output_dir, MANIFEST)
-        self.rows: dict[str, dict[str, str]] = {}
+        self.entries: dict[tuple[str, str], dict[str, str]] = {}  # ("output", name) or ("unreadable", input)
         if os.path.exists(self.path):
             self._load()
         else:
-            self._append_line(",".join(MANIFEST_FIELDS) + "\n")
+            self._append_line(manifest_lines([]))
+
+    @property
+    def rows(self) -> dict[str, dict[str, str]]:
+        """The outputs' rows by output name."""
+        return {name: row for (kind, name), row in self.entries.items() if kind == "output"}
 
     def _load(self) -> None:
-        """Read the rows; cut off a last line torn by a crash (no trailing newline)."""
+        """Read the rows; cut off a last line torn by a crash (no trailing newline); an older manifest (without
+        the error column) is rewritten with the current columns."""
         with open(self.path, "rb") as f:
             data = f.read()
         if data and not data.endswith(b"\n"):
@@ -268,10 +318,23 @@ class Manifest:
                 f.truncate(cut)
             data = data[:cut]
         if not data:
-            self._append_line(",".join(MANIFEST_FIELDS) + "\n")
+            self._append_line(manifest_lines([]))
             return
-        for row in csv.DictReader(io.StringIO(data.decode("utf-8"))):
-            self.rows[row["output"]] = row
+        reader = csv.DictReader(io.StringIO(data.decode("utf-8")))
+        for row in reader:
+            row = {k: row.get(k) or "" for k in MANIFEST_FIELDS}
+            self.entries[("output", row["output"]) if row["output"] else ("unreadable", row["input"])] = row
+        if tuple(reader.fieldnames or ()) != MANIFEST_FIELDS:
+            self._rewrite()
+
+    def _rewrite(self) -> None:
+        """Write the whole file again, atomically."""
+        tmp = self.path + ".tmp"
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            f.write(manifest_lines(list(self.entries.values())))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
 
     def _append_line(self, line: str) -> None:
         """Append and fsync one line."""
@@ -281,14 +344,28 @@ class Manifest:
             os.fsync(f.fileno())
 
     def add(self, output: str, input_path: str, style: str, alpha: float) -> None:
-        """Record one output (once)."""
-        if output in self.rows:
+        """Record one output (once); an input listed as unreadable before (since replaced) is no longer."""
+        if ("output", output) in self.entries:
             return
-        buffer = io.StringIO()
-        row = {"output": output, "input": input_path, "style": style, "alpha": f"{alpha:.3f}"}
-        csv.DictWriter(buffer, MANIFEST_FIELDS, lineterminator="\n").writerow(row)
-        self._append_line(buffer.getvalue())
-        self.rows[output] = row
+        row = manifest_row(input_path, Choice(output, -1, alpha), style)
+        self.entries[("output", output)] = row
+        if self.entries.pop(("unreadable", input_path), None) is not None:
+            self._rewrite()
+        else:
+            self._append_line(manifest_lines([row], header=False))
+
+    def add_unreadable(self, input_path: str, reason: str) -> None:
+        """Record an input that could not be read (once)."""
+        if ("unreadable", input_path) in self.entries:
+            return
+        row = manifest_row(input_path, error=reason)
+        self._append_line(manifest_lines([row], header=False))
+        self.entries[("unreadable", input_path)] = row
+
+
+def prepare(image: np.ndarray, size: int, relative: str) -> np.ndarray:
+    """An input image as it is stylized: its long side resized to `size` (0: as it is)."""
+    return images.resize_long_side(image, size, relative) if size else image
 
 
 @dataclass
@@ -310,8 +387,8 @@ def augment_folder(input_dir: str, output_dir: str, style_paths: Sequence[str], 
 
     Outputs are written atomically and recorded in the manifest one by one, so a killed run resumes where it
     stopped with the same choices; an output folder made with other settings is a ValueError. Unreadable inputs
-    are skipped with a warning and listed in the report. `net`: a network or its folder (None: the bundled one),
-    loaded only when there is work to do. `on_plan(report)` is called before any stylization.
+    are skipped with a warning and listed in the report and the manifest. `net`: a network or its folder (None:
+    the bundled one), loaded only when there is work to do. `on_plan(report)` is called before any stylization.
     """
     style_images = [images.resize_long_side(images.load_image(p), style_size, p) for p in style_paths]
     inputs = list_inputs(input_dir)
@@ -345,11 +422,11 @@ def augment_folder(input_dir: str, output_dir: str, style_paths: Sequence[str], 
             continue
         try:
             if cache[0] != rel:
-                image = images.load_image(os.path.join(input_dir, rel))
-                cache = (rel, images.resize_long_side(image, settings.size, rel) if settings.size else image)
+                cache = (rel, prepare(images.load_image(os.path.join(input_dir, rel)), settings.size, rel))
         except images.ImageError as exc:
             print(f"warning: {exc} (skipped)", file=sys.stderr)
             report.unreadable.append(rel)
+            manifest.add_unreadable(rel, error_reason(exc, os.path.join(input_dir, rel), rel))
             continue
         out = compiled(tf.constant(cache[1][None]), vectors[choice.style], tf.constant(choice.alpha))
         path = os.path.join(output_dir, choice.output)
@@ -360,3 +437,11 @@ def augment_folder(input_dir: str, output_dir: str, style_paths: Sequence[str], 
         progbar.update(i)
     report.seconds = time.time() - started
     return report
+
+
+def beam_pipeline(inputs, output_dir: str, style_paths: Sequence[str], settings: Settings, **kwargs):
+    """`augment_folder` as a composable Apache Beam transform (pip install nst_tf[beam]); see
+    nst_tf.augment_beam.beam_pipeline for the arguments. Apply it to a pipeline: `pipeline | beam_pipeline(...)`."""
+    from nst_tf import augment_beam
+
+    return augment_beam.beam_pipeline(inputs, output_dir, style_paths, settings, **kwargs)

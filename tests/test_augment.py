@@ -189,7 +189,10 @@ def test_cli_manifest_resume_and_recreate(folders, net):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "wrote 8 images" in proc.stdout and "1 unreadable" in proc.stdout
     assert "broken.jpg" in proc.stderr and "warning:" in proc.stderr
-    rows = read_manifest(out)
+    listed = read_manifest(out)
+    rows = [r for r in listed if r["output"]]
+    assert [(r["input"], r["error"]) for r in listed if not r["output"]] == \
+        [("broken.jpg", "not an image file (unrecognised format)")]  # listed, with the reason
     assert len(rows) == 8 and len({r["output"] for r in rows}) == 8
     for row in rows:
         stem, ext = os.path.splitext(row["input"])
@@ -208,13 +211,13 @@ def test_cli_manifest_resume_and_recreate(folders, net):
     stamps = {r["output"]: os.stat(out / r["output"]).st_mtime_ns for r in rows}
     report = again()
     assert (report.written, report.skipped) == (0, 8)
-    assert {o: os.stat(out / o).st_mtime_ns for o in stamps} == stamps and read_manifest(out) == rows
+    assert {o: os.stat(out / o).st_mtime_ns for o in stamps} == stamps and read_manifest(out) == listed
 
     victim = rows[3]["output"]
     original = np.asarray(Image.open(out / victim), np.float32)
     os.remove(out / victim)
     assert again().written == 1
-    assert os.path.isfile(out / victim) and read_manifest(out) == rows  # same style and strength, no new row
+    assert os.path.isfile(out / victim) and read_manifest(out) == listed  # same style and strength, no new row
     assert np.abs(np.asarray(Image.open(out / victim), np.float32) - original).max() <= 2.0  # the same image
     assert {o: os.stat(out / o).st_mtime_ns for o in stamps if o != victim} == \
         {o: s for o, s in stamps.items() if o != victim}
@@ -243,3 +246,20 @@ def test_manifest_repairs_a_torn_last_line(tmp_path):
     again.add("b_style-x_0.jpg", "b.jpg", "x.jpg", 0.25)
     again.add("b_style-x_0.jpg", "b.jpg", "x.jpg", 0.25)  # recorded once
     assert [r["alpha"] for r in read_manifest(tmp_path)] == ["0.500", "0.250"]
+
+
+def test_manifest_unreadable_rows_and_an_older_manifest(tmp_path):
+    with open(tmp_path / "manifest.csv", "w") as f:  # a manifest from before the error column
+        f.write("output,input,style,alpha\na_style-x_0.jpg,a.jpg,x.jpg,0.500\n")
+    manifest = augment.Manifest(str(tmp_path))
+    assert list(manifest.rows) == ["a_style-x_0.jpg"]
+    assert read_manifest(tmp_path) == [augment.manifest_row("a.jpg", augment.Choice("a_style-x_0.jpg", 0, 0.5),
+                                                            "x.jpg")]
+    manifest.add_unreadable("b.jpg", "cannot decode image (truncated)")
+    manifest.add_unreadable("b.jpg", "cannot decode image (truncated)")  # recorded once
+    assert [(r["input"], r["error"]) for r in read_manifest(tmp_path)][1:] == \
+        [("b.jpg", "cannot decode image (truncated)")]
+    again = augment.Manifest(str(tmp_path))
+    again.add("b_style-x_0.jpg", "b.jpg", "x.jpg", 0.25)  # b.jpg was replaced by a readable file
+    assert [(r["output"], r["error"]) for r in read_manifest(tmp_path)] == \
+        [("a_style-x_0.jpg", ""), ("b_style-x_0.jpg", "")]

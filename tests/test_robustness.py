@@ -66,9 +66,11 @@ def test_augment_on_the_corpus(corpus, tmp_path, data_dir):
     assert produced == expected_ok, (produced, expected_ok)
     assert not [f for f in made if f.startswith(".") or ".tmp" in f]
     with open(out / "manifest.csv") as f:
-        rows = list(csv.DictReader(f))
+        listed = list(csv.DictReader(f))
+    rows = [r for r in listed if r["output"]]  # the others: the unreadable inputs, with the reason
     assert len(rows) == len(expected_ok)
     skipped = len(corpus) - len(expected_ok)
+    assert len(listed) - len(rows) == skipped and all(r["error"] for r in listed if not r["output"])
     assert f"{skipped}" in proc.stdout + proc.stderr  # the skipped files are counted
     for f in made:
         assert np.isfinite(tf.io.decode_image(open(out / f, "rb").read()).numpy()).all()

@@ -3,17 +3,26 @@
   nst-augment --input_dir=train/ --output_dir=train_styled/ --styles=styles/ --per_image=2 --seed=0
   cat.jpg -> cat_style-starry_night_0.jpg (relative paths kept); output_dir/manifest.csv says which style and
   strength made each file. Rerunning skips finished outputs and makes the same choices.
+
+  On Apache Beam (pip install nst_tf[beam]; docs/augment_beam.md), the same outputs and manifest for the same seed:
+  nst-augment --runner=direct --direct_num_workers=2 --direct_running_mode=multi_processing --input_dir=... \
+      --output_dir=... --styles=...
+  Flags nst-augment does not know are passed to Beam as pipeline options (--name=value), e.g. --project,
+  --region, --temp_location for DataflowRunner, --flink_master for FlinkRunner.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 
 from absl import app, flags
+from absl import logging as absl_logging
 
 from nst_tf.cli import common
 
 FLAGS = flags.FLAGS
+BEAM_ARGS: list[str] = []  # the flags absl does not know, for Beam (set by _parse_flags)
 flags.DEFINE_string("input_dir", None, "Folder of images (searched recursively).")
 flags.DEFINE_string("output_dir", None, "Output folder (created); relative paths are kept.")
 flags.DEFINE_string("styles", None, "A folder of style images, or style image files separated by commas.")
@@ -23,6 +32,19 @@ flags.DEFINE_integer("seed", 0, "Seed of the choices; each image's choices depen
 flags.DEFINE_integer("size", 0, "Long side of the outputs in pixels (0: the input's size).")
 flags.DEFINE_string("model", "", "A network folder (config.json + weights.npz); default: bundled.")
 flags.DEFINE_integer("style_size", 256, "Long side at which style images are analysed.")
+flags.DEFINE_string("runner", "", "Run on Apache Beam with this runner: direct, DataflowRunner, FlinkRunner or "
+                    "SparkRunner (empty: one process, no Beam). Other --name=value flags go to Beam as pipeline "
+                    "options (e.g. --direct_num_workers=2 --direct_running_mode=multi_processing).")
+flags.DEFINE_integer("batch_size", 8, "With --runner: images of one size stylized together.")
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+    """absl's flags; those it does not know are kept in BEAM_ARGS (for --runner) instead of failing here."""
+    rest = FLAGS(argv, known_only=True)
+    BEAM_ARGS[:] = [a for a in rest[1:] if a.startswith("-")]
+    if BEAM_ARGS and not FLAGS.runner:
+        common.fail(f"unknown flag {BEAM_ARGS[0]} (Beam pipeline options need --runner)", 2)
+    return [rest[0], *(a for a in rest[1:] if not a.startswith("-"))]
 
 
 def _style_paths() -> list[str]:
@@ -38,12 +60,23 @@ def _style_paths() -> list[str]:
     return common.split_list(value)
 
 
+def _inside(output_dir: str, input_dir: str) -> bool:
+    """Whether output_dir is input_dir or a folder inside it (local paths or URIs)."""
+    if "://" in output_dir or "://" in input_dir:
+        return (output_dir.rstrip("/") + "/").startswith(input_dir.rstrip("/") + "/")
+    inside = os.path.relpath(os.path.abspath(output_dir), os.path.abspath(input_dir))
+    return inside == "." or not inside.startswith("..")
+
+
 def _validate() -> tuple[list[str], tuple[float, float]]:
     """Check the flags; return the style paths and the alpha range."""
     for name in ("input_dir", "output_dir", "styles"):
         if not getattr(FLAGS, name):
             raise common.UsageError(f"--{name} is required")
-    if not os.path.isdir(FLAGS.input_dir):
+    remote = "://" in FLAGS.input_dir or "://" in FLAGS.output_dir
+    if remote and not FLAGS.runner:
+        raise common.UsageError("gs://, s3:// and other URIs need --runner (Beam's file systems)")
+    if "://" not in FLAGS.input_dir and not os.path.isdir(FLAGS.input_dir):
         raise common.UsageError(f"--input_dir={FLAGS.input_dir}: not a folder")
     common.require_positive("per_image", FLAGS.per_image)
     common.require_non_negative("size", FLAGS.size)
@@ -51,8 +84,8 @@ def _validate() -> tuple[list[str], tuple[float, float]]:
     alpha = common.parse_floats(FLAGS.alpha_range, "alpha_range") or []
     if len(alpha) != 2 or not 0.0 <= alpha[0] <= alpha[1] <= 1.0:
         raise common.UsageError(f"--alpha_range={FLAGS.alpha_range}: expected low,high with 0 <= low <= high <= 1")
-    inside = os.path.relpath(os.path.abspath(FLAGS.output_dir), os.path.abspath(FLAGS.input_dir))
-    if inside == "." or not inside.startswith(".."):
+    common.require_positive("batch_size", FLAGS.batch_size)
+    if _inside(FLAGS.output_dir, FLAGS.input_dir):
         raise common.UsageError("--output_dir must not be --input_dir or inside it")
     styles = _style_paths()
     if not styles:
@@ -70,6 +103,8 @@ def main(argv: list[str]) -> int:
     if duplicates:
         raise common.UsageError(f"--styles: several style files are named {duplicates[0]} (names must differ)")
     settings = augment.Settings(FLAGS.seed, FLAGS.per_image, alpha_range, tuple(names), FLAGS.size)
+    if FLAGS.runner:
+        return _main_beam(style_paths, settings)
 
     def on_plan(plan: augment.FolderReport) -> None:
         print(f"{plan.inputs} images x {FLAGS.per_image} = {plan.total} outputs; {plan.skipped} already done, "
@@ -83,9 +118,33 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def _main_beam(style_paths: list[str], settings) -> int:
+    """The same on Apache Beam: build the pipeline, run it on --runner, print what it did."""
+    try:
+        from nst_tf import augment_beam
+    except ImportError as exc:
+        raise common.UsageError(f"--runner needs Apache Beam: pip install 'nst_tf[beam]' ({exc})") from None
+
+    beam_args = list(BEAM_ARGS)
+    if not any(a.startswith("--default_sdk_harness_log_level") for a in beam_args):
+        beam_args.append("--default_sdk_harness_log_level=WARNING")  # workers' INFO lines drown the summary
+    try:
+        augment_beam.pipeline_options(FLAGS.runner, beam_args)
+    except ValueError as exc:
+        raise common.UsageError(str(exc)) from None
+    logging.getLogger().setLevel(logging.WARNING)
+    absl_logging.set_verbosity(absl_logging.WARNING)
+    report = augment_beam.run_pipeline(FLAGS.input_dir, FLAGS.output_dir, style_paths, settings, FLAGS.model or None,
+                                       FLAGS.style_size, FLAGS.batch_size, FLAGS.runner, beam_args)
+    print(f"wrote {report.written} images to {FLAGS.output_dir} in {report.seconds:.1f} s on "
+          f"{augment_beam.runner_name(FLAGS.runner)}; skipped {report.skipped} existing, {report.unreadable} "
+          f"unreadable input(s) (listed in the manifest); manifest {report.manifest}")
+    return 0
+
+
 def run() -> None:
     """Console entry point."""
-    app.run(common.guarded(main))
+    app.run(common.guarded(main), flags_parser=_parse_flags)
 
 
 if __name__ == "__main__":
