@@ -14,6 +14,7 @@ the input order, with every output that exists and every input that could not be
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import os
@@ -260,6 +261,12 @@ def write_manifest(keyed_rows: list, output_dir: str) -> str:
     return path
 
 
+def read_manifest(output_dir: str) -> list[dict[str, str]]:
+    """The rows of an output folder's manifest.csv."""
+    text = read_bytes(FileSystems.join(folder_uri(output_dir), augment.MANIFEST)).decode("utf-8")
+    return list(csv.DictReader(io.StringIO(text)))
+
+
 class AugmentImages(beam.PTransform):
     """PCollection of (relative path, file) -> PCollection of manifest rows; stylizes into `output_dir`.
 
@@ -366,7 +373,14 @@ def runner_name(runner: str) -> str:
 
 
 def pipeline_options(runner: str, beam_args: Sequence[str] = ()) -> PipelineOptions:
-    """Beam's options from a runner name and pass-through flags; ValueError naming a flag Beam does not know."""
+    """Beam's options from a runner name and pass-through flags; ValueError naming a flag Beam does not know.
+
+    With the direct runner, --direct_num_workers means worker processes unless --direct_running_mode says
+    otherwise (Beam's own default, in_memory, would ignore it)."""
+    beam_args = list(beam_args)
+    named = {arg.lstrip("-").split("=", 1)[0] for arg in beam_args}
+    if runner_name(runner) == "DirectRunner" and "direct_num_workers" in named and "direct_running_mode" not in named:
+        beam_args.append("--direct_running_mode=multi_processing")  # Beam's default (in_memory) has one worker
     options = PipelineOptions([f"--runner={runner_name(runner)}", *beam_args])
     known = set(options.get_all_options(retain_unknown_options=False))
     for arg in beam_args:
