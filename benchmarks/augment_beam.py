@@ -1,0 +1,124 @@
+"""Throughput of nst-augment: the single-process path against Apache Beam's direct runner with worker processes.
+
+  python benchmarks/augment_beam.py --images=24 --size=256 --workers=2 --output=benchmarks/augment_beam.json
+
+Both run `nst-augment` as a user would (a fresh process each, into a fresh output folder) on the same copies of
+the first --images photos of ../shared/data/train_content, stylized at --size px (long side) with two styles,
+--per_image outputs each, the same seed. Reported per path: images/s end to end (process start to exit: Python,
+TensorFlow and the network included, and for Beam the worker processes and the pipeline's stages), and the
+seconds the tool itself reports (single process: its stylization loop; Beam: the pipeline's run). Each path's
+outputs are checked against the single-process path's (same files, same manifest). Median, min and max over
+--repeats runs. Prints the JSON and writes it to --output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA = os.path.join(os.path.dirname(ROOT), "shared", "data")
+
+
+def summary(values: list[float]) -> dict:
+    """Median, min, max and the raw values."""
+    return {"median": statistics.median(values), "min": min(values), "max": max(values),
+            "runs": [round(v, 4) for v in values]}
+
+
+def run_augment(args, src: str, out: str, extra: list[str]) -> tuple[float, float, str]:
+    """One nst-augment process; (wall seconds, the seconds it reports, its stdout)."""
+    styles = ",".join(os.path.join(args.data, "styles", s) for s in ("starry_night.jpg", "the_scream.jpg"))
+    command = [sys.executable, "-m", "nst_tf.cli.augment", f"--input_dir={src}", f"--output_dir={out}",
+               f"--styles={styles}", f"--per_image={args.per_image}", f"--size={args.size}", "--seed=0", *extra]
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+    started = time.perf_counter()
+    proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600)
+    wall = time.perf_counter() - started
+    if proc.returncode:
+        raise RuntimeError(f"{' '.join(extra) or 'single process'} failed: {proc.stderr[-2000:]}")
+    found = re.search(r"wrote (\d+) images .* in ([\d.]+) s", proc.stdout)
+    if not found or int(found.group(1)) != args.images * args.per_image:
+        raise RuntimeError(f"unexpected output: {proc.stdout[-500:]}")
+    return wall, float(found.group(2)), proc.stdout
+
+
+def max_difference(folder: str, reference: str) -> int | None:
+    """The largest pixel difference (0-255) between the two folders' outputs; None if their file lists or their
+    manifests differ."""
+    import numpy as np
+    from PIL import Image
+
+    def files(top: str) -> list[str]:
+        return sorted(os.path.relpath(os.path.join(r, f), top) for r, _, fs in os.walk(top) for f in fs)
+
+    names = files(folder)
+    if names != files(reference) or not filecmp.cmp(os.path.join(folder, "manifest.csv"),
+                                                    os.path.join(reference, "manifest.csv"), shallow=False):
+        return None
+    worst = 0
+    for name in names:
+        if not name.endswith((".csv", ".json")):
+            with Image.open(os.path.join(folder, name)) as a, Image.open(os.path.join(reference, name)) as b:
+                worst = max(worst, int(np.abs(np.asarray(a, np.int16) - np.asarray(b, np.int16)).max()))
+    return worst
+
+
+def main() -> None:
+    """Run both paths --repeats times; print and write the report."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=24)
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--per_image", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--data", default=DATA)
+    parser.add_argument("--output", default=os.path.join(ROOT, "benchmarks", "augment_beam.json"))
+    args = parser.parse_args()
+
+    beam_flags = ["--runner=direct", f"--direct_num_workers={args.workers}", "--direct_running_mode=multi_processing",
+                  f"--batch_size={args.batch_size}"]
+    paths = {"single process": [], f"beam direct, {args.workers} worker processes": beam_flags}
+    results = {name: {"wall": [], "reported": [], "difference": []} for name in paths}
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "in")
+        os.makedirs(src)
+        photos = sorted(f for f in os.listdir(os.path.join(args.data, "train_content")) if f.endswith(".jpg"))
+        for name in photos[:args.images]:
+            shutil.copy(os.path.join(args.data, "train_content", name), src)
+        for repeat in range(args.repeats):
+            for name, extra in paths.items():
+                out = os.path.join(tmp, f"out_{repeat}_{len(extra)}")
+                wall, reported, _ = run_augment(args, src, out, extra)
+                results[name]["wall"].append(wall)
+                results[name]["reported"].append(reported)
+                if extra:
+                    results[name]["difference"].append(max_difference(out, os.path.join(tmp, f"out_{repeat}_0")))
+    count = args.images * args.per_image
+    report = {
+        "machine": f"{platform.platform()}, {os.cpu_count()} CPUs",
+        "images": args.images, "size": args.size, "per_image": args.per_image, "batch_size": args.batch_size,
+        "rows": [{"path": name, "images_per_second": summary([count / w for w in r["wall"]]),
+                  "wall_seconds": summary(r["wall"]), "reported_seconds": summary(r["reported"]),
+                  **({"max_pixel_difference_to_single": r["difference"]} if paths[name] else {})}
+                 for name, r in results.items()],
+    }
+    text = json.dumps(report, indent=2)
+    print(text)
+    with open(args.output, "w") as f:
+        f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
