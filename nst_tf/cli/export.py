@@ -46,29 +46,37 @@ def _data_dir() -> str:
 
 
 def main(argv: list[str]) -> int:
-    """Parse the flags, export with nst_tf.export, print what was written."""
-    logging.set_verbosity(logging.WARNING)  # TensorFlow's per-file save and convert notes
-    from nst_tf import export, fast, mobile
-    from nst_tf.network import BUNDLED_DIR
+    """Parse the flags, export with nst_tf.export, print what was written (TensorFlow loads once the flags are good)."""
+    from nst_tf.export import options as export_options  # no TensorFlow
 
     is_mobile = FLAGS.network == "mobile"
     output_dir = FLAGS.output_dir if FLAGS["output_dir"].present or not is_mobile else os.path.join("export", "mobile")
     model_name = FLAGS.model_name if FLAGS["model_name"].present or not is_mobile else "mobile_style"
-    options = export.ExportOptions(
+    options = export_options.ExportOptions(
         output_dir=output_dir, model_name=model_name, version=FLAGS.version,
         formats=tuple(common.split_list(FLAGS.formats)), overwrite=FLAGS.overwrite,
         content_size=FLAGS.content_size, style_size=FLAGS.style_size, int8=FLAGS.int8,
         calibration_samples=FLAGS.calibration_samples, parity_pairs=FLAGS.parity_pairs,
         latency_runs=FLAGS.latency_runs, threads=FLAGS.threads)
     try:
-        export.check_options(options)
-    except export.ExportError as exc:
+        export_options.check_options(options)
+    except export_options.ExportError as exc:
         raise common.UsageError(str(exc)) from None
-    export.check_outputs(options)
+    export_options.check_outputs(options)
     if not os.path.isdir(_data_dir()):
         raise common.UsageError(f"--data_dir={_data_dir()}: not a folder (parity checks and int8 calibration "
                                 "need images; set --data_dir or NST_TF_DATA)")
-    checkpoint = export.resolve_checkpoint(FLAGS.checkpoint) or (mobile.BUNDLED_DIR if is_mobile else BUNDLED_DIR)
+    checkpoint = export_options.resolve_checkpoint(FLAGS.checkpoint)
+    named = checkpoint in ("arbitrary", "mobile") and not os.path.isdir(checkpoint)  # fast.load_network's names
+    if checkpoint and not named and not os.path.isfile(os.path.join(checkpoint, "config.json")):
+        raise FileNotFoundError(f"{os.path.join(checkpoint, 'config.json')}: missing (a model folder holds "
+                                "config.json and weights.npz)")
+
+    logging.set_verbosity(logging.WARNING)  # TensorFlow's per-file save and convert notes
+    from nst_tf import export, fast, mobile
+    from nst_tf.network import BUNDLED_DIR
+
+    checkpoint = checkpoint or (mobile.BUNDLED_DIR if is_mobile else BUNDLED_DIR)
     net = fast.load_network(checkpoint)
     report = export.export(net, options, _data_dir(), checkpoint)
     for line in export.summary(report):

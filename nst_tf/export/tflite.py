@@ -1,0 +1,161 @@
+"""TFLite conversion: the converter's source SavedModels, fp16/int8 conversion, op listing, LiteRT runners."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from nst_tf import fast
+from nst_tf.export.options import COMBINED_SIGNATURES, ExportOptions, TFLiteVariant
+from nst_tf.network import ArbitraryStyleNetwork
+
+
+def tflite_signature(variant: TFLiteVariant, options: ExportOptions, vector_size: int) -> list[tf.TensorSpec]:
+    """Input specs of a TFLite model (batch 1; H and W None for resizable variants)."""
+    if variant.part == "prediction":
+        side = None if variant.dynamic else options.style_size
+        return [tf.TensorSpec([1, side, side, 3], tf.float32, name="style")]
+    side = None if variant.dynamic else options.content_size
+    return [tf.TensorSpec([1, side, side, 3], tf.float32, name="content"),
+            tf.TensorSpec([1, 1, 1, vector_size], tf.float32, name="style_vector"),
+            tf.TensorSpec([1], tf.float32, name="alpha")]
+
+
+def tflite_function(net: ArbitraryStyleNetwork, part: str) -> Callable[..., dict[str, tf.Tensor]]:
+    """The graph of one TFLite model; same math as predict_style / fast.stylize_padded."""
+    size = net.vector_size
+    if part == "prediction":
+        def prediction(style):
+            return {"style_vector": tf.reshape(net.predict_style(style), [-1, 1, 1, size])}
+        return prediction
+
+    def transfer(content, style_vector, alpha):
+        return {"stylized_image": fast.stylize_padded(net, content, tf.reshape(style_vector, [-1, size]), alpha,
+                                                      restate_channels=True)}
+    return transfer
+
+
+def _write_source(net: ArbitraryStyleNetwork, endpoints: dict[str, TFLiteVariant], options: ExportOptions,
+                  directory: str) -> str:
+    """A SavedModel for the converter (Keras ExportArchive, which the converter freezes): one endpoint per name."""
+    archive = keras.export.ExportArchive()
+    for model in net.models:
+        archive.track(model)
+    for name, variant in endpoints.items():
+        archive.add_endpoint(name, tflite_function(net, variant.part),
+                             input_signature=tflite_signature(variant, options, net.vector_size))
+    archive.write_out(directory, verbose=False)
+    return directory
+
+
+def write_tflite_source(net: ArbitraryStyleNetwork, variant: TFLiteVariant, options: ExportOptions,
+                        directory: str) -> str:
+    """A single-signature SavedModel for one TFLite model."""
+    return _write_source(net, {"serving_default": variant}, options, directory)
+
+
+def write_combined_source(net: ArbitraryStyleNetwork, options: ExportOptions, directory: str) -> str:
+    """A two-signature SavedModel (prediction, transfer; fixed sizes) for one TFLite file sharing the encoder."""
+    return _write_source(net, {part: TFLiteVariant(part, "fp16") for part in COMBINED_SIGNATURES}, options,
+                         directory)
+
+
+def convert_tflite(source_dir: str, quantization: str,
+                   representative: Callable[[], Iterator[dict[str, np.ndarray]]] | None = None,
+                   signature_keys: Sequence[str] | None = None) -> bytes:
+    """Convert a SavedModel: 'fp16', 'int8_full' (TFLITE_BUILTINS_INT8, float I/O) or 'int8_dynamic'."""
+    converter = tf.lite.TFLiteConverter.from_saved_model(
+        source_dir, signature_keys=list(signature_keys) if signature_keys else None)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantization == "fp16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantization == "int8_full":
+        if representative is None:
+            raise ValueError("full-integer quantization needs a representative dataset")
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    elif quantization != "int8_dynamic":
+        raise ValueError(f"unknown quantization {quantization!r}")
+    with warnings.catch_warnings():  # the converter's calibrator uses the deprecated tf.lite.Interpreter
+        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
+        return converter.convert()
+
+
+def tflite_ops(model: bytes) -> dict[str, int]:
+    """Operator name -> count in a .tflite flatbuffer; custom ops (Flex...) appear as 'CUSTOM:<name>'."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    parsed = schema.Model.GetRootAsModel(bytearray(model), 0)
+    codes = []
+    for i in range(parsed.OperatorCodesLength()):
+        code = parsed.OperatorCodes(i)
+        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+        if builtin == schema.BuiltinOperator.CUSTOM:
+            codes.append(f"CUSTOM:{(code.CustomCode() or b'').decode()}")
+        else:
+            codes.append(names.get(builtin, str(builtin)))
+    counts: dict[str, int] = {}
+    for g in range(parsed.SubgraphsLength()):
+        graph = parsed.Subgraphs(g)
+        for i in range(graph.OperatorsLength()):
+            name = codes[graph.Operators(i).OpcodeIndex()]
+            counts[name] = counts.get(name, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def non_builtin_ops(model: bytes) -> list[str]:
+    """Custom or Flex (select TF) ops in a model; empty when it uses builtin ops only."""
+    return [name for name in tflite_ops(model) if name.startswith("CUSTOM")]
+
+
+def tflite_session(model: str | bytes, example: dict[str, np.ndarray],
+                   threads: int = 2) -> Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]:
+    """A LiteRT interpreter sized for `example` (input name -> array): call it with inputs of that shape."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        raise ValueError("checking TFLite models needs the LiteRT interpreter: pip install 'nst_tf[export]' "
+                         "(ai-edge-litert)") from None
+
+    kwargs = {"model_path": model} if isinstance(model, str) else {"model_content": bytes(model)}
+    interpreter = Interpreter(num_threads=threads, **kwargs)
+    runner = interpreter.get_signature_runner()
+    inputs = {name: d["index"] for name, d in runner.get_input_details().items()}
+    outputs = {name: d["index"] for name, d in runner.get_output_details().items()}
+    del runner  # it holds the interpreter, which then refuses to resize
+    if set(inputs) != set(example):
+        raise ValueError(f"model inputs are {sorted(inputs)}, got {sorted(example)}")
+    for name, value in example.items():
+        interpreter.resize_tensor_input(inputs[name], list(np.shape(value)), strict=True)
+    interpreter.allocate_tensors()
+
+    def run(values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        for name, value in values.items():
+            interpreter.set_tensor(inputs[name], np.asarray(value, np.float32))
+        interpreter.invoke()
+        return {name: interpreter.get_tensor(index) for name, index in outputs.items()}
+
+    return run
+
+
+def tflite_runners(model: str | bytes, threads: int = 2) -> dict[str, Callable[..., dict[str, np.ndarray]]]:
+    """Signature name -> runner (keyword inputs -> outputs) of a multi-signature LiteRT model."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    kwargs = {"model_path": model} if isinstance(model, str) else {"model_content": bytes(model)}
+    interpreter = Interpreter(num_threads=threads, **kwargs)
+    return {name: interpreter.get_signature_runner(name) for name in interpreter.get_signature_list()}
+
+
+def tflite_outputs(variant: TFLiteVariant, options: ExportOptions, vector_size: int) -> dict[str, list[int]]:
+    """Output name -> shape of a TFLite model (-1: resizable)."""
+    if variant.part == "prediction":
+        return {"style_vector": [1, 1, 1, vector_size]}
+    side = -1 if variant.dynamic else options.content_size
+    return {"stylized_image": [1, side, side, 3]}
