@@ -40,10 +40,12 @@ VALIDATION_PAIRS = [("avril", "rain_princess"), ("blonde_girl", "mondrian"),
 
 def optimiser_options(preset: str, size: int):
     """The optimiser Options of an nst-stylize preset at `size`, read by nst-stylize's own flags."""
+    from nst_tf import presets
     from nst_tf.cli import stylize
 
     stylize.FLAGS.unparse_flags()
-    preset_flags = [f"--flagfile={os.path.join(ROOT, preset)}"] if preset else []  # "": the flag defaults
+    path = presets.path(preset) if preset in presets.names() else os.path.join(ROOT, preset)  # a name or a flagfile
+    preset_flags = [f"--flagfile={path}"] if preset else []  # "": the flag defaults
     stylize.FLAGS(["fast_quality", *preset_flags, f"--size={size}"])
     return stylize.optimizer_options()
 
@@ -85,7 +87,8 @@ def main() -> None:
     parser.add_argument("--model", default="",
                         help="network folder (default: the bundled one), or 'peer' for the peer's int8 models")
     parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--preset", default="configs/preview.cfg", help="nst-stylize flagfile; '' for its defaults")
+    parser.add_argument("--preset", default="preview",
+                        help="an nst-stylize preset (preview, quality, large) or flagfile; '' for its flag defaults")
     parser.add_argument("--pairs", type=int, default=len(PAIRS))
     parser.add_argument("--split", choices=("heldout", "validation"), default="heldout")
     parser.add_argument("--style", default="",

@@ -2,7 +2,7 @@
 
   python benchmarks/quality_vs_reference.py --output=benchmarks/quality_vs_reference.json --docs=docs
 
-For each pair it runs `nst-stylize --flagfile=configs/quality.cfg --weights=lpips` (timed), then measures the
+For each pair it runs `nst-stylize --preset=quality --weights=lpips` (timed), then measures the
 unweighted style and content losses (offline ImageNet VGG16, torchvision weights) of our output, of the
 reference and of the content photo itself, at the reference's size. With --docs it writes
 content | reference | ours sheets to docs/images and a table to docs/quality.md.
@@ -23,9 +23,16 @@ DATA = os.environ.get("NST_TF_DATA", os.path.join(os.path.dirname(ROOT), "shared
 PAIRS = [("golden_gate", "starry_night", "golden_gate_starry"), ("tubingen", "the_scream", "tubingen_scream")]
 
 
+def preset_flag(preset: str) -> str:
+    """--preset=NAME for a bundled preset, else --flagfile=PATH."""
+    from nst_tf import presets
+
+    return f"--preset={preset}" if preset in presets.names() else f"--flagfile={preset}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="configs/quality.cfg")
+    parser.add_argument("--preset", default="quality", help="an nst-stylize preset name or a flagfile")
     parser.add_argument("--output", default="")
     parser.add_argument("--docs", default="")
     args = parser.parse_args()
@@ -39,7 +46,7 @@ def main() -> None:
         style_path = f"{DATA}/styles/{style_name}.jpg"
         ours = os.path.join(workdir, f"{ref_name}.png")
         started = time.time()
-        subprocess.run([sys.executable, "-m", "nst_tf.cli.stylize", f"--flagfile={args.preset}", "--weights=lpips",
+        subprocess.run([sys.executable, "-m", "nst_tf.cli.stylize", preset_flag(args.preset), "--weights=lpips",
                         f"--content={content_path}", f"--style={style_path}", f"--output={ours}"],
                        cwd=ROOT, check=True, capture_output=True, env=dict(os.environ, PYTHONPATH=ROOT))
         seconds = time.time() - started
@@ -88,7 +95,7 @@ def write_docs(folder: str, rows: list[dict]) -> None:
         lines.append(f"| {r['pair']} | {r['seconds']:.0f} s | {r['ours']['style_loss']:.4f} | "
                      f"{r['reference']['style_loss']:.4f} | {r['ours']['content_loss']:.3f} | "
                      f"{r['reference']['content_loss']:.3f} |")
-    lines += ["", "Each sheet: content | jcjohnson/neural-style | nst_tf (`configs/quality.cfg`).", ""]
+    lines += ["", "Each sheet: content | jcjohnson/neural-style | nst_tf (`--preset=quality`).", ""]
     lines += [f"![{r['pair']}](images/compare_{r['pair']}.jpg)" for r in rows]
     with open(os.path.join(folder, "quality.md"), "w") as f:
         f.write("\n".join(lines) + "\n")

@@ -112,10 +112,10 @@ def test_flagfile_presets(tmp_path, data_dir, lpips_weights):
     from conftest import ROOT
 
     for preset in ("preview", "quality"):
-        text = open(os.path.join(ROOT, "configs", f"{preset}.cfg")).read()
+        text = open(os.path.join(ROOT, "nst_tf", "presets", f"{preset}.cfg")).read()
         assert text.startswith("# "), f"{preset}.cfg needs a one-line description"
     image = f"{data_dir}/content/tubingen.jpg"
-    proc = run_cli("nst_tf.cli.stylize", "--flagfile=configs/preview.cfg", f"--content={image}",
+    proc = run_cli("nst_tf.cli.stylize", "--preset=preview", f"--content={image}",
                    f"--style={image}", f"--output={tmp_path / 'p.png'}", f"--weights={lpips_weights}",
                    "--steps=2", "--size=64")
     assert proc.returncode == 0, proc.stderr[-1000:]

@@ -19,8 +19,17 @@ def fail(message: str, code: int = 1) -> None:
     raise SystemExit(code)
 
 
+def show_flags_in_help(module_name: str) -> None:
+    """List a CLI module's flags in --help when it runs as a console script (absl lists sys.argv[0]'s flags only)."""
+    from absl import flags
+
+    for flag in flags.FLAGS.get_key_flags_for_module(module_name):
+        flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+
+
 def guarded(main: Callable[[list[str]], int | None]) -> Callable[[list[str]], int | None]:
-    """Wrap an absl main so that known errors become one line and a non-zero exit."""
+    """Wrap an absl main so that known errors become one line and a non-zero exit (and --help lists its flags)."""
+    show_flags_in_help(main.__module__)
 
     def wrapper(argv: list[str]) -> int | None:
         from nst_tf.images import ImageError
@@ -80,3 +89,24 @@ def styles_and_blend(style: str | None, style_blend: str | None) -> tuple[list[s
     if blend is not None and (any(b < 0 for b in blend) or sum(blend) <= 0):
         raise UsageError(f"--style_blend={style_blend}: weights must be non-negative, sum > 0")
     return paths, blend
+
+
+def apply_preset(flag_values, name: str | None) -> None:
+    """Make a bundled preset's settings (nst_tf.presets) the defaults: flags given explicitly still win."""
+    if not name:
+        return
+    from absl import flags
+
+    from nst_tf import presets
+
+    try:
+        settings = presets.load(name)
+    except (ValueError, OSError) as exc:
+        raise UsageError(f"--preset={name}: {exc}") from None
+    for key, value in settings.items():
+        if key not in flag_values:
+            raise UsageError(f"--preset={name}: sets --{key}, which this command does not have")
+        try:
+            flag_values.set_default(key, value)
+        except flags.Error as exc:
+            raise UsageError(f"--preset={name}: --{key}={value}: {exc}") from None

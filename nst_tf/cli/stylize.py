@@ -1,7 +1,7 @@
 """nst-stylize: repaint a content photo in the style of one or more artworks.
 
   nst-stylize --content=photo.jpg --style=painting.jpg --output=out.jpg --weights=lpips
-  nst-stylize --flagfile=configs/quality.cfg --content=... --style=a.jpg,b.jpg --style_blend=0.7,0.3 --output=...
+  nst-stylize --preset=quality --content=... --style=a.jpg,b.jpg --style_blend=0.7,0.3 --output=...
   nst-stylize --method=fast --content=... --style=... --output=... --alpha=0.8
 """
 
@@ -13,9 +13,13 @@ import time
 
 from absl import app, flags
 
+from nst_tf import presets
 from nst_tf.cli import common
 
 FLAGS = flags.FLAGS
+_PRESETS = "; ".join(f"{n}: {presets.describe(n).rstrip('.')}" for n in presets.names())
+flags.DEFINE_enum("preset", None, presets.names(), f"Bundled settings by name ({_PRESETS}). Flags given explicitly "
+                  "win. For your own settings: --flagfile=FILE.")
 flags.DEFINE_string("content", None, "Content image (the photo to repaint).")
 flags.DEFINE_string("style", None, "Style image, or several separated by commas.")
 flags.DEFINE_string("output", None, "Output image (.jpg, .png, .webp, .bmp); written atomically.")
@@ -111,6 +115,7 @@ def main(argv: list[str]) -> int:
     """Validate flags, load inputs, optimise and save (TensorFlow is imported only once inputs are good)."""
     from nst_tf import images, masks
 
+    common.apply_preset(FLAGS, FLAGS.preset)
     for name in ("content", "output"):
         if not getattr(FLAGS, name):
             raise common.UsageError(f"--{name} is required")
