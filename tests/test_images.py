@@ -46,9 +46,37 @@ def test_sixteen_bit_scaled_not_clipped(corpus):
     assert 0.9 < image.max() <= 1.0 and image.min() == 0.0 and 0.3 < image.mean() < 0.7
 
 
-def test_transparency_composited_on_white(corpus):
-    rgba = images.load_image(corpus["palette_transparent"][0])
-    assert rgba.shape == (48, 64, 3)
+def test_transparency_composited_on_white(corpus, tmp_path):
+    path = corpus["palette_transparent"][0]  # palette index 0 (a light grey, 222) is transparent
+    with Image.open(path) as img:
+        index = np.asarray(img)
+        palette = np.asarray(img.getpalette(), np.float32).reshape(-1, 3) / 255.0
+    loaded = images.load_image(path)
+    assert loaded.shape == (48, 64, 3) and (index == 0).any() and (index != 0).any()
+    np.testing.assert_array_equal(loaded[index == 0], 1.0)  # white, not black (0) nor the palette's 222
+    np.testing.assert_allclose(loaded[index != 0], palette[index[index != 0]], atol=1e-6)  # opaque: as drawn
+    # partial alpha: a * colour + (1 - a) * white
+    rgba = np.zeros((4, 3, 4), np.uint8)
+    rgba[..., :3] = (200, 40, 0)
+    rgba[..., 3] = np.array([0, 64, 128, 255], np.uint8)[:, None]
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "alpha.png")
+    alpha = np.array([0, 64, 128, 255], np.float32)[:, None, None] / 255.0
+    expected = alpha * np.array([200, 40, 0], np.float32) / 255.0 + (1.0 - alpha)
+    np.testing.assert_allclose(images.load_image(str(tmp_path / "alpha.png")), np.broadcast_to(expected, (4, 3, 3)),
+                               atol=1 / 255)
+
+
+def test_cmyk_and_greyscale_keep_their_colours(corpus):
+    from badfiles import _photo
+
+    photo = np.asarray(_photo(), np.float32) / 255.0  # what both files were made from
+    cmyk = images.load_image(corpus["cmyk"][0])
+    error = np.abs(cmyk - photo)
+    assert error.mean() < 0.01 and error.max() < 0.05, (error.mean(), error.max())  # JPEG error only
+    grey = images.load_image(corpus["grayscale"][0])
+    assert np.array_equal(grey[..., 0], grey[..., 1]) and np.array_equal(grey[..., 0], grey[..., 2])
+    luma = np.asarray(_photo().convert("L"), np.float32) / 255.0
+    assert np.abs(grey[..., 0] - luma).mean() < 0.01 and np.abs(grey[..., 0] - luma).max() < 0.05
 
 
 def test_missing_and_directory(tmp_path):
