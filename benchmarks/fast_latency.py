@@ -1,6 +1,6 @@
 """Latency of the arbitrary-style network (one forward pass) at several content sizes.
 
-  python benchmarks/fast_latency.py --sizes=256,512,1024 --repeats=5 --output=benchmarks/fast_latency.json
+  python benchmarks/fast_latency.py --sizes=256,512,1024 --repeats=5 --output=benchmarks/results/fast_latency.json
 """
 
 from __future__ import annotations

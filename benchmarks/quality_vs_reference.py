@@ -1,6 +1,6 @@
 """Our quality preset against the published jcjohnson/neural-style outputs, measured with the same loss.
 
-  python benchmarks/quality_vs_reference.py --output=benchmarks/quality_vs_reference.json --docs=docs
+  python benchmarks/quality_vs_reference.py --output=benchmarks/results/quality_vs_reference.json --docs=docs
 
 For each pair it runs `nst-stylize --preset=quality --weights=lpips` (timed), then measures the
 unweighted style and content losses (offline ImageNet VGG16, torchvision weights) of our output, of the

@@ -1,7 +1,7 @@
 """Run every benchmark and write one JSON file plus a Markdown table.
 
   python benchmarks/run.py --quick                 # under 3 minutes on a 2-core CPU
-  python benchmarks/run.py --output=benchmarks/results.json --markdown=docs/benchmarks.md
+  python benchmarks/run.py --output=benchmarks/results/all.json --markdown=docs/benchmarks.md
 
 Each benchmark is its own script (runnable alone) that prints JSON; this runner calls them in
 subprocesses, collects their reports, and renders the headline figures as a table. Figures are
@@ -21,6 +21,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HERE = os.path.join(ROOT, "benchmarks")
+RESULTS = os.path.join(HERE, "results")  # every benchmark's JSON report
 
 # name -> (script, quick arguments, full arguments)
 BENCHMARKS = {
@@ -164,11 +165,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes and budgets (under 3 minutes)")
     parser.add_argument("--only", default="", help="comma-separated benchmark names")
-    parser.add_argument("--output", default="benchmarks/results.json")
-    parser.add_argument("--markdown", default="benchmarks/results.md")
+    parser.add_argument("--output", default="benchmarks/results/all.json")
+    parser.add_argument("--markdown", default="benchmarks/results/all.md")
     parser.add_argument("--timeout", type=float, default=3600)
     parser.add_argument("--collect", action="store_true",
-                        help="render the table from the JSON each benchmark already wrote (benchmarks/<name>.json)")
+                        help="render the table from the JSON each benchmark already wrote "
+                             "(benchmarks/results/<name>.json)")
     args = parser.parse_args()
     names = [n for n in (args.only.split(",") if args.only else BENCHMARKS) if n]
     unknown = [n for n in names if n not in BENCHMARKS]
@@ -178,7 +180,7 @@ def main() -> None:
     results = {}
     for name in names:
         if args.collect:
-            path = os.path.join(HERE, f"{name}.json")
+            path = os.path.join(RESULTS, f"{name}.json")
             results[name] = json.load(open(path)) if os.path.exists(path) else {"skipped": f"no {name}.json"}
             continue
         print(f"running {name} ...", file=sys.stderr, flush=True)

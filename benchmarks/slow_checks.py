@@ -1,6 +1,6 @@
 """The tests marked slow (`@pytest.mark.slow`): checks too long for the 10-minute CI suite, run here instead.
 
-  python benchmarks/slow_checks.py --output=benchmarks/slow_checks.json
+  python benchmarks/slow_checks.py --output=benchmarks/results/slow_checks.json
 
 Runs `python -m pytest -m slow -n 0` and reports each test's outcome and duration (pytest's JUnit XML), the counts
 and the wall time. Exits non-zero when one fails, like the suite would. Serially (`-n 0`): the interruption checks

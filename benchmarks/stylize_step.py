@@ -1,6 +1,6 @@
 """Seconds per optimisation step and peak memory of nst-stylize, against the plain eager way.
 
-  python benchmarks/stylize_step.py --sizes=256,512 --steps=10 --repeats=3 --output=benchmarks/stylize_step.json
+  python benchmarks/stylize_step.py --sizes=256,512 --steps=10 --repeats=3 --output=benchmarks/results/stylize_step.json
 
 Each (size, mode) runs in its own process so that its peak memory (max RSS) is its own.
 'compiled' is nst_tf's Adam step (one tf.function); 'eager' is the same loss and update run

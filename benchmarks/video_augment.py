@@ -1,6 +1,7 @@
 """Throughput of nst-video (frames/s, with and without flow consistency) and of RandomStyleTransfer in tf.data.
 
-  python benchmarks/video_augment.py --sizes=256,512 --frames=24 --repeats=3 --output=benchmarks/video_augment.json
+  python benchmarks/video_augment.py --sizes=256,512 --frames=24 --repeats=3 \
+      --output=benchmarks/results/video_augment.json
 
 Video: the nst-video pipeline end to end (decode and resize, the fast network in batches of 4, optical flow
 and blending for 'flow', H.264 encoding into a temporary .mp4), after a warm-up that loads the network and
