@@ -49,10 +49,10 @@ def _parse_flags(argv: list[str]) -> list[str]:
 
 def _style_paths() -> list[str]:
     """The --styles files: a folder's images, or the comma-separated list."""
-    from nst_tf.augment import list_inputs
-
     value = FLAGS.styles
     if os.path.isdir(value):
+        from nst_tf.augment import list_inputs
+
         paths = [os.path.join(value, p) for p in list_inputs(value)]
         if not paths:
             raise common.UsageError(f"--styles={value}: no images in the folder")
@@ -90,14 +90,17 @@ def _validate() -> tuple[list[str], tuple[float, float]]:
     styles = _style_paths()
     if not styles:
         raise common.UsageError("--styles is empty")
+    missing = [p for p in styles if "://" not in p and not os.path.isfile(p)]
+    if missing:
+        raise FileNotFoundError(f"{missing[0]}: no such file")
     return styles, (alpha[0], alpha[1])
 
 
 def main(argv: list[str]) -> int:
     """Plan every output from the seed, skip the finished ones, stylize the rest, keep the manifest."""
+    style_paths, alpha_range = _validate()  # before TensorFlow loads
     from nst_tf import augment
 
-    style_paths, alpha_range = _validate()
     names = [augment.style_name(p) for p in style_paths]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -134,8 +137,12 @@ def _main_beam(style_paths: list[str], settings) -> int:
         raise common.UsageError(str(exc)) from None
     logging.getLogger().setLevel(logging.WARNING)
     absl_logging.set_verbosity(absl_logging.WARNING)
-    report = augment_beam.run_pipeline(FLAGS.input_dir, FLAGS.output_dir, style_paths, settings, FLAGS.model or None,
-                                       FLAGS.style_size, FLAGS.batch_size, FLAGS.runner, beam_args)
+    try:
+        report = augment_beam.run_pipeline(FLAGS.input_dir, FLAGS.output_dir, style_paths, settings,
+                                           FLAGS.model or None, FLAGS.style_size, FLAGS.batch_size, FLAGS.runner,
+                                           beam_args)
+    except ValueError as exc:  # Beam's option validation says what is missing on the lines after the first
+        raise ValueError(" ".join(line.strip() for line in str(exc).splitlines() if line.strip())) from None
     print(f"wrote {report.written} images to {FLAGS.output_dir} in {report.seconds:.1f} s on "
           f"{augment_beam.runner_name(FLAGS.runner)}; skipped {report.skipped} existing, {report.unreadable} "
           f"unreadable input(s) (listed in the manifest); manifest {report.manifest}")
