@@ -1,15 +1,17 @@
 """Throughput of nst-augment: the single-process path against Apache Beam's direct runner with worker processes.
 
-  python benchmarks/augment_beam.py --images=24 --size=256 --workers=2 --output=benchmarks/augment_beam.json
+  python benchmarks/augment_beam.py --images=24 --small_images=8 --size=256 --workers=2 \
+      --output=benchmarks/augment_beam.json
 
-Both run `nst-augment` as a user would (a fresh process each, into a fresh output folder) on the same copies of
-the first --images photos of ../shared/data/train_content, stylized at --size px (long side) with two styles,
---per_image outputs each, the same seed. Reported per path: images/s end to end (process start to exit: Python,
-TensorFlow and the network included, and for Beam the worker processes and the pipeline's stages), and the
-seconds the tool itself reports (single process: its stylization loop; Beam: the pipeline's run). Each path's
-outputs are checked against the single-process path's (same files, same manifest). Median, min and max over
---repeats runs. Prints the JSON and writes it to --output.
-"""
+Both run `nst-augment` as a user would (a fresh process each, into a fresh output folder) on copies of the first
+--images (and, separately, --small_images) photos of ../shared/data/train_content, stylized at --size px (long
+side) with two styles, --per_image outputs each, the same seed. Reported per path and count: images/s end to
+end (process start to exit: Python, TensorFlow and the network included, and for Beam the worker processes and
+the pipeline's stages) and the seconds the tool itself reports (single process: its stylization loop; Beam: the
+pipeline's run); from the two counts, the per-image rate once started ((images - small) / (wall - small wall))
+and the fixed start-up seconds. Beam's outputs are checked against the single-process path's: the largest pixel
+difference (0-255) per run, or null if the file lists or the manifests differ. Median, min and max over
+--repeats runs. Prints the JSON and writes it to --output."""
 
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ def summary(values: list[float]) -> dict:
             "runs": [round(v, 4) for v in values]}
 
 
-def run_augment(args, src: str, out: str, extra: list[str]) -> tuple[float, float, str]:
+def run_augment(args, src: str, out: str, extra: list[str], count: int) -> tuple[float, float, str]:
     """One nst-augment process; (wall seconds, the seconds it reports, its stdout)."""
     styles = ",".join(os.path.join(args.data, "styles", s) for s in ("starry_night.jpg", "the_scream.jpg"))
     command = [sys.executable, "-m", "nst_tf.cli.augment", f"--input_dir={src}", f"--output_dir={out}",
@@ -48,7 +50,7 @@ def run_augment(args, src: str, out: str, extra: list[str]) -> tuple[float, floa
     if proc.returncode:
         raise RuntimeError(f"{' '.join(extra) or 'single process'} failed: {proc.stderr[-2000:]}")
     found = re.search(r"wrote (\d+) images .* in ([\d.]+) s", proc.stdout)
-    if not found or int(found.group(1)) != args.images * args.per_image:
+    if not found or int(found.group(1)) != count * args.per_image:
         raise RuntimeError(f"unexpected output: {proc.stdout[-500:]}")
     return wall, float(found.group(2)), proc.stdout
 
@@ -74,10 +76,21 @@ def max_difference(folder: str, reference: str) -> int | None:
     return worst
 
 
+def copy_photos(args, folder: str, count: int) -> str:
+    """A folder with copies of the first `count` training photos."""
+    os.makedirs(folder)
+    photos = sorted(f for f in os.listdir(os.path.join(args.data, "train_content")) if f.endswith(".jpg"))
+    for name in photos[:count]:
+        shutil.copy(os.path.join(args.data, "train_content", name), folder)
+    return folder
+
+
 def main() -> None:
-    """Run both paths --repeats times; print and write the report."""
+    """Run both paths --repeats times on --images (and --small_images) photos; print and write the report."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=24)
+    parser.add_argument("--small_images", type=int, default=8, help="also run on this many (0: not) to separate "
+                        "the fixed start-up cost from the per-image rate: (images - small) / (wall - small wall)")
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--per_image", type=int, default=1)
     parser.add_argument("--workers", type=int, default=2)
@@ -90,30 +103,40 @@ def main() -> None:
     beam_flags = ["--runner=direct", f"--direct_num_workers={args.workers}", "--direct_running_mode=multi_processing",
                   f"--batch_size={args.batch_size}"]
     paths = {"single process": [], f"beam direct, {args.workers} worker processes": beam_flags}
-    results = {name: {"wall": [], "reported": [], "difference": []} for name in paths}
+    counts = [c for c in (args.small_images, args.images) if c]
+    wall = {(name, c): [] for name in paths for c in counts}
+    reported = {key: [] for key in wall}
+    difference: dict[str, list] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        src = os.path.join(tmp, "in")
-        os.makedirs(src)
-        photos = sorted(f for f in os.listdir(os.path.join(args.data, "train_content")) if f.endswith(".jpg"))
-        for name in photos[:args.images]:
-            shutil.copy(os.path.join(args.data, "train_content", name), src)
-        for repeat in range(args.repeats):
-            for name, extra in paths.items():
-                out = os.path.join(tmp, f"out_{repeat}_{len(extra)}")
-                wall, reported, _ = run_augment(args, src, out, extra)
-                results[name]["wall"].append(wall)
-                results[name]["reported"].append(reported)
-                if extra:
-                    results[name]["difference"].append(max_difference(out, os.path.join(tmp, f"out_{repeat}_0")))
-    count = args.images * args.per_image
-    report = {
-        "machine": f"{platform.platform()}, {os.cpu_count()} CPUs",
-        "images": args.images, "size": args.size, "per_image": args.per_image, "batch_size": args.batch_size,
-        "rows": [{"path": name, "images_per_second": summary([count / w for w in r["wall"]]),
-                  "wall_seconds": summary(r["wall"]), "reported_seconds": summary(r["reported"]),
-                  **({"max_pixel_difference_to_single": r["difference"]} if paths[name] else {})}
-                 for name, r in results.items()],
-    }
+        for count in counts:
+            src = copy_photos(args, os.path.join(tmp, f"in_{count}"), count)
+            for repeat in range(args.repeats):
+                for k, (name, extra) in enumerate(paths.items()):
+                    out = os.path.join(tmp, f"out_{count}_{repeat}_{k}")
+                    seconds, own, _ = run_augment(args, src, out, extra, count)
+                    wall[name, count].append(seconds)
+                    reported[name, count].append(own)
+                    if extra:
+                        difference.setdefault(name, []).append(
+                            max_difference(out, os.path.join(tmp, f"out_{count}_{repeat}_0")))
+    rows = []
+    for name in paths:
+        row = {"path": name}
+        for count in counts:
+            row[f"{count}_images"] = {"images_per_second": summary([count * args.per_image / w
+                                                                    for w in wall[name, count]]),
+                                      "wall_seconds": summary(wall[name, count]),
+                                      "reported_seconds": summary(reported[name, count])}
+        if len(counts) == 2:
+            extra_seconds = statistics.median(wall[name, counts[1]]) - statistics.median(wall[name, counts[0]])
+            row["per_image_rate"] = {"images_per_second": (counts[1] - counts[0]) * args.per_image / extra_seconds,
+                                     "fixed_seconds": statistics.median(wall[name, counts[0]])
+                                     - counts[0] * extra_seconds / (counts[1] - counts[0])}
+        if name in difference:
+            row["max_pixel_difference_to_single"] = difference[name]
+        rows.append(row)
+    report = {"machine": f"{platform.platform()}, {os.cpu_count()} CPUs", "size": args.size,
+              "per_image": args.per_image, "batch_size": args.batch_size, "counts": counts, "rows": rows}
     text = json.dumps(report, indent=2)
     print(text)
     with open(args.output, "w") as f:

@@ -62,6 +62,16 @@ def read_bytes(path: str) -> bytes:
         return f.read()
 
 
+def read_style(path: str) -> bytes:
+    """A style image's bytes; ImageError naming it if it cannot be read."""
+    if not FileSystems.exists(path):
+        raise images.ImageError(f"{path}: no such file")
+    try:
+        return read_bytes(path)
+    except OSError as exc:
+        raise images.ImageError(f"{path}: cannot read ({augment.error_reason(exc, path)})") from None
+
+
 def write_atomic(path: str, data: bytes) -> None:
     """Write a file under a temporary name beside it, then rename it into place."""
     directory, name = FileSystems.split(path)
@@ -211,7 +221,7 @@ class StylizeBatch(beam.DoFn):
 
         self.tf = tf
         self.net = ArbitraryStyleNetwork.load(self.model or None)
-        styles = [images.resize_long_side(decode_image(read_bytes(p), p), self.style_size, p)
+        styles = [images.resize_long_side(decode_image(read_style(p), p), self.style_size, p)
                   for p in self.style_paths]
         self.vectors = [self.net.predict_style(tf.constant(s[None], tf.float32)) for s in styles]
         self.compiled = tf.function(lambda x, v, a: fast.stylize_padded(self.net, x, v, a), reduce_retracing=True)
@@ -283,6 +293,8 @@ class AugmentImages(beam.PTransform):
             raise ValueError(f"{len(self.style_paths)} style files for {len(settings.styles)} style names")
 
     def expand(self, entries):  # noqa: D102
+        for path in self.style_paths:  # a bad style is the caller's error: say so now, not from every worker
+            decode_image(read_style(path), path)
         check_settings(self.output_dir, self.settings)
         output_dir = self.output_dir
         plan = entries | "Plan" >> beam.FlatMap(planned_outputs, self.settings)

@@ -141,8 +141,10 @@ def _main_beam(style_paths: list[str], settings) -> int:
         report = augment_beam.run_pipeline(FLAGS.input_dir, FLAGS.output_dir, style_paths, settings,
                                            FLAGS.model or None, FLAGS.style_size, FLAGS.batch_size, FLAGS.runner,
                                            beam_args)
-    except ValueError as exc:  # Beam's option validation says what is missing on the lines after the first
+    except ValueError as exc:  # Beam's option checks say what is missing on the lines after the first
         raise ValueError(" ".join(line.strip() for line in str(exc).splitlines() if line.strip())) from None
+    except RuntimeError as exc:  # e.g. no Spark or Flink job server to reach
+        raise ValueError(f"{augment_beam.runner_name(FLAGS.runner)}: {str(exc).splitlines()[0]}") from None
     print(f"wrote {report.written} images to {FLAGS.output_dir} in {report.seconds:.1f} s on "
           f"{augment_beam.runner_name(FLAGS.runner)}; skipped {report.skipped} existing, {report.unreadable} "
           f"unreadable input(s) (listed in the manifest); manifest {report.manifest}")
