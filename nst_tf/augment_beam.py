@@ -39,7 +39,8 @@ from nst_tf import augment, fast, images
 from nst_tf.data import IMAGE_EXTENSIONS
 
 NAMESPACE = "nst_augment"
-RUNNERS = {"direct": "DirectRunner", "dataflow": "DataflowRunner", "flink": "FlinkRunner", "spark": "SparkRunner"}
+RUNNERS = {"direct": "DirectRunner", "dataflow": "DataflowRunner", "flink": "FlinkRunner", "spark": "SparkRunner",
+           "portable": "PortableRunner"}  # PortableRunner: a job server of your own (--job_endpoint)
 TEMP_PREFIX = ".tmp-"
 BATCH_SIZE = 8
 
@@ -377,7 +378,7 @@ class BeamReport:
 
 
 def runner_name(runner: str) -> str:
-    """'direct' or 'DirectRunner' -> 'DirectRunner' (and Dataflow, Flink, Spark); ValueError for others."""
+    """'direct' or 'DirectRunner' -> 'DirectRunner' (and Dataflow, Flink, Spark, Portable); ValueError for others."""
     key = runner.lower().removesuffix("runner")
     if key not in RUNNERS:
         raise ValueError(f"unknown runner {runner!r} (use one of {', '.join(RUNNERS)})")

@@ -32,9 +32,9 @@ flags.DEFINE_integer("seed", 0, "Seed of the choices; each image's choices depen
 flags.DEFINE_integer("size", 0, "Long side of the outputs in pixels (0: the input's size).")
 flags.DEFINE_string("model", "", "A network folder (config.json + weights.npz); default: bundled.")
 flags.DEFINE_integer("style_size", 256, "Long side at which style images are analysed.")
-flags.DEFINE_string("runner", "", "Run on Apache Beam with this runner: direct, DataflowRunner, FlinkRunner or "
-                    "SparkRunner (empty: one process, no Beam). Other --name=value flags go to Beam as pipeline "
-                    "options (e.g. --direct_num_workers=2 --direct_running_mode=multi_processing).")
+flags.DEFINE_string("runner", "", "Run on Apache Beam with this runner: direct, DataflowRunner, FlinkRunner, "
+                    "SparkRunner or PortableRunner (empty: one process, no Beam). Other --name=value flags go to "
+                    "Beam as pipeline options (e.g. --direct_num_workers=2: two worker processes).")
 flags.DEFINE_integer("batch_size", 8, "With --runner: images of one size stylized together.")
 
 
