@@ -1,8 +1,8 @@
-"""Make the README's pictures with the project's own code (small JPEGs in docs/images).
+"""Make the pictures of the README and docs/ with the project's own code (small JPEGs in docs/images).
 
   python docs/make_pictures.py [--only=controls,fast,video,augment,export,peer]
 
-controls: the optimiser's controls at 256 px (configs/preview.cfg settings, offline ImageNet VGG16):
+controls: the optimiser's controls at 256 px (the preview preset's settings, offline ImageNet VGG16):
           colour preservation, style blending, style scale, a two-style mask.
 fast:     the bundled arbitrary-style network on held-out photos and paintings, and an alpha sweep.
 video:    nst-video on the `mountain_2` frames, --consistency=none vs flow (frames and their differences).

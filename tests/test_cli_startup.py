@@ -53,6 +53,7 @@ def test_flag_errors_come_before_tensorflow(name, args, message):
 
 @pytest.mark.parametrize("name, args", [
     ("stylize", ["--content={missing}", "--style={missing}", "--output={tmp}/o.jpg"]),
+    ("train", ["--content_dir={tmp},{missing}:3", "--style_dir={tmp}", "--model_dir={tmp}/m"]),
     ("export", ["--checkpoint={missing}", "--output_dir={tmp}/e", "--data_dir={tmp}"]),
     ("video", ["--input={tmp}", "--style={missing}", "--output={tmp}/o.mp4"]),
     ("augment", ["--input_dir={tmp}", "--output_dir={tmp}_out", "--styles={missing}"]),

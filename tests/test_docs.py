@@ -26,7 +26,6 @@ OTHER_FLAGS = {
     "durations": "pytest", "maxprocesses": "pytest-xdist", "dist": "pytest-xdist", "junitxml": "pytest",
     "rest_api_port": "tensorflow_model_server (TF Serving)", "model_base_path": "tensorflow_model_server",
     "port": "tensorflow_model_server's gRPC port",
-    "logdir": "tensorboard --logdir (nst-stylize has its own --logdir too)",
     # Beam pipeline options: nst-augment --runner passes the flags it does not know to Beam.
     "direct_num_workers": "Beam (DirectRunner)", "direct_running_mode": "Beam (DirectRunner)",
     "project": "Beam (DataflowRunner)", "region": "Beam (DataflowRunner)", "temp_location": "Beam",

@@ -110,3 +110,12 @@ def apply_preset(flag_values, name: str | None) -> None:
             flag_values.set_default(key, value)
         except flags.Error as exc:
             raise UsageError(f"--preset={name}: --{key}={value}: {exc}") from None
+
+
+def check_sources(name: str, spec: str | None) -> None:
+    """FileNotFoundError for the first source of an image-source list (`a,b.txt,c:80`) that does not exist."""
+    for part in split_list(spec):
+        source, sep, repeat = part.rpartition(":")
+        source = source if sep and repeat.isdigit() else part  # SOURCE:N, as nst_tf.data.scan_sources reads it
+        if "://" not in source and not os.path.exists(source):
+            raise FileNotFoundError(f"{source}: no such file or folder (--{name})")

@@ -96,6 +96,8 @@ def main(argv: list[str]) -> int:
                                 f"got {FLAGS.style_target}")
     if FLAGS.crop < 32 or (FLAGS.style_crop != 0 and FLAGS.style_crop < 32):
         raise common.UsageError(f"--crop and --style_crop must be at least 32, got {FLAGS.crop}, {FLAGS.style_crop}")
+    for name in ("content_dir", "style_dir"):
+        common.check_sources(name, getattr(FLAGS, name))  # before TensorFlow loads
     from nst_tf import train
 
     if FLAGS.cpu_devices:
