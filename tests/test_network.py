@@ -278,3 +278,45 @@ def test_moment_head_starts_as_the_network_then_corrects_the_targets(net, tmp_pa
     again = ArbitraryStyleNetwork.load(str(tmp_path))
     assert again.config.moment_head == 8
     np.testing.assert_allclose(again.stylize(content, vector).numpy(), corrected.numpy(), atol=2e-2)
+
+
+def _adain_alone(net: ArbitraryStyleNetwork) -> ArbitraryStyleNetwork:
+    """`net`'s encoder and decoder without the parts a hand computation would have to repeat (transform, head...)."""
+    extras = {"linear_rank": 0, "moment_head": 0, "strength_units": 0, "palette": False}
+    fields = {f.name for f in dataclasses.fields(net.config)}
+    return _variant(net, **{k: v for k, v in extras.items() if k in fields})
+
+
+def test_two_part_interface_against_a_hand_computation(net):
+    """predict_style is each used level's per-channel mean and std (sqrt(variance + 1e-5)) of the encoder's features,
+    shallow to deep; stylize gives every content level those statistics (AdaIN by hand, in numpy) and decodes."""
+    plain = _adain_alone(net)
+    rng = np.random.default_rng(11)
+    content = rng.uniform(size=(2, 40, 48, 3)).astype(np.float32)
+    style = rng.uniform(size=(1, 32, 40, 3)).astype(np.float32) ** 2  # darker than the content: other moments
+
+    def hand_moments(levels):
+        parts = [np.concatenate([f.mean(axis=(1, 2)), np.sqrt(f.var(axis=(1, 2)) + 1e-5)], axis=-1) for f in levels]
+        return np.concatenate(parts, axis=-1)
+
+    def encoded(images):
+        features = [f.numpy().astype(np.float64) for f in plain.encoder(tf.constant(images))]
+        return features[len(features) - len(plain.config.levels):]  # the used levels, shallow to deep
+
+    style_levels = encoded(style)
+    vector = hand_moments(style_levels)
+    assert vector.shape == (1, plain.vector_size)
+    np.testing.assert_allclose(plain.predict_style(style).numpy(), vector, rtol=1e-4, atol=1e-4)
+    styled = []
+    for f, target in zip(encoded(content), style_levels):
+        normalized = (f - f.mean(axis=(1, 2), keepdims=True)) / np.sqrt(f.var(axis=(1, 2), keepdims=True) + 1e-5)
+        styled.append(normalized * np.sqrt(target.var(axis=(1, 2), keepdims=True) + 1e-5)
+                      + target.mean(axis=(1, 2), keepdims=True))
+    decoded = plain.decoder([tf.constant(s, tf.float32) for s in styled] if len(styled) > 1 else
+                            tf.constant(styled[0], tf.float32))
+    by_hand = np.clip(decoded.numpy(), 0.0, 1.0)
+    assert by_hand.shape == content.shape and by_hand.std() > 0.01
+    for output in (plain.stylize(content, vector.astype(np.float32)), plain(content, style)):
+        np.testing.assert_allclose(output.numpy(), by_hand, atol=2e-4)
+    # the bundled network's own vector: those moments first (its style matrix and any further parts after them)
+    np.testing.assert_allclose(net.predict_style(style).numpy()[:, :vector.shape[1]], vector, rtol=1e-4, atol=1e-4)

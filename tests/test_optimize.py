@@ -135,3 +135,56 @@ def test_tiled_style_grams_match_whole_image(lpips_weights, data_dir):
     errors = [float(optimize.losses.relative_squared_error(t, w)[0]) for t, w in zip(tiled, whole)]
     print(f"relative squared error of tiled Grams per layer: {np.round(errors, 4).tolist()}")
     assert max(errors) < 0.02
+
+
+def test_tiles_blend_without_seams(extractor, pair, monkeypatch):
+    """Tiles enter the output through feathered windows: where two overlap, the output ramps from one tile's result to
+    the other's (no step at a tile's edge); where one tile alone covers, it is that tile's result. Checked with a
+    stand-in optimiser whose result is a flat grey of its own for each tile, so the blending alone shapes the image."""
+    content, style = pair
+    shades = iter([0.2, 0.8, 0.4, 0.6])  # the 2 x 2 tiles of 40 px over 48 x 64, row by row
+
+    class FlatTile:
+        def __init__(self, objective, image, *args, **kwargs):
+            self.shape, self.value = image.shape, None
+
+        def reset(self, start):
+            self.value = next(shades)
+
+        def step(self):
+            return {"total": tf.constant(0.0)}
+
+        def result(self):
+            return tf.fill(self.shape, self.value)
+
+    monkeypatch.setattr(optimize, "Adam", FlatTile)
+    out = optimize.stylize(extractor, content, [style], opts(scales=(64,), steps=(1,), tile=40, tile_overlap=8))
+    assert out.shape == (48, 64, 3)
+    # tiles start at y 0, 8 and x 0, 24: one tile alone above row 8 / below row 40, left of column 24 / right of 40
+    for rows, cols, shade in ((slice(0, 8), slice(0, 24), 0.2), (slice(0, 8), slice(40, 64), 0.8),
+                              (slice(40, 48), slice(0, 24), 0.4), (slice(40, 48), slice(40, 64), 0.6)):
+        np.testing.assert_allclose(out[rows, cols], shade, atol=1e-6)
+    across, down = np.abs(np.diff(out, axis=1)).max(), np.abs(np.diff(out, axis=0)).max()
+    print(f"largest step between neighbouring pixels: across {across:.3f}, down {down:.3f} (tiles differ by up "
+          f"to 0.6; a hard seam steps by 0.3 or more)")
+    assert across < 0.6 / 8 + 1e-3 and down < 0.6 / 8 + 1e-3  # a ramp over the 8-px overlap, at most
+    blend = out[10:38, 26:38, 0]  # inside all four tiles' overlap: a mix, strictly between the shades
+    assert 0.2 < blend.min() and blend.max() < 0.8
+
+
+def test_iterate_averaging_is_the_bias_corrected_mean_of_the_iterates(extractor, pair):
+    """--average: the result is sum_k (1 - d) d^(n-k) x_k / (1 - d^n) over the iterates x_1..x_n (whose path the
+    average does not change), and it has less of the last steps' jitter than the last iterate."""
+    content, style = pair
+    iterates = []
+    last = optimize.stylize(extractor, content, [style], opts(steps=(8,), learning_rate=0.05),
+                            callback=lambda step, terms, image: iterates.append(image()))
+    np.testing.assert_array_equal(last, iterates[-1])
+    decay, n = 0.7, len(iterates)
+    averaged = optimize.stylize(extractor, content, [style], opts(steps=(8,), learning_rate=0.05, average=decay))
+    by_hand = sum((1 - decay) * decay ** (n - k) * x for k, x in enumerate(iterates, 1)) / (1 - decay ** n)
+    np.testing.assert_allclose(averaged, np.clip(by_hand, 0.0, 1.0), atol=1e-5)
+    jitter = lambda x: float(np.abs(np.diff(x, axis=0)).mean() + np.abs(np.diff(x, axis=1)).mean())  # noqa: E731
+    print(f"total variation: last iterate {jitter(last):.4f}, averaged {jitter(averaged):.4f}, "
+          f"content {jitter(content):.4f}")
+    assert jitter(averaged) < jitter(last)

@@ -334,13 +334,23 @@ def test_mobile_student_trains_resumes_and_saves(folders, tmp_path, random_vgg16
     config = make_config(folders, tmp_path / "run", random_vgg16_weights, content_target="photo", learning_rate=3e-3,
                          identity_weight=1.0, distill_weight=1.0, teacher=str(tmp_path / "teacher"))
     first = train.Trainer(config, network_config=SMALL_MOBILE)
+    initial = [w.copy() for w in first.net.transformer.get_weights()]
     first.fit()  # 2 steps, checkpoint and network folder
+    trained = first.net.transformer.get_weights()
+    assert max(float(np.abs(a - b).max()) for a, b in zip(trained, initial)) > 1e-3  # the steps moved it
     resumed = train.Trainer(replace(config, steps=10), network_config=SMALL_MOBILE)
     assert resumed.resumed_from.endswith("ckpt-2") and resumed.current_step == 2
+    for a, b in zip(resumed.net.transformer.get_weights(), trained):  # the checkpoint holds the trained transformer
+        np.testing.assert_array_equal(a, b)
     saved = fast.load_network(str(tmp_path / "run" / "network"))  # encoder included: the loss network's VGG16
     style = tf.random.uniform([1, 32, 32, 3], seed=1)
     np.testing.assert_allclose(saved.predict_style(style).numpy(), resumed.net.predict_style(style).numpy(),
                                rtol=2e-2, atol=2e-2)  # float16 weights
+    for a, b in zip(saved.transformer.get_weights(), trained):  # and so does the network folder, as float16
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+    content, vector = tf.random.uniform([1, 32, 32, 3], seed=2), first.net.predict_style(style)
+    np.testing.assert_allclose(saved.stylize(content, vector).numpy(), first.net.stylize(content, vector).numpy(),
+                               atol=5e-3)
     rng = np.random.default_rng(4)
     batch = (tf.constant(rng.uniform(size=(2, 32, 32, 3)), tf.float32),
              tf.constant(rng.uniform(size=(2, 32, 32, 3)), tf.float32))
