@@ -1,6 +1,7 @@
 """tools/jax_train.py (the trainer's step in JAX, for accelerator machines without TensorFlow) against nst_tf.train.
 
-Skipped where JAX is not installed (CI); run it before a device run: pip install "jax[cpu]".
+JAX (CPU) is in the test extra, so CI runs these; skipped where JAX is not installed. The tool's own runs (save,
+resume, the student's network folder) are slow-marked: benchmarks/slow_checks.py runs them.
 """
 
 import importlib.util
@@ -178,6 +179,7 @@ def test_adam_update_matches_keras():
     assert not np.allclose(var.numpy(), start, atol=1e-3)  # the steps did move it
 
 
+@pytest.mark.slow  # 220 s on the shared 2-core machine (six tools/jax_train.py runs, each compiling its step)
 def test_run_saves_and_resumes(tmp_path, lpips_weights):
     import subprocess
     import sys
