@@ -395,11 +395,11 @@ def pipeline_options(runner: str, beam_args: Sequence[str] = ()) -> PipelineOpti
     if runner_name(runner) == "DirectRunner" and "direct_num_workers" in named and "direct_running_mode" not in named:
         beam_args.append("--direct_running_mode=multi_processing")  # Beam's default (in_memory) has one worker
     options = PipelineOptions([f"--runner={runner_name(runner)}", *beam_args])
-    known = set(options.get_all_options(retain_unknown_options=False))
-    for arg in beam_args:
-        name = arg.lstrip("-").split("=", 1)[0]
-        if not arg.startswith("--") or (name not in known and name.removeprefix("no_") not in known):
-            raise ValueError(f"{arg}: not a Beam pipeline option (nor an nst-augment flag)")
+    parsers = []  # Beam's own parser of every pipeline option, as it reads them
+    options.get_all_options(add_extra_args_fn=parsers.append)
+    _, unknown = parsers[0].parse_known_args(beam_args)
+    if unknown:
+        raise ValueError(f"{unknown[0]}: not a Beam pipeline option (nor an nst-augment flag)")
     return options
 
 
