@@ -6,6 +6,7 @@ with a clear message, and no output file is left behind.
 
 import csv
 import os
+import re
 
 import numpy as np
 import pytest
@@ -28,29 +29,29 @@ def stylize_bytes():
     return export.serving_signatures(module)["stylize_bytes"]
 
 
+# why each refused file is refused: the signature's message for it
+REFUSALS = {"zero_bytes": "content: empty bytes", "text_renamed": "content: not a JPEG, PNG, GIF or BMP image",
+            "truncated_jpeg": "Invalid JPEG data", "truncated_png": "Invalid PNG data",
+            "one_by_one": "content: height and width must be at least 16 px",
+            "one_by_10000": "content: height and width must be at least 16 px",
+            "decompression_bomb": "content: image too large to decode safely"}
+
+
 def test_bytes_signature_on_the_corpus(corpus, stylize_bytes, data_dir):
     style = tf.constant(open(f"{data_dir}/styles/starry_night.jpg", "rb").read())
-    for name, (path, expect) in corpus.items():
+    assert {n for n, (_, e) in corpus.items() if e == "error"} <= set(REFUSALS)  # every broken file has its reason
+    for name, (path, _) in corpus.items():
         content = tf.constant(open(path, "rb").read())
-        if expect == "ok" or name == "one_by_10000":
-            if name == "one_by_10000":  # 1 px wide: refused with a message (too small for the network)
-                with pytest.raises(tf.errors.InvalidArgumentError, match="content"):
-                    stylize_bytes(content=content, style=style)
-                continue
-            if name == "one_by_one":
-                with pytest.raises(tf.errors.InvalidArgumentError, match="content"):
-                    stylize_bytes(content=content, style=style)
-                continue
-            png = stylize_bytes(content=content, style=style)["stylized_image_bytes"][0]
-            image = tf.io.decode_png(png).numpy()
-            assert image.ndim == 3 and image.shape[2] == 3 and image.std() > 0, name
-        else:
+        if name in REFUSALS:  # the broken files, and the 1-px one the network cannot take
             with pytest.raises(tf.errors.InvalidArgumentError) as info:
                 stylize_bytes(content=content, style=style)
-            message = info.value.message
-            expected = {"decompression_bomb": "too large to decode safely", "zero_bytes": "empty bytes",
-                        "text_renamed": "not a JPEG, PNG, GIF or BMP"}.get(name, "")
-            assert expected in message, (name, message[-300:])
+            assert REFUSALS[name] in info.value.message, (name, info.value.message[-300:])
+            for other in set(REFUSALS.values()) - {REFUSALS[name]}:  # not another file's reason
+                assert other not in info.value.message, (name, other)
+            continue
+        png = stylize_bytes(content=content, style=style)["stylized_image_bytes"][0]
+        image = tf.io.decode_png(png).numpy()
+        assert image.ndim == 3 and image.shape[2] == 3 and image.std() > 0, name
 
 
 def test_augment_on_the_corpus(corpus, tmp_path, data_dir):
@@ -71,6 +72,13 @@ def test_augment_on_the_corpus(corpus, tmp_path, data_dir):
     assert len(rows) == len(expected_ok)
     skipped = len(corpus) - len(expected_ok)
     assert len(listed) - len(rows) == skipped and all(r["error"] for r in listed if not r["output"])
-    assert f"{skipped}" in proc.stdout + proc.stderr  # the skipped files are counted
+    refused = {os.path.splitext(r["input"])[0]: r["error"] for r in listed if not r["output"]}
+    assert set(refused) == set(corpus) - expected_ok  # each refused input listed once, with its reason
+    assert "empty file" in refused["zero_bytes"] and "not an image file" in refused["text_renamed"]
+    assert "too narrow" in refused["one_by_10000"] and "too large to decode" in refused["decompression_bomb"]
+    assert all("cannot decode" in refused[n] for n in ("truncated_jpeg", "truncated_png")), refused
+    counts = re.search(r"wrote (\d+) images .*skipped (\d+) existing, (\d+) unreadable input", proc.stdout)
+    assert counts, proc.stdout[-500:]  # the summary line counts them
+    assert [int(n) for n in counts.groups()] == [len(expected_ok), 0, skipped], counts.group(0)
     for f in made:
         assert np.isfinite(tf.io.decode_image(open(out / f, "rb").read()).numpy()).all()
