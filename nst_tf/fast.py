@@ -11,6 +11,7 @@ import tensorflow as tf
 from nst_tf.mobile import BUNDLED_DIR as MOBILE_DIR
 from nst_tf.mobile import MobileConfig, MobileStyleNetwork, config_from_json
 from nst_tf.network import BUNDLED_DIR, STRIDE, ArbitraryStyleNetwork
+from nst_tf.strength import DEFAULT_STRENGTH, STRENGTH_MAX, check_strength  # noqa: F401 (re-exported)
 
 Network = ArbitraryStyleNetwork | MobileStyleNetwork
 
@@ -52,7 +53,7 @@ def style_vector(net: Network, styles: Sequence[np.ndarray],
     return tf.add_n([v * (w / total) for v, w in zip(vectors, weights)])
 
 
-def stylize_padded(net: Network, content: tf.Tensor, vector: tf.Tensor, alpha: float | tf.Tensor = 1.0,
+def stylize_padded(net: Network, content: tf.Tensor, vector: tf.Tensor, strength: float | tf.Tensor = 1.0,
                    restate_channels: bool = False) -> tf.Tensor:
     """Stylize [B, H, W, 3] content of any size: mirror-pad to the stride plus MARGIN a side, stylize, crop back.
 
@@ -76,14 +77,14 @@ def stylize_padded(net: Network, content: tf.Tensor, vector: tf.Tensor, alpha: f
     if restate_channels and not static:  # the TFLite converter loses the channel count through a computed pad
         shape = tf.shape(padded)
         padded = tf.reshape(padded, [shape[0], shape[1], shape[2], content.shape[-1]])
-    out = net.stylize(padded, vector, alpha)
+    out = net.stylize(padded, vector, strength)
     return out[:, top:top + height, left:left + width, :]
 
 
 def stylize(net: Network, content: np.ndarray, styles: Sequence[np.ndarray],
-            alpha: float = 1.0, blend: Sequence[float] | None = None) -> np.ndarray:
-    """Stylize one [H, W, 3] content image in [0, 1] with one or more style images; same size out."""
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+            strength: float = DEFAULT_STRENGTH, blend: Sequence[float] | None = None) -> np.ndarray:
+    """Stylize one [H, W, 3] content image in [0, 1] with one or more style images at a strength in [0, 2] (0: the
+    photo, 1: the painting's look, 2: more painterly); same size out."""
+    strength = check_strength(strength)
     vector = style_vector(net, styles, blend)
-    return stylize_padded(net, tf.constant(content[None], tf.float32), vector, alpha).numpy()[0]
+    return stylize_padded(net, tf.constant(content[None], tf.float32), vector, strength).numpy()[0]

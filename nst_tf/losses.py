@@ -86,3 +86,62 @@ def masked_gram_matrix(features: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     mask = tf.cast(mask, tf.float32)
     weight = tf.reduce_sum(mask, axis=[1, 2, 3])[:, None, None]
     return tf.einsum("bhwc,bhwd->bcd", features * mask, features) / (weight + _EPS)
+
+
+def palette_loss(images: tf.Tensor, target: tf.Tensor, projections: int = 16,
+                 directions: tf.Tensor | None = None) -> tf.Tensor:
+    """Sliced Wasserstein distance between the pixel colours of images and target ([B, H, W, 3] each): [B].
+
+    Both sets of pixels are projected on `projections` random unit directions of RGB (or the given [3, K]
+    `directions`), sorted, and compared quantile by quantile (squared difference); target pixels are resampled at
+    the images' quantiles when the counts differ.
+    """
+    a = tf.reshape(tf.cast(images, tf.float32), [tf.shape(images)[0], -1, 3])
+    b = tf.reshape(tf.cast(target, tf.float32), [tf.shape(target)[0], -1, 3])
+    if directions is None:
+        directions = tf.math.l2_normalize(tf.random.normal([3, projections]), axis=0)
+    pa = tf.sort(tf.einsum("bnc,ck->bkn", a, directions), axis=-1)
+    pb = tf.sort(tf.einsum("bnc,ck->bkn", b, directions), axis=-1)
+    n, m = tf.shape(pa)[-1], tf.shape(pb)[-1]
+    quantiles = (tf.range(n, dtype=tf.float32) + 0.5) * tf.cast(m, tf.float32) / tf.cast(n, tf.float32)
+    pb = tf.gather(pb, tf.cast(quantiles, tf.int32), axis=-1)
+    return tf.reduce_mean(tf.square(pa - pb), axis=[1, 2])
+
+
+def orthonormal_projections(channels: int, count: int | None = None, seed: int | None = None) -> tf.Tensor:
+    """`count` (default all) random orthonormal directions in feature space, as columns: [C, count]."""
+    count = channels if count is None else min(int(count), channels)
+    shape = [channels, channels]
+    gaussian = (tf.random.normal(shape) if seed is None
+                else tf.random.stateless_normal(shape, seed=tf.constant([seed, 0], tf.int32)))
+    q, r = tf.linalg.qr(gaussian)
+    q = q * tf.where(tf.linalg.diag_part(r) < 0, -1.0, 1.0)[None, :]  # Haar-distributed: fix QR's sign choice
+    return q[:, :count]
+
+
+def sorted_projections(features: tf.Tensor, projections: tf.Tensor) -> tf.Tensor:
+    """Features [B, ..., C] as per-item point sets projected on [C, K] directions, each sorted: [B, K, N]."""
+    features = tf.cast(features, tf.float32)
+    batch, channels = tf.shape(features)[0], tf.shape(features)[-1]
+    points = tf.reshape(features, [batch, -1, channels])
+    return tf.sort(tf.transpose(tf.einsum("bnc,ck->bnk", points, projections), [0, 2, 1]), axis=-1)
+
+
+def quantiles(sorted_values: tf.Tensor, n: int | tf.Tensor) -> tf.Tensor:
+    """Resample sorted values [..., M] at the n quantile levels (i + 0.5) / n, linearly interpolated: [..., n]."""
+    sorted_values = tf.cast(sorted_values, tf.float32)
+    m = tf.shape(sorted_values)[-1]
+    position = (tf.cast(tf.range(n), tf.float32) + 0.5) * tf.cast(m, tf.float32) / tf.cast(n, tf.float32) - 0.5
+    position = tf.clip_by_value(position, 0.0, tf.cast(m - 1, tf.float32))
+    below = tf.cast(tf.floor(position), tf.int32)
+    above = tf.minimum(below + 1, m - 1)
+    frac = position - tf.cast(below, tf.float32)
+    return (1.0 - frac) * tf.gather(sorted_values, below, axis=-1) + frac * tf.gather(sorted_values, above, axis=-1)
+
+
+def sliced_wasserstein_loss(features: tf.Tensor, target_sorted: tf.Tensor, projections: tf.Tensor) -> tf.Tensor:
+    """Sliced Wasserstein loss (Heitz et al., CVPR 2021) against a target's sorted projections [K, M]: [B]."""
+    values = sorted_projections(features, projections)  # [B, K, N]
+    target = quantiles(target_sorted, tf.shape(values)[-1])[None]  # [1, K, N]: the target's quantiles at N levels
+    error = tf.reduce_mean(tf.square(values - target), axis=[1, 2])
+    return error / (tf.reduce_mean(tf.square(target)) + _EPS)

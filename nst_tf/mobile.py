@@ -25,6 +25,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from nst_tf import palette as palette_lib
+from nst_tf import strength as strength_lib
 from nst_tf.network import BUNDLED_DIR as BUNDLED_ARBITRARY_DIR
 from nst_tf.network import (
     ENCODER_CHANNELS,
@@ -55,11 +57,18 @@ class MobileConfig:
     style_pool: int = 2  # the predictor sees style images average-pooled by this factor (cost / pool^2)
     preprocessing: str = "torch"  # of the predictor's VGG16 weights
     kind: str = "mobile"
+    strength_units: int = 0  # > 0: the strength, through an embedding this wide, shifts the style bottleneck
+    palette: bool = False  # the output gets the style's pixel colour moments (6 more floats in the style vector)
+
+    @property
+    def moments_size(self) -> int:
+        """Length of the moments part: mean and std of each channel of relu1_1..relu4_1."""
+        return 2 * sum(ENCODER_CHANNELS)
 
     @property
     def vector_size(self) -> int:
-        """Length of a style vector: mean and std of each channel of relu1_1..relu4_1."""
-        return 2 * sum(ENCODER_CHANNELS)
+        """Length of a style vector: the moments, then the palette if any."""
+        return self.moments_size + (palette_lib.SIZE if self.palette else 0)
 
     def to_json(self) -> str:
         """Stable JSON form, stored beside the weights."""
@@ -71,6 +80,8 @@ class MobileConfig:
         data = json.loads(text)
         data["channels"] = tuple(data["channels"])
         data["kernels"] = tuple(data["kernels"])
+        data.setdefault("strength_units", 0)  # networks saved before the strength control
+        data.setdefault("palette", False)  # and before the palette layer
         return cls(**data)
 
 
@@ -119,10 +130,21 @@ class ConditionalInstanceNorm(keras.layers.Layer):
 
 
 class Log1p(keras.layers.Layer):
-    """log(1 + x): squashes the style vector's moments (all >= 0, up to tens) to a trainable range."""
+    """log(1 + x) of the first `size` floats: squashes the style vector's moments (all >= 0, up to tens) to a
+    trainable range (the palette after them is not read here)."""
+
+    def __init__(self, size: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.size = size
 
     def call(self, x):  # noqa: D102
-        return tf.math.log1p(tf.maximum(x, 0.0))
+        return tf.math.log1p(tf.maximum(x[:, :self.size] if self.size else x, 0.0))
+
+    def compute_output_shape(self, input_shape):  # noqa: D102
+        return (input_shape[0], self.size or input_shape[-1])
+
+    def get_config(self):  # noqa: D102
+        return {**super().get_config(), "size": self.size}
 
 
 def _conv(x, channels: int, kernel: int, name: str, stride: int = 1):
@@ -136,11 +158,20 @@ def _norm_relu(x, z, channels: int, name: str, relu: bool = True):
 
 
 def build_transformer(config: MobileConfig = MobileConfig()) -> keras.Model:
-    """(content [B, H, W, 3] in [0, 1], H and W multiples of 4; style vector [B, V]) -> image in [0, 1]."""
+    """(content [B, H, W, 3] in [0, 1], H and W multiples of 4; style vector [B, V] [; strength [B, 1]]) -> image in
+    [0, 1] (before the palette layer). The strength's embedding shifts the style bottleneck, so every conditional
+    instance norm sees it."""
     c1, c2, c3 = config.channels
     content = keras.Input((None, None, 3), name="content")
     vector = keras.Input((config.vector_size,), name="style_vector")
-    z = keras.layers.Dense(config.bottleneck, name="bottleneck")(Log1p(name="log1p")(vector))
+    z = keras.layers.Dense(config.bottleneck, name="bottleneck")(Log1p(config.moments_size, name="log1p")(vector))
+    inputs = [content, vector]
+    if config.strength_units:
+        strength = keras.Input((1,), name="strength")
+        inputs.append(strength)
+        shift = keras.layers.Dense(config.bottleneck, kernel_initializer="zeros", name="strength_shift")(
+            strength_lib.embed(strength, config.strength_units))
+        z = keras.layers.Add(name="bottleneck_strength")([z, shift])
     x = _norm_relu(_conv(content, c1, config.kernels[0], "conv1"), z, c1, "in1")
     x = _norm_relu(_conv(x, c2, 3, "conv2", stride=2), z, c2, "in2")
     x = _norm_relu(_conv(x, c3, 3, "conv3", stride=2), z, c3, "in3")
@@ -153,7 +184,7 @@ def build_transformer(config: MobileConfig = MobileConfig()) -> keras.Model:
     x = ResizeUpsampling((2, 2), "nearest", name="up1")(x)
     x = _norm_relu(_conv(x, c1, 3, "up1_conv"), z, c1, "up1_in")
     x = keras.layers.Activation("sigmoid", name="image")(_conv(x, 3, config.kernels[1], "conv_out"))
-    return keras.Model([content, vector], x, name="transformer")
+    return keras.Model(inputs, x, name="transformer")
 
 
 class MobileStyleNetwork:
@@ -181,7 +212,10 @@ class MobileStyleNetwork:
         pool = self.config.style_pool
         if pool > 1:
             style_images = tf.nn.avg_pool2d(style_images, pool, pool, "VALID")
-        return levels_vector(self.encoder(style_images))
+        moments = levels_vector(self.encoder(style_images))
+        if not self.config.palette:
+            return moments
+        return tf.concat([moments, palette_lib.pixel_moments(style_images)], axis=-1)
 
     def content_vector(self, content_images: tf.Tensor, side: int = 256) -> tf.Tensor:
         """The content's own style vector (for alpha < 1), predicted at `side` px long side like a style."""
@@ -190,22 +224,35 @@ class MobileStyleNetwork:
         size = tf.cast(tf.round(tf.cast(shape[1:3], tf.float32) * scale), tf.int32)
         return self.predict_style(tf.image.resize(content_images, size))  # bilinear: a TFLite builtin
 
-    def stylize(self, content_images: tf.Tensor, style_vector: tf.Tensor, alpha: float | tf.Tensor = 1.0,
+    def transform(self, content_images: tf.Tensor, style_vector: tf.Tensor, strength: tf.Tensor,
+                  training: bool = False) -> tf.Tensor:
+        """The transformer (with the strength if it takes it) and the palette layer (if any): unclipped images."""
+        inputs = [content_images, style_vector]
+        if self.config.strength_units:
+            inputs.append(strength)
+        images = self.transformer(inputs, training=training)
+        if not self.config.palette:
+            return images
+        return palette_lib.match_palette(images, style_vector[:, -palette_lib.SIZE:])
+
+    def stylize(self, content_images: tf.Tensor, style_vector: tf.Tensor, strength: float | tf.Tensor = 1.0,
                 clip: bool = True) -> tf.Tensor:
-        """Content images in [0, 1] (sides multiples of 4) + style vectors -> stylized images in [0, 1]."""
+        """Content images in [0, 1] (sides multiples of 4) + style vectors at a strength (scalar or [B], in [0, 2])
+        -> stylized images in [0, 1]. Up to 1 the strength blends the style vector with the content's own."""
         content_images = tf.convert_to_tensor(content_images, tf.float32)
         batch = tf.shape(content_images)[0]
         style_vector = tf.broadcast_to(style_vector, [batch, tf.shape(style_vector)[-1]])
-        alpha = tf.clip_by_value(tf.broadcast_to(tf.reshape(tf.cast(alpha, tf.float32), [-1, 1]), [batch, 1]),
-                                 0.0, 1.0)
-        # the content's own vector costs a VGG16 pass: only when some alpha < 1 (a TFLite IF op when exported)
-        style_vector = tf.cond(tf.reduce_all(alpha >= 1.0), lambda: style_vector,
-                               lambda: alpha * style_vector + (1.0 - alpha) * self.content_vector(content_images))
-        return self.transformer([content_images, style_vector])
+        strength = strength_lib.as_column(strength, batch)
+        amount = strength_lib.blend_amount(strength)
+        # the content's own vector costs a VGG16 pass: only when some strength < 1 (a TFLite IF op when exported)
+        style_vector = tf.cond(tf.reduce_all(amount >= 1.0), lambda: style_vector,
+                               lambda: amount * style_vector + (1.0 - amount) * self.content_vector(content_images))
+        images = self.transform(content_images, style_vector, strength)
+        return tf.clip_by_value(images, 0.0, 1.0) if clip else images
 
-    def __call__(self, content_images, style_images, alpha=1.0):
+    def __call__(self, content_images, style_images, strength=1.0):
         """Stylize content with style images directly (the combined model)."""
-        return self.stylize(content_images, self.predict_style(style_images), alpha)
+        return self.stylize(content_images, self.predict_style(style_images), strength)
 
     # -- weights ---------------------------------------------------------------------
     def load_encoder_weights(self, spec) -> None:

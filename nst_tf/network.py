@@ -37,6 +37,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from nst_tf import palette as palette_lib
+from nst_tf import strength as strength_lib
 from nst_tf.features import PREPROCESSORS
 
 ENCODER_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1")
@@ -57,6 +59,8 @@ class NetworkConfig:
     skip_levels: int = 3  # shallower encoder levels (relu3_1, relu2_1, relu1_1) also AdaIN'd and fed in
     linear_rank: int = 0  # > 0: the learned linear transform at relu4_1, of this rank (Li et al. 2019 use 32)
     moment_head: int = 0  # > 0: hidden units of the learned correction of the target moments (0: none)
+    strength_units: int = 0  # > 0: the decoder is modulated by the strength (FiLM from an embedding this wide)
+    palette: bool = False  # the output gets the style's pixel colour moments (6 more floats in the style vector)
 
     def __post_init__(self):
         if not 0 <= self.skip_levels <= 3:
@@ -65,6 +69,8 @@ class NetworkConfig:
             raise ValueError(f"linear_rank must be 0..128, got {self.linear_rank}")
         if not 0 <= self.moment_head <= 4096:
             raise ValueError(f"moment_head must be 0..4096, got {self.moment_head}")
+        if not 0 <= self.strength_units <= 1024:
+            raise ValueError(f"strength_units must be 0..1024, got {self.strength_units}")
 
     @property
     def levels(self) -> tuple[str, ...]:
@@ -83,8 +89,8 @@ class NetworkConfig:
 
     @property
     def vector_size(self) -> int:
-        """Length of a style vector: the moments, then the linear transform's rank x rank style matrix."""
-        return self.moments_size + self.linear_rank ** 2
+        """Length of a style vector: the moments, the linear transform's rank x rank style matrix, the palette."""
+        return self.moments_size + self.linear_rank ** 2 + (palette_lib.SIZE if self.palette else 0)
 
     def to_json(self) -> str:
         """Stable JSON form, stored beside checkpoints and bundled weights."""
@@ -98,6 +104,8 @@ class NetworkConfig:
         data.setdefault("skip_levels", 0)  # networks saved before skips existed
         data.setdefault("linear_rank", 0)  # and before the linear transform
         data.setdefault("moment_head", 0)  # and before the moment head
+        data.setdefault("strength_units", 0)  # and before the strength control
+        data.setdefault("palette", False)  # and before the palette layer
         return cls(**data)
 
 
@@ -247,32 +255,42 @@ def _conv(x, channels: int, name: str, activation: str | None = "relu"):
     return keras.layers.Conv2D(channels, 3, padding="valid", activation=activation, name=name)(x)
 
 
-def _up(x, skips: dict, level: int, channels: int, config: NetworkConfig):
-    """Resize x2, then add a (zero-initialised) 1x1 projection of the level's skip features if fed."""
+def _up(x, skips: dict, level: int, channels: int, config: NetworkConfig, embedding=None):
+    """Resize x2, then add a (zero-initialised) 1x1 projection of the level's skip features if fed, modulated by the
+    strength embedding if any."""
     x = ResizeUpsampling((2, 2), config.upsample, name=f"up{level}")(x)
     if level in skips:
         projected = keras.layers.Conv2D(channels, 1, kernel_initializer="zeros", name=f"skip{level}")(skips[level])
+        projected = strength_lib.film(projected, embedding, f"skip{level}")
         x = keras.layers.Add(name=f"add{level}")([x, projected])
     return x
 
 
 def build_decoder(config: NetworkConfig = NetworkConfig()) -> keras.Model:
-    """AdaIN'd levels (shallow to deep, relu4_1 last) -> RGB image (unclipped); three resize-then-conv steps."""
+    """AdaIN'd levels (shallow to deep, relu4_1 last) [+ a [B, 1] strength] -> RGB image (unclipped); three
+    resize-then-conv steps, each convolution but the last modulated by the strength when strength_units > 0."""
     c = config.decoder_channels
     inputs = [keras.Input((None, None, ch), name=name.replace("block", "relu").replace("_conv", "_"))
               for name, ch in zip(config.levels, config.level_channels)]
     skips = {level: inputs[level - 4 + config.skip_levels] for level in range(4 - config.skip_levels, 4)}
-    x = _conv(inputs[-1], c[0], "dec4_1")
-    x = _up(x, skips, 3, c[0], config)
-    x = _conv(x, c[1], "dec3_2")
-    x = _conv(x, c[2], "dec3_1")
-    x = _up(x, skips, 2, c[2], config)
-    x = _conv(x, c[3], "dec2_2")
-    x = _conv(x, c[4], "dec2_1")
-    x = _up(x, skips, 1, c[4], config)
-    x = _conv(x, c[5], "dec1_2")
+    strength = keras.Input((1,), name="strength") if config.strength_units else None
+    e = strength_lib.embed(strength, config.strength_units) if strength is not None else None
+
+    def conv(x, channels, name):
+        return strength_lib.film(_conv(x, channels, name), e, name)
+
+    x = conv(inputs[-1], c[0], "dec4_1")
+    x = _up(x, skips, 3, c[0], config, e)
+    x = conv(x, c[1], "dec3_2")
+    x = conv(x, c[2], "dec3_1")
+    x = _up(x, skips, 2, c[2], config, e)
+    x = conv(x, c[3], "dec2_2")
+    x = conv(x, c[4], "dec2_1")
+    x = _up(x, skips, 1, c[4], config, e)
+    x = conv(x, c[5], "dec1_2")
     x = _conv(x, 3, "dec1_1", activation=None)
-    return keras.Model(inputs if len(inputs) > 1 else inputs[0], x, name="decoder")
+    ins = inputs + ([strength] if strength is not None else [])
+    return keras.Model(ins if len(ins) > 1 else ins[0], x, name="decoder")
 
 
 class InstanceNormalized(keras.layers.Layer):
@@ -375,29 +393,46 @@ class ArbitraryStyleNetwork:
         """[B, H, W, 3] images in [0, 1] -> the feature maps of the used levels, shallow to deep."""
         return self.encoder(tf.convert_to_tensor(images, tf.float32))[4 - len(self.config.levels):]
 
-    def decode(self, levels: list[tf.Tensor], training: bool = False) -> tf.Tensor:
-        """AdaIN'd levels (as from encode) -> unclipped images."""
+    def decode(self, levels: list[tf.Tensor], strength: float | tf.Tensor = 1.0, training: bool = False) -> tf.Tensor:
+        """AdaIN'd levels (as from encode) [+ the strength, scalar or [B, 1], if the decoder takes it] -> unclipped
+        images."""
+        levels = list(levels)
+        if self.config.strength_units:
+            levels.append(strength_lib.as_column(strength, tf.shape(levels[-1])[0]))
         return self.decoder(levels if len(levels) > 1 else levels[0], training=training)
 
-    def vector_of(self, levels: list[tf.Tensor], training: bool = False) -> tf.Tensor:
-        """Encoded levels (as from encode) -> their style vector: the moments, then the style matrix if any."""
-        moments = levels_vector(levels)
-        if self.style_net is None:
-            return moments
-        return tf.concat([moments, self.style_net(levels[-1], training=training)], axis=-1)
+    def vector_of(self, levels: list[tf.Tensor], images: tf.Tensor | None = None, training: bool = False) -> tf.Tensor:
+        """Encoded levels (as from encode) of `images` -> their style vector: the moments, then the style matrix and
+        the images' palette if the network has them (the palette needs the images)."""
+        parts = [levels_vector(levels)]
+        if self.style_net is not None:
+            parts.append(self.style_net(levels[-1], training=training))
+        if self.config.palette:
+            if images is None:
+                raise ValueError("this network's style vector has a palette: vector_of needs the images")
+            parts.append(palette_lib.pixel_moments(images))
+        return tf.concat(parts, axis=-1) if len(parts) > 1 else parts[0]
+
+    def finish(self, images: tf.Tensor, style_vector: tf.Tensor) -> tf.Tensor:
+        """The decoder's output with the palette of `style_vector` if the network has the palette layer."""
+        if not self.config.palette:
+            return images
+        return palette_lib.match_palette(images, style_vector[:, -palette_lib.SIZE:])
 
     def styled_levels(self, levels: list[tf.Tensor], style_vector: tf.Tensor, training: bool = False,
                       alpha: float | tf.Tensor = 1.0) -> list[tf.Tensor]:
         """Encoded content levels + [B, vector_size] style vectors (blended by `alpha` with the content's own) ->
         the decoder's inputs: every level AdaIN'd (to the moments the head corrects, if any), and relu4_1 plus the
         linear transform's residual if any."""
-        moments = style_vector[:, :self.config.moments_size]
+        size = self.config.moments_size
+        moments = style_vector[:, :size]
         if self.moment_head is not None:
             moments = moments + alpha * self.moment_head([moments, levels_vector(levels)], training=training)
         targets = multi_adain(levels, moments)
         if self.transfer is None:
             return targets
-        return self._plus_residual(targets, levels[-1], style_vector[:, self.config.moments_size:], training)
+        matrix = style_vector[:, size:size + self.config.linear_rank ** 2]
+        return self._plus_residual(targets, levels[-1], matrix, training)
 
     def own_levels(self, levels: list[tf.Tensor], training: bool = False) -> list[tf.Tensor]:
         """What the decoder gets to give the content back (the identity term): the levels as they are, relu4_1
@@ -413,22 +448,27 @@ class ArbitraryStyleNetwork:
 
     def predict_style(self, style_images: tf.Tensor) -> tf.Tensor:
         """[B, H, W, 3] style images in [0, 1] -> [B, vector_size] style vectors."""
-        return self.vector_of(self.encode(style_images))
+        style_images = tf.convert_to_tensor(style_images, tf.float32)
+        return self.vector_of(self.encode(style_images), style_images)
 
-    def stylize(self, content_images: tf.Tensor, style_vector: tf.Tensor, alpha: float | tf.Tensor = 1.0,
+    def stylize(self, content_images: tf.Tensor, style_vector: tf.Tensor, strength: float | tf.Tensor = 1.0,
                 clip: bool = True) -> tf.Tensor:
-        """Content images in [0, 1] + style vectors ([B, vector_size] or [1, ...]) -> stylized images."""
+        """Content images in [0, 1] + style vectors ([B, vector_size] or [1, ...]) at a strength (scalar or [B], in
+        [0, 2]: 0 the photo, 1 the painting's look) -> stylized images. Up to 1 the strength blends the style vector
+        with the content's own (the old alpha); the decoder of a strength-trained network also sees it."""
+        content_images = tf.convert_to_tensor(content_images, tf.float32)
         levels = self.encode(content_images)
         batch = tf.shape(levels[-1])[0]
         style_vector = tf.broadcast_to(style_vector, [batch, tf.shape(style_vector)[-1]])
-        alpha = tf.clip_by_value(tf.broadcast_to(tf.reshape(tf.cast(alpha, tf.float32), [-1, 1]), [batch, 1]), 0.0, 1.0)
-        vector = blend_vectors(style_vector, self.vector_of(levels), alpha)
-        images = self.decode(self.styled_levels(levels, vector, alpha=alpha))
+        strength = strength_lib.as_column(strength, batch)
+        amount = strength_lib.blend_amount(strength)
+        vector = blend_vectors(style_vector, self.vector_of(levels, content_images), amount)
+        images = self.finish(self.decode(self.styled_levels(levels, vector, alpha=amount), strength), vector)
         return tf.clip_by_value(images, 0.0, 1.0) if clip else images
 
-    def __call__(self, content_images, style_images, alpha=1.0):
+    def __call__(self, content_images, style_images, strength=1.0):
         """Stylize content with style images directly (the combined model)."""
-        return self.stylize(content_images, self.predict_style(style_images), alpha)
+        return self.stylize(content_images, self.predict_style(style_images), strength)
 
     # -- weights ---------------------------------------------------------------------
     def load_encoder_weights(self, spec) -> None:

@@ -25,6 +25,7 @@ folder; the bundled one by default). tools/jax_train.py --student is the same st
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -38,6 +39,8 @@ import tensorflow as tf
 from nst_tf import data as data_lib
 from nst_tf import features as features_lib
 from nst_tf import losses
+from nst_tf import palette as palette_lib
+from nst_tf import strength as strength_lib
 from nst_tf import weights as weights_lib
 from nst_tf.mobile import MobileConfig, MobileStyleNetwork, config_from_json, load_part
 from nst_tf.network import BOTTLENECK, ENCODER_LAYERS, ArbitraryStyleNetwork, NetworkConfig, levels_vector
@@ -73,6 +76,9 @@ class TrainConfig:
     identity_weight: float = 0.0
     inversion_weight: float = 0.0  # relu4_1 of the output vs the decoder's relu4_1 input (with a photo target)
     distill_weight: float = 0.0  # phone-sized network only: squared pixel error to the teacher's output
+    palette_weight: float = 0.0  # sliced Wasserstein distance of the output's pixel colours to the style crop's
+    strength_max: float = 0.0  # > 0: a strength per example, uniform in [0, this], fed to the network and weighing
+    # the style and palette terms by strength squared (Babaeizadeh & Ghiasi 2020); 0: strength 1 throughout
     teacher: str = ""  # phone-sized network only: the teacher network folder ("": the bundled one)
     content_target: str = "adain"
     style_layers: str = ",".join(ENCODER_LAYERS)
@@ -127,6 +133,8 @@ class Trainer:
         self.student = isinstance(network_config, MobileConfig)
         if self.student and config.content_target != "photo":
             raise ValueError("the phone-sized network has no AdaIN target: use content_target='photo'")
+        if not 0.0 <= config.strength_max <= strength_lib.STRENGTH_MAX:
+            raise ValueError(f"strength_max must be in [0, {strength_lib.STRENGTH_MAX:g}], got {config.strength_max}")
         if config.inversion_weight and (self.student or config.content_target != "photo"):
             raise ValueError("inversion_weight is for the arbitrary-style network with content_target='photo' (with "
                              "'adain' the content term is already the inversion term)")
@@ -143,7 +151,7 @@ class Trainer:
         with self.strategy.scope():
             if self.student:
                 self.net = MobileStyleNetwork(self.network_config)
-                self.teacher = self._load_teacher(config.teacher, spec.preprocessing)
+                self.teacher = self._load_teacher(config.teacher, spec.preprocessing) if config.distill_weight else None
                 self.trained = (self.net.transformer,)
             else:
                 self.net = ArbitraryStyleNetwork(self.network_config)
@@ -223,7 +231,8 @@ class Trainer:
         ours, theirs = self.network_config, source.config
         shape = lambda c: (c.decoder_channels, c.upsample, c.preprocessing)  # noqa: E731
         if (shape(ours) != shape(theirs) or theirs.skip_levels > ours.skip_levels
-                or theirs.linear_rank not in (0, ours.linear_rank) or theirs.moment_head not in (0, ours.moment_head)):
+                or theirs.linear_rank not in (0, ours.linear_rank) or theirs.moment_head not in (0, ours.moment_head)
+                or theirs.strength_units not in (0, ours.strength_units)):
             raise TrainingError(f"{directory}: network {theirs} does not fit {ours}")
         sources = {model.name: model for model in source.trained_models}
         fresh = []
@@ -237,7 +246,7 @@ class Trainer:
                 try:
                     layer.set_weights(sources[model.name].get_layer(layer.name).get_weights())
                 except ValueError:
-                    if not layer.name.startswith("skip"):
+                    if not (layer.name.startswith(("skip", "strength_embed")) or layer.name.endswith("_film")):
                         raise TrainingError(
                             f"{directory}: {model.name} layer {layer.name} missing or of another shape") from None
                     fresh.append(layer.name)
@@ -247,11 +256,27 @@ class Trainer:
         """The phone-sized network's warm start: its transformer from a saved network folder of the same config."""
         with open(os.path.join(directory, "config.json")) as f:
             theirs = config_from_json(f.read())
-        if theirs != self.network_config:
-            raise TrainingError(f"{directory}: network {theirs} does not fit {self.network_config}")
+        ours = self.network_config
+        grown = dataclasses.replace(ours, strength_units=theirs.strength_units, palette=theirs.palette)
+        if not isinstance(theirs, MobileConfig) or theirs != grown or theirs.strength_units not in (
+                0, ours.strength_units):
+            raise TrainingError(f"{directory}: network {theirs} does not fit {ours}")
         weights_path = os.path.join(directory, "weights.npz")
-        load_part(self.net.transformer, weights_path, "transformer", "does not fit the network")
-        return []
+        if theirs == ours:
+            load_part(self.net.transformer, weights_path, "transformer", "does not fit the network")
+            return []
+        with np.load(weights_path) as data:  # a network without the strength input: its layers, the new ones fresh
+            arrays = {k[len("transformer/"):]: v for k, v in data.items() if k.startswith("transformer/")}
+        fresh = []
+        for layer in self.net.transformer.layers:
+            n = len(layer.get_weights())
+            if not n:
+                continue
+            if f"{layer.name}/0" not in arrays:
+                fresh.append(layer.name)
+                continue
+            layer.set_weights([np.asarray(arrays[f"{layer.name}/{i}"], np.float32) for i in range(n)])
+        return fresh
 
     # -- one step --------------------------------------------------------------------
     def compute_losses(self, content: tf.Tensor, style: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
@@ -259,26 +284,41 @@ class Trainer:
         if self.student:
             return self._student_losses(content, style)
         cfg = self.config
+        net = self.net
         levels = self.network_config.levels
         content_feats = self._loss_features(content)
         content_levels = [content_feats[n] for n in levels]
+        own_vector = net.vector_of(content_levels, content, training=True)
         terms = {}
         if cfg.identity_weight:
-            reconstruction = self.net.decode(self.net.own_levels(content_levels, training=True), training=True)
+            decoded = net.decode(net.own_levels(content_levels, training=True), 0.0, training=True)
+            reconstruction = net.finish(decoded, own_vector)
             terms["identity"] = cfg.identity_weight * losses.reconstruction_loss(reconstruction, content)
             if not (cfg.content_weight or cfg.style_weight or cfg.tv_weight):
                 terms["total"] = terms["identity"]
                 return terms, reconstruction
         style_feats = self._loss_features(style)
-        style_vector = self.net.vector_of([style_feats[n] for n in levels], training=True)
-        targets = self.net.styled_levels(content_levels, style_vector, training=True)
-        output = self.net.decode(targets, training=True)
-        return self._output_terms(terms, output, content_feats, style_feats, targets[-1]), output
+        strength = self.sample_strength(tf.shape(content)[0])
+        amount = strength_lib.blend_amount(strength)
+        style_vector = net.vector_of([style_feats[n] for n in levels], style, training=True)
+        vector = style_vector if cfg.strength_max == 0 else amount * style_vector + (1.0 - amount) * own_vector
+        targets = net.styled_levels(content_levels, vector, training=True, alpha=amount)
+        output = net.finish(net.decode(targets, strength, training=True), vector)
+        return self._output_terms(terms, output, content_feats, style_feats, targets[-1], strength, style), output
+
+    def sample_strength(self, batch: tf.Tensor) -> tf.Tensor:
+        """[batch, 1] strengths: uniform in [0, strength_max], or 1 when the run has no strength control."""
+        if self.config.strength_max == 0:
+            return tf.ones([batch, 1])
+        return tf.random.uniform([batch, 1], 0.0, self.config.strength_max)
 
     def _output_terms(self, terms: dict, output: tf.Tensor, content_feats: dict, style_feats: dict,
-                      adain_target: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
-        """`terms` plus the output's weighted content, style and TV terms, and their total."""
+                      adain_target: tf.Tensor | None = None, strength: tf.Tensor | None = None,
+                      style: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
+        """`terms` plus the output's weighted content, style, palette and TV terms, and their total; the style and
+        palette terms are scaled per example by the strength's loss scale."""
         cfg = self.config
+        scale = 1.0 if strength is None else strength_lib.loss_scale(strength)[:, 0]
         output_feats = self._loss_features(output)
         if cfg.content_target == "photo":
             content_term = losses.content_loss(output_feats[PHOTO_CONTENT_LAYER], content_feats[PHOTO_CONTENT_LAYER])
@@ -294,9 +334,11 @@ class Trainer:
             terms["inversion"] = cfg.inversion_weight * losses.content_loss(output_feats[BOTTLENECK], adain_target)
         terms.update({
             "content": cfg.content_weight * content_term,
-            "style": cfg.style_weight * style_term,
+            "style": cfg.style_weight * scale * style_term,
             "tv": cfg.tv_weight * tv_term,
         })
+        if cfg.palette_weight and style is not None:
+            terms["palette"] = cfg.palette_weight * scale * losses.palette_loss(output, style)
         terms["total"] = tf.add_n(list(terms.values()))
         return terms
 
@@ -309,20 +351,31 @@ class Trainer:
         cfg = self.config
         content_feats = self._loss_features(content)
         style_feats = self._loss_features(style)
-        transform = self.net.transformer
         terms = {}
+        own = self._student_vector(content_feats, content)
+        batch = tf.shape(content)[0]
         if cfg.identity_weight:
-            own = levels_vector([content_feats[n] for n in ENCODER_LAYERS])
-            reconstruction = transform([content, own], training=True)
+            reconstruction = self.net.transform(content, own, tf.zeros([batch, 1]), training=True)
             terms["identity"] = cfg.identity_weight * losses.reconstruction_loss(reconstruction, content)
-        output = transform([content, levels_vector([style_feats[n] for n in ENCODER_LAYERS])], training=True)
+        strength = self.sample_strength(batch)
+        amount = strength_lib.blend_amount(strength)
+        style_vector = self._student_vector(style_feats, style)
+        vector = style_vector if cfg.strength_max == 0 else amount * style_vector + (1.0 - amount) * own
+        output = self.net.transform(content, vector, strength, training=True)
         if cfg.distill_weight:
             levels = self.teacher.config.levels
             targets = self.teacher.styled_levels([content_feats[n] for n in levels],
                                                  self.teacher.vector_of([style_feats[n] for n in levels]))
             taught = tf.stop_gradient(tf.clip_by_value(self.teacher.decode(targets), 0.0, 1.0))
             terms["distill"] = cfg.distill_weight * losses.reconstruction_loss(output, taught)
-        return self._output_terms(terms, output, content_feats, style_feats), output
+        return self._output_terms(terms, output, content_feats, style_feats, None, strength, style), output
+
+    def _student_vector(self, feats: dict[str, tf.Tensor], images: tf.Tensor) -> tf.Tensor:
+        """The phone-sized network's style vector of images, from their loss-network features (and pixels)."""
+        moments = levels_vector([feats[n] for n in ENCODER_LAYERS])
+        if not self.network_config.palette:
+            return moments
+        return tf.concat([moments, palette_lib.pixel_moments(images)], axis=-1)
 
     def _loss_features(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
         """Layer name -> VGG features of [0, 1] images (one pass; the encoder's levels are among them)."""

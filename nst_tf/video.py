@@ -589,13 +589,13 @@ def stylize_frames(frames: Iterable[Frame], stylize_batch: Callable[[np.ndarray]
             yield to_uint8(out), frame.pts
 
 
-def fast_stylizer(net, vector, alpha: float) -> Callable[[np.ndarray], np.ndarray]:
+def fast_stylizer(net, vector, strength: float) -> Callable[[np.ndarray], np.ndarray]:
     """A batch function for stylize_frames() from the arbitrary-style network and a style vector (compiled)."""
     import tensorflow as tf
 
     from nst_tf import fast
 
-    compiled = tf.function(lambda x: fast.stylize_padded(net, x, vector, alpha), reduce_retracing=True)
+    compiled = tf.function(lambda x: fast.stylize_padded(net, x, vector, strength), reduce_retracing=True)
     return lambda batch: compiled(tf.constant(batch, tf.float32)).numpy()
 
 

@@ -2,7 +2,7 @@
 
   nst-stylize --content=photo.jpg --style=painting.jpg --output=out.jpg --weights=lpips
   nst-stylize --preset=quality --content=... --style=a.jpg,b.jpg --style_blend=0.7,0.3 --output=...
-  nst-stylize --method=fast --content=... --style=... --output=... --alpha=0.8
+  nst-stylize --method=fast --content=... --style=... --output=... --strength=1.5
 """
 
 from __future__ import annotations
@@ -67,7 +67,9 @@ flags.DEFINE_integer("image_every", 50, "With --logdir: log the current image ev
 flags.DEFINE_string("contact_sheet", "", "Also write a side-by-side content | style(s) | result image here.")
 flags.DEFINE_string("model", "", "--method=fast: a network folder (config.json + weights.npz), or 'mobile' for "
                     "the bundled phone-sized network (nst_tf.mobile); default: the bundled arbitrary-style network.")
-flags.DEFINE_float("alpha", 1.0, "--method=fast: style strength in [0, 1] (0: the content's own look).")
+flags.DEFINE_float("strength", 1.0, "--method=fast: style strength in [0, 2]: 0 the photo, 1 the painting's look, 2 "
+                   "more painterly.")
+flags.DEFINE_float("alpha", None, "Deprecated: --strength (the same below 1).")
 flags.DEFINE_integer("style_size", 256, "--method=fast: long side at which style images are analysed.")
 
 
@@ -126,8 +128,12 @@ def main(argv: list[str]) -> int:
     common.require_positive("style_scale", FLAGS.style_scale)
     for name in ("content_weight", "style_weight", "tv_weight", "save_every", "tile", "tile_overlap"):
         common.require_non_negative(name, getattr(FLAGS, name))
-    if not 0.0 <= FLAGS.alpha <= 1.0:
-        raise common.UsageError(f"--alpha must be in [0, 1], got {FLAGS.alpha}")
+    if FLAGS.alpha is not None:
+        if not 0.0 <= FLAGS.alpha <= 1.0:
+            raise common.UsageError(f"--alpha must be in [0, 1], got {FLAGS.alpha}")
+        FLAGS.strength = FLAGS.alpha
+    if not 0.0 <= FLAGS.strength <= 2.0:
+        raise common.UsageError(f"--strength must be in [0, 2], got {FLAGS.strength}")
     if not 0.0 <= FLAGS.average < 1.0:
         raise common.UsageError(f"--average must be in [0, 1), got {FLAGS.average}")
     scales = _scales()
@@ -234,7 +240,7 @@ def _fast(content, style_paths: list[str], blend: list[float] | None) -> int:
 
     started = time.time()
     net = fast.load_network(FLAGS.model or None)
-    result = fast.stylize(net, content, styles, FLAGS.alpha, blend)
+    result = fast.stylize(net, content, styles, FLAGS.strength, blend)
     images.save_image(result, FLAGS.output)
     if FLAGS.contact_sheet:
         images.save_image(images.contact_sheet([content, *styles, result]), FLAGS.contact_sheet)

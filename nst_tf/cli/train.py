@@ -63,6 +63,15 @@ flags.DEFINE_integer("linear_rank", 0, "Rank of the learned linear transform at 
                      "alone, 32: as in the paper).")
 flags.DEFINE_integer("moment_head", 0, "Hidden units of the learned correction of the AdaIN target moments from the "
                      "(style, content) moments (0: none; README, \"Moment head\").")
+flags.DEFINE_float("strength_max", 0.0, "Train the strength control: a strength per example, uniform in [0, this] "
+                   "(at most 2), fed to the network and scaling the style and palette terms by its square (0: none).")
+flags.DEFINE_integer("strength_units", 0, "Width of the strength embedding that modulates the decoder (FiLM) or the "
+                     "phone-sized network's style bottleneck (0: no strength input; --network=mobile with "
+                     "--strength_max: 16).")
+flags.DEFINE_bool("palette", False, "The output gets the style's pixel colour moments (a palette layer; the style "
+                  "vector grows by 6 floats).")
+flags.DEFINE_float("palette_weight", 0.0, "Weight of the palette loss: sliced Wasserstein distance between the "
+                   "output's and the style crop's pixel colours.")
 flags.DEFINE_integer("log_every", 10, "Print and log scalars every N steps.")
 flags.DEFINE_integer("image_every", 200, "Log a preview image grid every N steps.")
 flags.DEFINE_integer("checkpoint_every", 100, "Checkpoint every N steps.")
@@ -87,13 +96,17 @@ def main(argv: list[str]) -> int:
         common.require_positive(name, getattr(FLAGS, name))
     common.require_non_negative("snapshot_every", FLAGS.snapshot_every)
     loss_weights = ("content_weight", "style_weight", "tv_weight", "identity_weight", "distill_weight",
-                    "inversion_weight")
+                    "inversion_weight", "palette_weight")
     if any(getattr(FLAGS, name) < 0 for name in loss_weights) or not any(getattr(FLAGS, n) for n in loss_weights):
         raise common.UsageError("loss weights must be non-negative and not all 0: "
                                 + ", ".join(f"--{n}={getattr(FLAGS, n)}" for n in loss_weights))
     if not 0 <= FLAGS.style_target < 1 or (FLAGS.style_target and not FLAGS.style_relative):
         raise common.UsageError(f"--style_target must be in [0, 1) and needs --style_relative, "
                                 f"got {FLAGS.style_target}")
+    if not 0 <= FLAGS.strength_max <= 2:
+        raise common.UsageError(f"--strength_max must be in [0, 2], got {FLAGS.strength_max}")
+    if FLAGS.strength_max and not (FLAGS.strength_units or FLAGS.network == "mobile"):
+        raise common.UsageError("--strength_max needs --strength_units > 0 (the decoder's strength input)")
     if FLAGS.crop < 32 or (FLAGS.style_crop != 0 and FLAGS.style_crop < 32):
         raise common.UsageError(f"--crop and --style_crop must be at least 32, got {FLAGS.crop}, {FLAGS.style_crop}")
     for name in ("content_dir", "style_dir"):
@@ -115,7 +128,8 @@ def main(argv: list[str]) -> int:
         image_every=FLAGS.image_every, checkpoint_every=FLAGS.checkpoint_every, seed=FLAGS.seed,
         content_target=FLAGS.content_target, style_layers=FLAGS.style_layers,
         distill_weight=FLAGS.distill_weight, teacher=FLAGS.teacher, style_relative=FLAGS.style_relative,
-        style_target=FLAGS.style_target, snapshot_every=FLAGS.snapshot_every, inversion_weight=FLAGS.inversion_weight)
+        style_target=FLAGS.style_target, snapshot_every=FLAGS.snapshot_every, inversion_weight=FLAGS.inversion_weight,
+        strength_max=FLAGS.strength_max, palette_weight=FLAGS.palette_weight)
     if not 0 <= FLAGS.skip_levels <= 3:
         raise common.UsageError(f"--skip_levels must be 0..3, got {FLAGS.skip_levels}")
     if not 0 <= FLAGS.linear_rank <= 128:
@@ -138,9 +152,12 @@ def main(argv: list[str]) -> int:
         raise common.UsageError(f"--mobile_channels {exc}") from None
 
     preprocessing = weights.resolve(FLAGS.weights, "vgg16").preprocessing
-    network_config = (mobile.MobileConfig(channels=mobile_channels, preprocessing=preprocessing) if mobile_run
+    network_config = (mobile.MobileConfig(channels=mobile_channels, preprocessing=preprocessing,
+                                          strength_units=FLAGS.strength_units or (16 if FLAGS.strength_max else 0),
+                                          palette=FLAGS.palette) if mobile_run
                       else network.NetworkConfig(preprocessing=preprocessing, skip_levels=FLAGS.skip_levels,
-                                             linear_rank=FLAGS.linear_rank, moment_head=FLAGS.moment_head))
+                                             linear_rank=FLAGS.linear_rank, moment_head=FLAGS.moment_head,
+                                             strength_units=FLAGS.strength_units, palette=FLAGS.palette))
     try:
         trainer = train.Trainer(config, strategy, network_config)
         if FLAGS.init_from and trainer.resumed_from is None:

@@ -25,7 +25,8 @@ flags.DEFINE_string("output", None, "Output video (.mp4 .mov .m4v .mkv .webm .av
 flags.DEFINE_bool("overwrite", False, "Replace --output if it already exists.")
 flags.DEFINE_integer("size", 512, "Long side of the output frames in pixels (0: the source size). Video outputs "
                                   "round both sides to even numbers.")
-flags.DEFINE_float("alpha", 1.0, "Style strength in [0, 1].")
+flags.DEFINE_float("strength", 1.0, "Style strength in [0, 2]: 0 the photo, 1 the painting's look, 2 more painterly.")
+flags.DEFINE_float("alpha", None, "Deprecated: --strength (the same below 1).")
 flags.DEFINE_enum("consistency", "flow", ["none", "flow"],
                   "flow: blend the previous output, warped by optical flow, where the flow is reliable.")
 flags.DEFINE_float("consistency_weight", 0.8, "--consistency=flow: weight of the warped previous output in [0, 1].")
@@ -63,8 +64,12 @@ def _validate() -> tuple[list[str], list[float] | None]:
     common.require_positive("batch_size", FLAGS.batch_size)
     common.require_positive("style_size", FLAGS.style_size)
     for name in ("alpha", "consistency_weight"):
-        if not 0.0 <= getattr(FLAGS, name) <= 1.0:
+        if getattr(FLAGS, name) is not None and not 0.0 <= getattr(FLAGS, name) <= 1.0:
             raise common.UsageError(f"--{name} must be in [0, 1], got {getattr(FLAGS, name)}")
+    if FLAGS.alpha is not None:
+        FLAGS.strength = FLAGS.alpha
+    if not 0.0 <= FLAGS.strength <= 2.0:
+        raise common.UsageError(f"--strength must be in [0, 2], got {FLAGS.strength}")
     if FLAGS.method == "optimize":
         if not FLAGS.weights:
             raise common.UsageError("--method=optimize needs --weights (as for nst-stylize)")
@@ -95,7 +100,7 @@ def _frames_out(info, width: int, height: int, style_paths: list[str], blend):
         styles = [images.resize_long_side(images.load_image(p), FLAGS.style_size, p) for p in style_paths]
         from nst_tf import fast
         net = fast.load_network(FLAGS.model or None)
-        stylize = video.fast_stylizer(net, fast.style_vector(net, styles, blend), FLAGS.alpha)
+        stylize = video.fast_stylizer(net, fast.style_vector(net, styles, blend), FLAGS.strength)
         return video.stylize_frames(frames, stylize, consistency, FLAGS.batch_size), consistency
     styles = [images.resize_long_side(images.load_image(p), max(width, height), p) for p in style_paths]
     from nst_tf import features

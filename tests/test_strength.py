@@ -1,0 +1,179 @@
+"""The strength control and the palette layer: hand-computed moments, exact warm starts, the trainer's sampled path."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from nst_tf import fast, losses, palette, strength, train
+from nst_tf import weights as weights_lib
+from nst_tf.mobile import MobileConfig, MobileStyleNetwork
+from nst_tf.network import ArbitraryStyleNetwork, NetworkConfig
+
+SMALL = NetworkConfig(decoder_channels=(16, 16, 8, 8, 8, 8), preprocessing="caffe")
+STRONG = replace(SMALL, strength_units=8, palette=True)
+SMALL_MOBILE = MobileConfig(channels=(8, 8, 8), residual_blocks=1, bottleneck=8, preprocessing="caffe")
+
+
+def test_check_strength_and_column():
+    assert strength.check_strength(2) == 2.0
+    with pytest.raises(ValueError, match=r"strength must be in \[0, 2\], got 2.5"):
+        strength.check_strength(2.5)
+    column = strength.as_column(tf.constant([0.5, 3.0]), tf.constant(2)).numpy()
+    np.testing.assert_array_equal(column, [[0.5], [2.0]])
+    np.testing.assert_array_equal(strength.blend_amount(tf.constant([0.25, 1.5])).numpy(), [0.25, 1.0])
+    np.testing.assert_array_equal(strength.loss_scale(tf.constant([0.5, 2.0])).numpy(), [0.25, 4.0])
+
+
+def test_pixel_moments_by_hand():
+    rgb = np.array([[[[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]]], np.float32)  # a red and a blue pixel
+    luminance = 1 / np.sqrt(3)  # both pixels: (1 + 0 + 0) / sqrt(3)
+    red_green = np.array([1, 0]) / np.sqrt(2)
+    yellow_blue = np.array([1, -2]) / np.sqrt(6)
+    expected_mean = [luminance, red_green.mean(), yellow_blue.mean()]
+    expected_std = np.sqrt(np.array([0.0, red_green.var(), yellow_blue.var()]) + 1e-4)
+    np.testing.assert_allclose(palette.pixel_moments(rgb).numpy()[0], [*expected_mean, *expected_std], atol=1e-6)
+    np.testing.assert_allclose(palette.from_opponent(palette.to_opponent(rgb)).numpy(), rgb, atol=1e-6)
+
+
+def test_match_palette_gives_the_target_moments():
+    rng = np.random.default_rng(0)
+    image = rng.uniform(0.2, 0.6, (1, 16, 12, 3)).astype(np.float32)
+    painting = rng.uniform(0.0, 1.0, (1, 10, 10, 3)).astype(np.float32) ** 2
+    target = palette.pixel_moments(painting)
+    matched = palette.pixel_moments(palette.match_palette(image, target)).numpy()
+    np.testing.assert_allclose(matched, target.numpy(), atol=2e-3)  # the stds up to the variance floor (1e-4)
+
+
+def test_palette_loss_by_hand():
+    a = np.array([[[[0.1, 0.1, 0.1], [0.5, 0.5, 0.5]]]], np.float32)
+    b = np.array([[[[0.7, 0.7, 0.7], [0.2, 0.2, 0.2]]]], np.float32)  # another order: sorting pairs 0.1-0.2, 0.5-0.7
+    red = tf.constant([[1.0], [0.0], [0.0]])
+    expected = ((0.1 - 0.2) ** 2 + (0.5 - 0.7) ** 2) / 2
+    np.testing.assert_allclose(losses.palette_loss(a, b, directions=red).numpy(), [expected], rtol=1e-5)
+    np.testing.assert_allclose(losses.palette_loss(a, a[:, :, ::-1]).numpy(), [0.0], atol=1e-7)  # order-free
+    four = np.array([[[[0.0] * 3, [0.1] * 3, [0.6] * 3, [0.7] * 3]]], np.float32)  # 4 pixels against 2: quantiles
+    np.testing.assert_allclose(losses.palette_loss(four, b, directions=red).numpy(),
+                               [(0.2 ** 2 + 0.1 ** 2 + 0.1 ** 2 + 0.0) / 4], atol=1e-6)  # against 0.2, 0.2, 0.7, 0.7
+    with tf.GradientTape() as tape:
+        x = tf.Variable(a)
+        loss = losses.palette_loss(x, b, directions=red)
+    assert np.abs(tape.gradient(loss, x).numpy()).sum() > 0
+
+
+def _random_network(config, weights_file):
+    net = ArbitraryStyleNetwork(config)
+    net.load_encoder_weights(weights_lib.resolve(weights_file, "vgg16"))
+    return net
+
+
+def test_strength_input_starts_exactly_where_the_network_was(random_vgg16_weights):
+    """Zero-initialised FiLM: the decoder with a strength input computes the old decoder's output at any strength."""
+    old = _random_network(SMALL, random_vgg16_weights)
+    new = _random_network(replace(SMALL, strength_units=8), random_vgg16_weights)
+    for layer in old.decoder.layers:
+        if layer.weights:
+            new.decoder.get_layer(layer.name).set_weights(layer.get_weights())
+    content = tf.random.uniform([1, 40, 48, 3], seed=1)
+    vector = old.predict_style(tf.random.uniform([1, 32, 32, 3], seed=2))
+    for value in (0.0, 0.5, 1.0, 2.0):
+        np.testing.assert_allclose(new.stylize(content, vector, value).numpy(), old.stylize(content, vector, value)
+                                   .numpy(), atol=1e-6)
+
+
+def test_strength_zero_uses_the_content_vector_and_palette(random_vgg16_weights):
+    net = _random_network(STRONG, random_vgg16_weights)
+    assert net.vector_size == SMALL.vector_size + palette.SIZE
+    content = tf.random.uniform([2, 40, 48, 3], seed=1)
+    vector = net.predict_style(tf.random.uniform([1, 32, 32, 3], seed=2))
+    own = net.vector_of(net.encode(content), content)
+    # strength 0 = the content's own vector whatever the style: the style vector does not matter
+    np.testing.assert_allclose(net.stylize(content, vector, 0.0).numpy(), net.stylize(content, own, 0.0).numpy(),
+                               atol=1e-5)
+    out = net.stylize(content, vector, [1.0, 2.0], clip=False)  # one strength per image
+    assert out.shape == (2, 40, 48, 3)
+    # the palette's means exactly; its stds up to the variance floor (a random decoder's colours are nearly flat)
+    moments, target = palette.pixel_moments(out).numpy(), np.repeat(vector[:, -6:], 2, 0)
+    np.testing.assert_allclose(moments[:, :3], target[:, :3], atol=1e-4)
+    np.testing.assert_allclose(moments[:, 3:], target[:, 3:], rtol=0.05)
+
+
+def test_fast_stylize_checks_the_strength(random_vgg16_weights):
+    net = _random_network(STRONG, random_vgg16_weights)
+    content = np.random.default_rng(0).uniform(size=(20, 30, 3)).astype(np.float32)
+    assert fast.stylize(net, content, [content], strength=2.0).shape == (20, 30, 3)
+    with pytest.raises(ValueError, match="strength must be in"):
+        fast.stylize(net, content, [content], strength=-0.1)
+
+
+def test_mobile_strength_input_and_palette(tmp_path):
+    config = replace(SMALL_MOBILE, strength_units=4, palette=True)
+    net = MobileStyleNetwork(config)
+    content = tf.random.uniform([1, 32, 40, 3], seed=1)
+    vector = net.predict_style(tf.random.uniform([1, 32, 32, 3], seed=2))
+    assert vector.shape == (1, config.vector_size) and config.vector_size == SMALL_MOBILE.vector_size + 6
+    out = net.stylize(content, vector, 1.5, clip=False)
+    moments, target = palette.pixel_moments(out).numpy(), vector[:, -6:].numpy()
+    np.testing.assert_allclose(moments[:, :3], target[:, :3], atol=1e-4)
+    np.testing.assert_allclose(moments[:, 3:], target[:, 3:], rtol=0.05)
+    net.save(str(tmp_path / "m"), include_encoder=True)
+    loaded = fast.load_network(str(tmp_path / "m"))
+    assert loaded.config == config
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("strength_data")
+    rng = np.random.default_rng(0)
+    for name, count in (("content", 4), ("style", 3)):
+        (root / name).mkdir()
+        for i in range(count):
+            Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(root / name / f"{i}.jpg")
+    return root
+
+
+def _config(folders, model_dir, weights, **kw):
+    base = dict(content_dir=str(folders / "content"), style_dir=str(folders / "style"), model_dir=str(model_dir),
+                weights=weights, steps=1, batch_size=2, crop=32, log_every=1, image_every=100, checkpoint_every=1,
+                strength_max=2.0, palette_weight=10.0, identity_weight=1.0)
+    return train.TrainConfig(**{**base, **kw})
+
+
+def test_trainer_samples_the_strength_weighs_the_style_and_resumes(folders, tmp_path, random_vgg16_weights):
+    config = _config(folders, tmp_path / "run", random_vgg16_weights)
+    trainer = train.Trainer(config, network_config=STRONG)
+    strengths = trainer.sample_strength(tf.constant(4000)).numpy()
+    assert 0.0 <= strengths.min() < 0.05 and 1.95 < strengths.max() <= 2.0  # uniform over [0, 2]
+    rng = np.random.default_rng(1)
+    batch = tuple(tf.constant(rng.uniform(size=(2, 32, 32, 3)), tf.float32) for _ in range(2))
+    fixed = {}
+    for value in (0.0, 1.0, 2.0):  # the style and palette terms scale with strength^2
+        trainer.sample_strength = lambda b, v=value: tf.fill([b, 1], v)
+        tf.random.set_seed(0)
+        fixed[value], _ = trainer.compute_losses(*batch)
+    assert float(tf.reduce_sum(fixed[0.0]["style"])) == 0.0 and float(tf.reduce_sum(fixed[0.0]["palette"])) == 0.0
+    np.testing.assert_allclose(fixed[2.0]["style"].numpy(), 4 * fixed[1.0]["style"].numpy(), rtol=1e-4)
+    del trainer.sample_strength
+    trainer.fit()
+    resumed = train.Trainer(replace(config, steps=2), network_config=STRONG)
+    assert resumed.current_step == 1
+    for a, b in zip(resumed.net.decoder.get_weights(), trainer.net.decoder.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    resumed.fit()
+    assert resumed.current_step == 2
+    saved = fast.load_network(str(tmp_path / "run" / "network"))
+    assert saved.config == STRONG
+
+
+def test_mobile_trainer_with_strength_warm_starts_from_one_without(folders, tmp_path, random_vgg16_weights):
+    source = MobileStyleNetwork(SMALL_MOBILE)
+    source.save(str(tmp_path / "source"), include_encoder=True)
+    config = replace(SMALL_MOBILE, strength_units=4, palette=True)
+    trainer = train.Trainer(_config(folders, tmp_path / "run", random_vgg16_weights, content_target="photo"),
+                            network_config=config)
+    fresh = trainer.init_decoder_from(str(tmp_path / "source"))
+    assert set(fresh) == {"strength_embed1", "strength_embed2", "strength_shift"}
+    last = trainer.fit()
+    assert {"identity", "content", "style", "palette", "tv"} <= set(last) and np.isfinite(last["total"])
