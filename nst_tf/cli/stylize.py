@@ -13,7 +13,7 @@ import time
 
 from absl import app, flags
 
-from nst_tf import presets
+from nst_tf import controls, presets
 from nst_tf.cli import common
 
 FLAGS = flags.FLAGS
@@ -33,7 +33,7 @@ flags.DEFINE_string("weights", "imagenet",
                     "converted once), or a path to a .weights.h5 file.")
 flags.DEFINE_enum("preprocessing", "auto", ["auto", "caffe", "torch"],
                   "Input normalisation of the loss network; auto reads it from the weights file.")
-flags.DEFINE_integer("size", 512, "Long side of the output in pixels.")
+flags.DEFINE_integer("size", 512, "Long side of the output in pixels (--method=fast: 0 keeps the input's size).")
 flags.DEFINE_string("scales", "", "Coarse-to-fine long sides, e.g. 256,362,512, or 'auto' (x sqrt 2 ladder from "
                     "--min_scale to --size); empty: --size only.")
 flags.DEFINE_integer("min_scale", 256, "First scale of --scales=auto.")
@@ -53,10 +53,15 @@ flags.DEFINE_string("mask", "", "Mask image: one region (grey level, dark first)
 flags.DEFINE_enum("optimizer", "adam", ["adam", "lbfgs"], "Optimiser.")
 flags.DEFINE_float("learning_rate", 0.02, "Adam step size (pixels are in [0, 1]).")
 flags.DEFINE_float("average", 0.0, "Adam iterate averaging: EMA decay of the image (0: off; e.g. 0.9).")
-flags.DEFINE_string("init", "content", "Start from content, noise, style, or an image file (to resume).")
+flags.DEFINE_string("init", "content", "Start from content, noise, style, palette (the photo with the painting's "
+                    "colours), fast (the feed-forward network's result, --model), or an image file (to resume).")
+flags.DEFINE_enum("style_loss", "gram", ["gram", "sliced_wasserstein"],
+                  "Style loss: Gram matrices, or sliced Wasserstein (whole feature distributions, colour included).")
 flags.DEFINE_integer("seed", 0, "Random seed (noise init, TensorFlow ops).")
 flags.DEFINE_integer("tile", 0, "Tile the final scale into overlapping tiles of this size when larger (0: never; "
-                     "e.g. 768 keeps memory flat for 2048-4096 px outputs).")
+                     "e.g. 768 keeps memory flat for 2048-4096 px outputs). --method=fast: the side of the tiles "
+                     "larger images are stylized in, with the whole image's statistics (unset: chosen from the free "
+                     "memory; 0: never; else a multiple of 8, at least 256; docs/tiling.md).")
 flags.DEFINE_integer("tile_overlap", 64, "Overlap of neighbouring tiles, blended with feathered seams.")
 flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16", "mixed_float16"],
                   "Compute precision of the loss network (mixed precision is for GPUs).")
@@ -83,34 +88,12 @@ def _raise_interrupt(signum, frame):  # noqa: ARG001
     raise KeyboardInterrupt
 
 
-def _scales() -> tuple[int, ...]:
-    from nst_tf.scales import scale_ladder
-
-    if FLAGS.scales == "auto":
-        return scale_ladder(FLAGS.size, FLAGS.min_scale)
-    if not FLAGS.scales:
-        return (FLAGS.size,)
+def controls_from_flags() -> dict[str, object]:
+    """The optimiser's controls that the parsed flags give, checked (nst_tf.controls; a bad value: UsageError)."""
     try:
-        scales = tuple(int(v) for v in common.split_list(FLAGS.scales))
-    except ValueError:
-        raise common.UsageError(f"--scales={FLAGS.scales}: expected comma-separated sizes or 'auto'") from None
-    if any(s <= 0 for s in scales) or list(scales) != sorted(scales):
-        raise common.UsageError(f"--scales={FLAGS.scales}: sizes must be positive and ascending")
-    if scales[-1] != FLAGS.size:
-        raise common.UsageError(f"--scales must end at --size={FLAGS.size}, got {scales[-1]}")
-    return scales
-
-
-def _steps(n_scales: int) -> tuple[int, ...]:
-    try:
-        steps = tuple(int(v) for v in common.split_list(FLAGS.steps))
-    except ValueError:
-        raise common.UsageError(f"--steps={FLAGS.steps}: expected integers") from None
-    if not steps or any(n <= 0 for n in steps):
-        raise common.UsageError(f"--steps must be positive, got {FLAGS.steps}")
-    if len(steps) not in (1, n_scales):
-        raise common.UsageError(f"--steps has {len(steps)} values for {n_scales} scales")
-    return steps
+        return controls.resolve({name: FLAGS[name].value for name in controls.DEFAULTS})
+    except controls.ControlError as exc:
+        raise common.UsageError(exc.as_flag()) from None
 
 
 def main(argv: list[str]) -> int:
@@ -123,21 +106,17 @@ def main(argv: list[str]) -> int:
             raise common.UsageError(f"--{name} is required")
     if not FLAGS.style:
         raise common.UsageError("--style is required")
-    common.require_positive("size", FLAGS.size)
-    common.require_positive("learning_rate", FLAGS.learning_rate)
-    common.require_positive("style_scale", FLAGS.style_scale)
-    for name in ("content_weight", "style_weight", "tv_weight", "save_every", "tile", "tile_overlap"):
-        common.require_non_negative(name, getattr(FLAGS, name))
+    fast_full_size = FLAGS.method == "fast" and FLAGS.size == 0  # --method=fast --size=0: the input's size
+    if fast_full_size:
+        FLAGS.size = FLAGS["size"].default
+    values = controls_from_flags()
+    common.require_non_negative("save_every", FLAGS.save_every)
     if FLAGS.alpha is not None:
         if not 0.0 <= FLAGS.alpha <= 1.0:
             raise common.UsageError(f"--alpha must be in [0, 1], got {FLAGS.alpha}")
         FLAGS.strength = FLAGS.alpha
     if not 0.0 <= FLAGS.strength <= 2.0:
         raise common.UsageError(f"--strength must be in [0, 2], got {FLAGS.strength}")
-    if not 0.0 <= FLAGS.average < 1.0:
-        raise common.UsageError(f"--average must be in [0, 1), got {FLAGS.average}")
-    scales = _scales()
-    _steps(len(scales))  # validated before any image is read
     style_paths, blend = common.styles_and_blend(FLAGS.style, FLAGS.style_blend)
     if FLAGS.mask and blend is not None:
         raise common.UsageError("--mask gives each style its own region; --style_blend cannot be used with it")
@@ -147,15 +126,16 @@ def main(argv: list[str]) -> int:
         if path:
             images.check_writable(path, FLAGS.overwrite)
 
-    content = images.resize_long_side(images.load_image(FLAGS.content), FLAGS.size, FLAGS.content)
+    content = images.load_image(FLAGS.content)
+    content = content if fast_full_size else images.resize_long_side(content, FLAGS.size, FLAGS.content)
     if FLAGS.method == "fast":
         return _fast(content, style_paths, blend)
     styles = [images.load_image(p) for p in style_paths]
     for path, style in zip(style_paths, styles):
-        images.resize_long_side(style, max(16, round(scales[0] * FLAGS.style_scale)), path)  # too thin?
+        images.resize_long_side(style, max(16, round(values["scales"][0] * FLAGS.style_scale)), path)  # too thin?
     regions = masks.load_regions(FLAGS.mask, *content.shape[:2], len(styles)) if FLAGS.mask else None
     init = FLAGS.init
-    if init not in ("content", "noise", "style"):
+    if init not in ("content", "noise", "style", "palette", "fast"):
         init = images.load_image(init)
     result = _optimize(content, styles, style_paths, blend, init, regions)
     images.save_image(result, FLAGS.output)
@@ -164,19 +144,12 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def optimizer_options(init="content", blend=None):
+def optimizer_options(init=None, blend=None):
     """The optimize.Options that the parsed flags describe (also used by benchmarks to read a preset)."""
-    from nst_tf import optimize
+    import dataclasses
 
-    scales = _scales()
-    layer_weights = common.parse_floats(FLAGS.style_layer_weights, "style_layer_weights")
-    return optimize.Options(
-        scales=scales, steps=_steps(len(scales)), optimizer=FLAGS.optimizer, learning_rate=FLAGS.learning_rate,
-        average=FLAGS.average, init=init, seed=FLAGS.seed, style_blend=tuple(blend) if blend else None,
-        style_scale=FLAGS.style_scale, preserve_colors=FLAGS.preserve_colors, tile=FLAGS.tile,
-        tile_overlap=FLAGS.tile_overlap, jit_compile=FLAGS.jit_compile,
-        weights=optimize.LossWeights(content=FLAGS.content_weight, style=FLAGS.style_weight, tv=FLAGS.tv_weight,
-                                     style_layers=tuple(layer_weights) if layer_weights else None))
+    options = controls.options(controls_from_flags(), init, blend)
+    return dataclasses.replace(options, fast_model=FLAGS.model or None)  # init=fast: the network of --model
 
 
 def _optimize(content, styles, style_paths, blend, init, regions):
@@ -184,13 +157,10 @@ def _optimize(content, styles, style_paths, blend, init, regions):
     import keras
     import tensorflow as tf
 
-    from nst_tf import features, images, optimize
+    from nst_tf import images, optimize
 
-    if FLAGS.precision != "float32":
-        keras.mixed_precision.set_global_policy(FLAGS.precision)
-    extractor = features.build_extractor(
-        FLAGS.weights, FLAGS.backbone, common.split_list(FLAGS.content_layers),
-        common.split_list(FLAGS.style_layers), FLAGS.preprocessing)
+    values = controls_from_flags()
+    extractor = controls.extractor(values)
     options = optimizer_options(init, blend)
     scales = options.scales
     total_steps = sum(options.steps_per_scale()) if not (FLAGS.tile and scales[-1] > FLAGS.tile) else None
@@ -240,7 +210,8 @@ def _fast(content, style_paths: list[str], blend: list[float] | None) -> int:
 
     started = time.time()
     net = fast.load_network(FLAGS.model or None)
-    result = fast.stylize(net, content, styles, FLAGS.strength, blend)
+    tile = FLAGS.tile if FLAGS["tile"].present else None  # unset: chosen from the free memory
+    result = fast.stylize(net, content, styles, FLAGS.strength, blend, tile=tile)
     images.save_image(result, FLAGS.output)
     if FLAGS.contact_sheet:
         images.save_image(images.contact_sheet([content, *styles, result]), FLAGS.contact_sheet)
