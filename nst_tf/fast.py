@@ -82,9 +82,26 @@ def stylize_padded(net: Network, content: tf.Tensor, vector: tf.Tensor, strength
 
 
 def stylize(net: Network, content: np.ndarray, styles: Sequence[np.ndarray],
-            strength: float = DEFAULT_STRENGTH, blend: Sequence[float] | None = None) -> np.ndarray:
+            strength: float = DEFAULT_STRENGTH, blend: Sequence[float] | None = None,
+            tile: int | None = None) -> np.ndarray:
     """Stylize one [H, W, 3] content image in [0, 1] with one or more style images at a strength in [0, 2] (0: the
-    photo, 1: the painting's look, 2: more painterly); same size out."""
+    photo, 1: the painting's look, 2: more painterly); same size out.
+
+    Images larger than `tile` px (None: chosen from the free memory, nst_tf.tiling.choose_tile; 0: never) are
+    stylized in overlapping tiles with the whole image's statistics (nst_tf.tiling). Running out of memory is a
+    tiling.OutOfMemory (a MemoryError) whose message names the size and the fix."""
+    from nst_tf import tiling
+
     strength = check_strength(strength)
-    vector = style_vector(net, styles, blend)
-    return stylize_padded(net, tf.constant(content[None], tf.float32), vector, strength).numpy()[0]
+    height, width = content.shape[:2]
+    side = tiling.check_tile(tiling.choose_tile(net) if tile is None else tile)
+    try:
+        vector = style_vector(net, styles, blend)
+        if side and max(height, width) + 2 * MARGIN > side:
+            return tiling.stylize_tiled(net, content, vector, strength, side)
+        return stylize_padded(net, tf.constant(content[None], tf.float32), vector, strength).numpy()[0]
+    except (tf.errors.ResourceExhaustedError, MemoryError) as exc:
+        if isinstance(exc, tiling.OutOfMemory):
+            raise
+        untiled = not side or max(height, width) + 2 * MARGIN <= side
+        raise tiling.OutOfMemory(tiling.out_of_memory_message(width, height, 0 if untiled else side)) from None

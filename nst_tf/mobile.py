@@ -36,6 +36,8 @@ from nst_tf.network import (
     build_encoder,
     levels_vector,
     load_vgg_encoder,
+    normalized_with,
+    palette_with,
     parted,
     set_weight_arrays,
     weight_arrays,
@@ -190,6 +192,8 @@ def build_transformer(config: MobileConfig = MobileConfig()) -> keras.Model:
 class MobileStyleNetwork:
     """VGG16 style predictor + small transformer, with ArbitraryStyleNetwork's interface."""
 
+    whole_sites = ("content_vector",)  # statistics computed on the whole image at once (nst_tf.tiling)
+
     def __init__(self, config: MobileConfig = MobileConfig()):
         self.config = config
         self.encoder = build_encoder(config.preprocessing)
@@ -236,13 +240,22 @@ class MobileStyleNetwork:
         return palette_lib.match_palette(images, style_vector[:, -palette_lib.SIZE:])
 
     def stylize(self, content_images: tf.Tensor, style_vector: tf.Tensor, strength: float | tf.Tensor = 1.0,
-                clip: bool = True) -> tf.Tensor:
+                clip: bool = True, stats: dict[str, tf.Tensor] | None = None) -> tf.Tensor:
         """Content images in [0, 1] (sides multiples of 4) + style vectors at a strength (scalar or [B], in [0, 2])
-        -> stylized images in [0, 1]. Up to 1 the strength blends the style vector with the content's own."""
+        -> stylized images in [0, 1]. Up to 1 the strength blends the style vector with the content's own.
+
+        stats (image_stats of a whole image, for a tile of it): every instance norm's mean and variance and the
+        content's own vector come from there; the palette layer then needs the output's moments in stats too."""
         content_images = tf.convert_to_tensor(content_images, tf.float32)
         batch = tf.shape(content_images)[0]
         style_vector = tf.broadcast_to(style_vector, [batch, tf.shape(style_vector)[-1]])
         strength = strength_lib.as_column(strength, batch)
+        if stats is not None:
+            vector = self.target_vector(style_vector, strength, stats)
+            images = self._forward(content_images, vector, strength, stats)
+            if self.config.palette:
+                images = palette_with(images, vector[:, -palette_lib.SIZE:], stats)
+            return tf.clip_by_value(images, 0.0, 1.0) if clip else images
         amount = strength_lib.blend_amount(strength)
         # the content's own vector costs a VGG16 pass: only when some strength < 1 (a TFLite IF op when exported)
         style_vector = tf.cond(tf.reduce_all(amount >= 1.0), lambda: style_vector,
@@ -253,6 +266,106 @@ class MobileStyleNetwork:
     def __call__(self, content_images, style_images, strength=1.0):
         """Stylize content with style images directly (the combined model)."""
         return self.stylize(content_images, self.predict_style(style_images), strength)
+
+    # -- whole-image statistics (tiled inference, nst_tf.tiling) -----------------------
+    @property
+    def norm_sites(self) -> list[str]:
+        """The conditional instance norms, in the order the transformer applies them."""
+        blocks = [f"res{i}_in{j}" for i in range(self.config.residual_blocks) for j in (1, 2)]
+        return ["in1", "in2", "in3", *blocks, "up2_in", "up1_in"]
+
+    def stat_groups(self) -> list[list[str]]:
+        """Every whole-image statistic stylize() reads, in groups that need only the groups before them: the
+        content's own vector (from the whole image), then each instance norm's moments in turn (each norm's input
+        depends on the norms before it)."""
+        return [["content_vector"], *([site] for site in self.norm_sites)]
+
+    def stat_features(self, content_images: tf.Tensor, style_vector: tf.Tensor, strength: float | tf.Tensor,
+                      stats: dict[str, tf.Tensor], sites: list[str]) -> dict[str, tuple[str, tf.Tensor]]:
+        """The inputs of the instance norms in `sites` ('norm': their moments over positions are the statistics),
+        with the norms before them normalised by `stats`; 'content_vector' is a 'whole' site (one value of the
+        whole image: its own style vector, as stylize predicts it)."""
+        content_images = tf.convert_to_tensor(content_images, tf.float32)
+        if "content_vector" in sites:
+            return {"content_vector": ("whole", self.content_vector(content_images))}
+        batch = tf.shape(content_images)[0]
+        style_vector = tf.broadcast_to(style_vector, [batch, tf.shape(style_vector)[-1]])
+        strength = strength_lib.as_column(strength, batch)
+        return self._forward(content_images, self.target_vector(style_vector, strength, stats), strength, stats,
+                             sites)
+
+    def image_stats(self, content_images: tf.Tensor, style_vector: tf.Tensor, strength: float | tf.Tensor = 1.0
+                    ) -> dict[str, tf.Tensor]:
+        """Every whole-image statistic stylize() computes from `content_images` (a batch of one) with this style
+        vector and strength: give them to stylize(stats=...) of a tile of the image."""
+        content_images = tf.convert_to_tensor(content_images, tf.float32)
+        stats = {"content_vector": self.content_vector(content_images)}
+        batch = tf.shape(content_images)[0]
+        style_vector = tf.broadcast_to(style_vector, [batch, tf.shape(style_vector)[-1]])
+        strength = strength_lib.as_column(strength, batch)
+        self._forward(content_images, self.target_vector(style_vector, strength, stats), strength, stats, fill=True)
+        return stats
+
+    def target_vector(self, style_vector: tf.Tensor, strength: float | tf.Tensor, stats: dict[str, tf.Tensor]
+                      ) -> tf.Tensor:
+        """The style vector blended with the content's own (stats['content_vector']) by the strength."""
+        style_vector = tf.convert_to_tensor(style_vector, tf.float32)
+        amount = strength_lib.blend_amount(strength_lib.as_column(strength, tf.shape(style_vector)[0]))
+        return amount * style_vector + (1.0 - amount) * stats["content_vector"]
+
+    def _forward(self, content_images: tf.Tensor, vector: tf.Tensor, strength: tf.Tensor,
+                 stats: dict[str, tf.Tensor], sites: list[str] | None = None, fill: bool = False):
+        """The transformer layer by layer (its own weights), each instance norm with its mean and variance from
+        `stats`: the image before the palette layer; with `sites`, the input of the first of those norms instead
+        (site -> ('norm', features)), computed no further (each norm's input needs the norms before it). fill: the
+        norms missing from `stats` use their input's own moments and add them to `stats` (one pass of image_stats)."""
+        layer = self.transformer.get_layer
+        z = layer("bottleneck")(layer("log1p")(vector))
+        if self.config.strength_units:
+            embedding = layer("strength_embed2")(layer("strength_embed1")(strength))
+            z = layer("bottleneck_strength")([z, layer("strength_shift")(embedding)])
+        wanted, found = set(sites or ()), {}
+
+        def conv(x, name):
+            return layer(name)(layer(f"{name}_pad")(x))
+
+        def norm(x, name, relu=True):
+            if name in wanted:
+                found[name] = ("norm", x)
+                return None
+            if fill and f"{name}/mean" not in stats:
+                stats[f"{name}/mean"], stats[f"{name}/variance"] = tf.nn.moments(x, axes=[1, 2])
+            norm_layer = layer(name)
+            params = norm_layer.dense(z)[:, None, None, :]
+            scale, shift = 1.0 + params[..., :norm_layer.channels], params[..., norm_layer.channels:]
+            x = normalized_with(x, stats[f"{name}/mean"], stats[f"{name}/variance"]) * scale + shift
+            return layer(f"{name}_relu")(x) if relu else x
+
+        def done():
+            return bool(found)
+
+        x = norm(conv(content_images, "conv1"), "in1")
+        for name, norm_name in (("conv2", "in2"), ("conv3", "in3")):
+            if done():
+                return found
+            x = norm(conv(x, name), norm_name)
+        for i in range(self.config.residual_blocks):
+            if done():
+                return found
+            y = norm(conv(x, f"res{i}_conv1"), f"res{i}_in1")
+            if done():
+                return found
+            y = norm(conv(y, f"res{i}_conv2"), f"res{i}_in2", relu=False)
+            if done():
+                return found
+            x = layer(f"res{i}_add")([x, y])
+        for level in (2, 1):
+            if done():
+                return found
+            x = norm(conv(layer(f"up{level}")(x), f"up{level}_conv"), f"up{level}_in")
+        if done():
+            return found
+        return layer("image")(conv(x, "conv_out"))
 
     # -- weights ---------------------------------------------------------------------
     def load_encoder_weights(self, spec) -> None:

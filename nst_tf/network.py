@@ -147,6 +147,59 @@ def blend_vectors(style_vector: tf.Tensor, content_vector: tf.Tensor, alpha: tf.
     return alpha * style_vector + (1.0 - alpha) * content_vector
 
 
+def level_name(layer: str) -> str:
+    """An encoder layer's name as a statistics site: block3_conv1 -> relu3_1."""
+    return layer.replace("block", "relu").replace("_conv", "_")
+
+
+def normalized_with(features: tf.Tensor, mean: tf.Tensor, variance: tf.Tensor) -> tf.Tensor:
+    """`features` with a given per-channel mean and variance ([B, C] each) removed: instance normalisation with
+    statistics from elsewhere (the whole image, when the features are one tile of it)."""
+    return (features - mean[:, None, None, :]) * tf.math.rsqrt(variance[:, None, None, :] + _EPS)
+
+
+def stats_moments(stats: dict[str, tf.Tensor], sites: list[str]) -> tf.Tensor:
+    """What levels_vector gives, from whole-image statistics: each site's [mean, std], in order."""
+    return tf.concat([tf.concat([stats[f"{s}/mean"], tf.sqrt(stats[f"{s}/variance"] + _EPS)], -1) for s in sites],
+                     axis=-1)
+
+
+def reduce_stats(features: dict[str, tuple[str, tf.Tensor]]) -> dict[str, tf.Tensor]:
+    """Site -> (kind, [B, H, W, C] features) -> the statistics the stats path reads: `<site>/mean` and
+    `<site>/variance` ([B, C]) of a 'norm' site, the Covariance layer's [B, C * C] of a 'cov' site, a 'whole' site's
+    value as it is (computed on the whole image)."""
+    stats = {}
+    for site, (kind, x) in features.items():
+        if kind == "norm":
+            stats[f"{site}/mean"], stats[f"{site}/variance"] = tf.nn.moments(x, axes=[1, 2])
+        elif kind == "cov":
+            stats[site] = Covariance()(x)
+        else:
+            stats[site] = x
+    return stats
+
+
+def collect_stats(net, content: tf.Tensor, style_vector: tf.Tensor, strength: float | tf.Tensor = 1.0
+                  ) -> dict[str, tf.Tensor]:
+    """Every whole-image statistic an untiled run of `net` on `content` uses, group by group (net.stat_groups)."""
+    content = tf.convert_to_tensor(content, tf.float32)
+    stats: dict[str, tf.Tensor] = {}
+    for group in net.stat_groups():
+        stats.update(reduce_stats(net.stat_features(content, style_vector, strength, stats, group)))
+    return stats
+
+
+def palette_with(images: tf.Tensor, palette: tf.Tensor, stats: dict[str, tf.Tensor]) -> tf.Tensor:
+    """The palette layer with the output's opponent moments from `stats` (`output/mean`, `output/variance`);
+    `images` unchanged when they are not there (the caller gives the assembled image its palette)."""
+    if "output/mean" not in stats:
+        return images
+    opponent = palette_lib.to_opponent(images)
+    normalized = ((opponent - stats["output/mean"][:, None, None, :])
+                  * tf.math.rsqrt(stats["output/variance"][:, None, None, :] + palette_lib._EPS))
+    return palette_lib.from_opponent(normalized * palette[:, None, None, 3:] + palette[:, None, None, :3])
+
+
 class VGGPreprocessing(keras.layers.Layer):
     """RGB in [0, 1] -> the input normalisation of the VGG weights ('torch' or 'caffe')."""
 
@@ -452,11 +505,19 @@ class ArbitraryStyleNetwork:
         return self.vector_of(self.encode(style_images), style_images)
 
     def stylize(self, content_images: tf.Tensor, style_vector: tf.Tensor, strength: float | tf.Tensor = 1.0,
-                clip: bool = True) -> tf.Tensor:
+                clip: bool = True, stats: dict[str, tf.Tensor] | None = None) -> tf.Tensor:
         """Content images in [0, 1] + style vectors ([B, vector_size] or [1, ...]) at a strength (scalar or [B], in
         [0, 2]: 0 the photo, 1 the painting's look) -> stylized images. Up to 1 the strength blends the style vector
-        with the content's own (the old alpha); the decoder of a strength-trained network also sees it."""
+        with the content's own (the old alpha); the decoder of a strength-trained network also sees it.
+
+        stats (image_stats of a whole image, for a tile of it): every whole-image statistic is taken from there
+        instead of the content's own; the palette layer then needs the output's moments in stats too."""
         content_images = tf.convert_to_tensor(content_images, tf.float32)
+        if stats is not None:
+            batch = tf.shape(content_images)[0]
+            images = self._stylize_with_stats(content_images, tf.broadcast_to(
+                style_vector, [batch, tf.shape(style_vector)[-1]]), strength_lib.as_column(strength, batch), stats)
+            return tf.clip_by_value(images, 0.0, 1.0) if clip else images
         levels = self.encode(content_images)
         batch = tf.shape(levels[-1])[0]
         style_vector = tf.broadcast_to(style_vector, [batch, tf.shape(style_vector)[-1]])
@@ -469,6 +530,93 @@ class ArbitraryStyleNetwork:
     def __call__(self, content_images, style_images, strength=1.0):
         """Stylize content with style images directly (the combined model)."""
         return self.stylize(content_images, self.predict_style(style_images), strength)
+
+    # -- whole-image statistics (tiled inference, nst_tf.tiling) -----------------------
+    @property
+    def level_sites(self) -> list[str]:
+        """The statistics sites of the used encoder levels, shallow to deep (relu4_1 last)."""
+        return [level_name(name) for name in self.config.levels]
+
+    def stat_groups(self) -> list[list[str]]:
+        """Every whole-image statistic stylize() reads, in groups that need only the groups before them: the
+        encoder levels' moments (and the content's pixel moments with the palette), then the covariances of the
+        linear transform's two heads (on relu4_1 normalised with its whole-image moments)."""
+        groups = [self.level_sites + (["pixels"] if self.config.palette else [])]
+        if self.transfer is not None:
+            groups.append(["cnet_cov", "snet_cov"])
+        return groups
+
+    def stat_features(self, content_images: tf.Tensor, style_vector: tf.Tensor, strength: float | tf.Tensor,
+                      stats: dict[str, tf.Tensor], sites: list[str]) -> dict[str, tuple[str, tf.Tensor]]:
+        """The features whose moments ('norm') or covariance ('cov') over positions give the statistics of `sites`,
+        with the statistics of earlier groups in `stats` (reduce_stats makes them statistics; the tiler sums them
+        over tiles)."""
+        del style_vector, strength  # the encoder and the heads do not read them
+        content_images = tf.convert_to_tensor(content_images, tf.float32)
+        found = {}
+        if "pixels" in sites:
+            found["pixels"] = ("norm", palette_lib.to_opponent(content_images))
+        if not any(s in sites for s in (*self.level_sites, "cnet_cov", "snet_cov")):
+            return found
+        levels = self.encode(content_images)
+        found.update({s: ("norm", f) for s, f in zip(self.level_sites, levels) if s in sites})
+        if "cnet_cov" in sites or "snet_cov" in sites:
+            last = self.level_sites[-1]
+            normalized = normalized_with(levels[-1], stats[f"{last}/mean"], stats[f"{last}/variance"])
+            for site, model, prefix in (("cnet_cov", self.transfer, "cnet"), ("snet_cov", self.style_net, "snet")):
+                if site in sites:
+                    x = normalized
+                    for i in (1, 2, 3):
+                        x = model.get_layer(f"{prefix}_conv{i}")(model.get_layer(f"{prefix}_conv{i}_pad")(x))
+                    found[site] = ("cov", x)
+        return found
+
+    def image_stats(self, content_images: tf.Tensor, style_vector: tf.Tensor | None = None,
+                    strength: float | tf.Tensor = 1.0) -> dict[str, tf.Tensor]:
+        """Every whole-image statistic stylize() computes from `content_images` (a batch of one): give them to
+        stylize(stats=...) of a tile of the image, or of the image itself (the same result as without)."""
+        return collect_stats(self, content_images, style_vector, strength)
+
+    def content_vector_from(self, stats: dict[str, tf.Tensor]) -> tf.Tensor:
+        """The content's own style vector (vector_of of the whole image) from its statistics."""
+        parts = [stats_moments(stats, self.level_sites)]
+        if self.style_net is not None:
+            parts.append(self.style_net.get_layer("snet_fc")(stats["snet_cov"]))
+        if self.config.palette:
+            parts.append(tf.concat([stats["pixels/mean"], tf.sqrt(stats["pixels/variance"] + palette_lib._EPS)], -1))
+        return tf.concat(parts, axis=-1) if len(parts) > 1 else parts[0]
+
+    def target_vector(self, style_vector: tf.Tensor, strength: float | tf.Tensor, stats: dict[str, tf.Tensor]
+                      ) -> tf.Tensor:
+        """The style vector blended with the content's own by the strength (what stylize aims at), from stats."""
+        style_vector = tf.convert_to_tensor(style_vector, tf.float32)
+        amount = strength_lib.blend_amount(strength_lib.as_column(strength, tf.shape(style_vector)[0]))
+        return blend_vectors(style_vector, self.content_vector_from(stats), amount)
+
+    def _stylize_with_stats(self, content_images: tf.Tensor, style_vector: tf.Tensor, strength: tf.Tensor,
+                            stats: dict[str, tf.Tensor]) -> tf.Tensor:
+        """stylize() with every whole-image statistic from `stats` instead of the content's own; unclipped, and
+        without the palette layer unless `stats` holds the output's moments (palette_with)."""
+        levels = self.encode(content_images)
+        amount = strength_lib.blend_amount(strength)
+        vector = self.target_vector(style_vector, strength, stats)
+        size, sites = self.config.moments_size, self.level_sites
+        moments = vector[:, :size]
+        if self.moment_head is not None:
+            moments = moments + amount * self.moment_head([moments, stats_moments(stats, sites)])
+        parts = split_vector(moments, self.config.level_channels)
+        targets = [normalized_with(f, stats[f"{s}/mean"], stats[f"{s}/variance"]) * p[:, None, None, f.shape[-1]:]
+                   + p[:, None, None, :f.shape[-1]] for f, s, p in zip(levels, sites, parts)]
+        if self.transfer is not None:
+            layer = self.transfer.get_layer
+            normalized = normalized_with(levels[-1], stats[f"{sites[-1]}/mean"], stats[f"{sites[-1]}/variance"])
+            matrix = vector[:, size:size + self.config.linear_rank ** 2]
+            mixed = layer("mix")([layer("compress")(normalized), matrix, layer("cnet_fc")(stats["cnet_cov"])])
+            targets[-1] = targets[-1] + layer("unzip")(mixed)
+        images = self.decode(targets, strength)
+        if self.config.palette:
+            images = palette_with(images, vector[:, -palette_lib.SIZE:], stats)
+        return images
 
     # -- weights ---------------------------------------------------------------------
     def load_encoder_weights(self, spec) -> None:

@@ -43,11 +43,29 @@ def guarded(main: Callable[[list[str]], int | None]) -> Callable[[list[str]], in
             fail(str(exc), 2)
         except (ImageError, WeightsError, ValueError, OSError) as exc:
             fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        except (MemoryError, *_resource_exhausted()) as exc:
+            fail(out_of_memory_line(exc))
         except KeyboardInterrupt:
             fail("interrupted", 130)
         return None
 
     return wrapper
+
+
+def out_of_memory_line(exc: BaseException) -> str:
+    """The one line for an out-of-memory error: the fast path's own (tiling.OutOfMemory names the size and the
+    fix), or a general one."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if text.startswith("out of memory"):
+        return text
+    return "out of memory: use a smaller --size, or tiles (--tile=512 where the command has it)"
+
+
+def _resource_exhausted() -> tuple[type[BaseException], ...]:
+    """TensorFlow's out-of-memory error if TensorFlow is loaded (never imports it)."""
+    tf = sys.modules.get("tensorflow")
+    errors = getattr(tf, "errors", None)
+    return (errors.ResourceExhaustedError,) if errors is not None else ()
 
 
 def split_list(value: str | None) -> list[str]:
