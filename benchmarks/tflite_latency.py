@@ -215,15 +215,15 @@ def bench_tflite(report: dict, contents: list, styles: list, threads: list[int],
     first = {"style": styles[0][None]}
     predict = export.tflite_session(files[("prediction", "fp16", False)]["path"], first, 1)
     vectors = [predict({"style": s[None]})["style_vector"] for s in styles]
-    alpha = np.array([1.0], np.float32)
     results, pipelines = [], []
     for threads_n in threads:
         for (part, quantization, dynamic), entry in files.items():
             if part == "prediction":
                 batches = [{"style": s[None]} for s in styles]
             else:
-                batches = [{"content": c[None], "style_vector": vectors[i % len(vectors)], "alpha": alpha}
-                           for i, c in enumerate(contents)]
+                key = strength_input(entry["path"])
+                batches = [{"content": c[None], "style_vector": vectors[i % len(vectors)],
+                            key: np.array([1.0], np.float32)} for i, c in enumerate(contents)]
             session = export.tflite_session(entry["path"], batches[0], threads_n)
             counter = iter(range(10**9))
             timing = export.time_calls(lambda s=session, b=batches, c=counter: s(b[next(c) % len(b)]), repeats)
@@ -248,9 +248,13 @@ def bench_combined(report: dict, contents: list, styles: list, threads: list[int
             runners = export.tflite_runners(entry["path"], threads_n)
             counter = iter(range(10**9))
 
-            def run(r=runners, c=counter) -> None:
+            key = "alpha" if "alpha" in runners["transfer"].get_input_details() else "strength"  # older exports
+
+            def run(r=runners, c=counter, key=key) -> None:
                 i = next(c)
-                export.chain(r["prediction"], r["transfer"], contents[i % len(contents)], styles[i % len(styles)])
+                vector = r["prediction"](style=styles[i % len(styles)][None])["style_vector"]
+                r["transfer"](content=contents[i % len(contents)][None], style_vector=vector,
+                              **{key: np.array([1.0], np.float32)})
 
             results.append({"file": entry["file"], "quantization": entry["quantization"], "scheme": entry["scheme"],
                             "size_bytes": entry["size_bytes"], "threads": threads_n,
@@ -278,31 +282,43 @@ def goal(pipelines: list, combined: list, peer: dict) -> dict:
             "size_met": size is not None and size <= 2 * peer_size}
 
 
+def strength_input(transfer_path: str) -> str:
+    """The name of a transfer model's strength input: `strength`, or `alpha` in exports made before it."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    inputs = Interpreter(model_path=transfer_path).get_signature_list()["serving_default"]["inputs"]
+    return "alpha" if "alpha" in inputs else "strength"
+
+
 def tflite_pipeline(prediction_path: str, transfer_path: str, content: np.ndarray, style: np.ndarray,
-                    threads: int = 2) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+                    threads: int = 2, strength: float = 1.0) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """stylize(content, style) -> image with an exported prediction + transfer TFLite pair, as an app runs them
-    (inputs of the shapes of the examples `content`, `style`; alpha 1)."""
+    (inputs of the shapes of the examples `content`, `style`; the transfer model's `strength` input, 1 by default;
+    an older export's `alpha` takes min(strength, 1))."""
     from nst_tf import export
 
+    key = strength_input(transfer_path)
+    value = np.array([min(strength, 1.0) if key == "alpha" else strength], np.float32)
     prediction = export.tflite_session(prediction_path, {"style": style[None]}, threads)
     example = {"content": content[None], "style_vector": prediction({"style": style[None]})["style_vector"],
-               "alpha": np.array([1.0], np.float32)}
+               key: value}
     transfer = export.tflite_session(transfer_path, example, threads)
 
     def stylize(content: np.ndarray, style: np.ndarray) -> np.ndarray:
         vector = prediction({"style": style[None]})["style_vector"]
-        return transfer({"content": content[None], "style_vector": vector, "alpha": example["alpha"]})[
-            "stylized_image"][0]
+        return transfer({"content": content[None], "style_vector": vector, key: value})["stylized_image"][0]
 
     return stylize
 
 
-def tflite_stylize(report: dict, quantization: str, contents: list, styles: list, threads: int = 2) -> list:
-    """Content i stylized with style i by the export's fixed-size `quantization` (fp16, int8) TFLite models."""
+def tflite_stylize(report: dict, quantization: str, contents: list, styles: list, threads: int = 2,
+                   strength: float = 1.0) -> list:
+    """Content i stylized with style i by the export's fixed-size `quantization` (fp16, int8) TFLite models at
+    `strength`."""
     files = {(e["part"], e["quantization"], e["dynamic"]): os.path.join(ROOT, e["path"])
              for e in report["tflite"]["files"]}
     stylize = tflite_pipeline(files[("prediction", quantization, False)], files[("transfer", quantization, False)],
-                              contents[0], styles[0], threads)
+                              contents[0], styles[0], threads, strength)
     return [stylize(content, style) for content, style in zip(contents, styles)]
 
 

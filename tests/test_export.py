@@ -1,10 +1,12 @@
-"""nst-export: SavedModel signatures (TF Serving, TF Hub), TFLite models, parity with Keras, validation, the CLI."""
+"""nst-export: SavedModel signatures (TF Serving, TF Hub), TFLite models, parity with Keras, validation, the CLI; the
+strength input of each, on the bundled networks and on small random ones trained-with-strength in shape."""
 
 import io
 import json
 import os
 import subprocess
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -12,9 +14,14 @@ from conftest import last_line, run_cli
 from PIL import Image
 
 from nst_tf import export, fast, images
+from nst_tf.mobile import ConditionalInstanceNorm, MobileConfig, MobileStyleNetwork
 from nst_tf.network import BUNDLED_DIR, ArbitraryStyleNetwork, NetworkConfig
 
 SIZE = 64  # fixed TFLite content and style side (small: the test machine has 2 cores)
+# small random networks with the strength input (FiLM of the decoder / a shifted bottleneck) and the palette layer
+STRONG = NetworkConfig(decoder_channels=(16, 16, 8, 8, 8, 8), preprocessing="caffe", strength_units=8, palette=True)
+STRONG_MOBILE = MobileConfig(channels=(8, 8, 8), residual_blocks=1, bottleneck=8, preprocessing="caffe",
+                             strength_units=4, palette=True)
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +48,48 @@ def loaded(exported):
     return tf.saved_model.load(exported[1]["saved_model"]["path"])
 
 
+def _modulated(net, seed: int = 0):
+    """`net` with random weights in its zero-initialised projections that carry the strength (FiLM; the bottleneck
+    shift and the conditional instance norms it drives), as training leaves them: a fresh network's output does not
+    change above strength 1."""
+    rng = np.random.default_rng(seed)
+    for model in net.models:
+        for layer in model.layers:
+            dense = layer.dense if isinstance(layer, ConditionalInstanceNorm) else layer
+            if isinstance(layer, ConditionalInstanceNorm) or layer.name.endswith("_film") or \
+                    layer.name == "strength_shift":
+                kernel, bias = dense.get_weights()
+                dense.set_weights([rng.normal(0, 0.3, kernel.shape).astype(np.float32), bias])
+    return net
+
+
+@pytest.fixture(scope="module")
+def strong_folder(tmp_path_factory):
+    """A saved random arbitrary-style network with strength_units and the palette layer (float16 weights)."""
+    keras.utils.set_random_seed(0)
+    folder = str(tmp_path_factory.mktemp("strong") / "network")
+    _modulated(ArbitraryStyleNetwork(STRONG)).save(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def strong_net(strong_folder):
+    return fast.load_network(strong_folder)
+
+
+@pytest.fixture(scope="module")
+def strong_exported(tmp_path_factory, data_dir, strong_net, strong_folder):
+    """The SavedModel export of the strength network, with its parity checks and model card."""
+    options = export.ExportOptions(output_dir=str(tmp_path_factory.mktemp("strong_export")), formats=("saved_model",),
+                                   content_size=SIZE, style_size=SIZE, parity_pairs=1, latency_runs=1)
+    return options, export.export(strong_net, options, data_dir, strong_folder)
+
+
+@pytest.fixture(scope="module")
+def strong_loaded(strong_exported):
+    return tf.saved_model.load(strong_exported[1]["saved_model"]["path"])
+
+
 @pytest.fixture(scope="module")
 def pictures(data_dir):
     """Real content and style images, not the ones the export checked itself on."""
@@ -52,31 +101,34 @@ def pictures(data_dir):
             "content_square": export.center_square(content, SIZE), "style_square": export.center_square(style, SIZE)}
 
 
-def keras_stylize(net, content, style, alpha=1.0):
+def keras_stylize(net, content, style, strength=1.0):
     vector = net.predict_style(tf.constant(style[None]))
-    return fast.stylize_padded(net, tf.constant(content[None]), vector, alpha).numpy()
+    return fast.stylize_padded(net, tf.constant(content[None]), vector, strength).numpy()
 
 
 def test_saved_model_signatures_match_keras(loaded, net, pictures):
     assert set(loaded.signatures.keys()) == set(export.SIGNATURES)
     content, style = pictures["content"], pictures["style"]
     out = loaded.signatures["serving_default"](content=tf.constant(content[None]), style=tf.constant(style[None]),
-                                               alpha=tf.constant(1.0))["stylized_image"].numpy()
+                                               strength=tf.constant(1.0))["stylized_image"].numpy()
     assert out.shape == (1, *content.shape) and out.min() >= 0.0 and out.max() <= 1.0
     np.testing.assert_allclose(out, keras_stylize(net, content, style), atol=1e-4)
 
-    # a batch of two with one style and one alpha each
+    # a batch of two with one style and one strength each; 0: the network's own rendering of the photo
     batch = np.stack([content, pictures["content2"]])
     out = loaded.signatures["serving_default"](content=tf.constant(batch), style=tf.constant(style[None]),
-                                               alpha=tf.constant([1.0, 0.3]))["stylized_image"].numpy()
+                                               strength=tf.constant([0.0, 0.3]))["stylized_image"].numpy()
+    np.testing.assert_allclose(out[:1], keras_stylize(net, batch[0], style, 0.0), atol=1e-4)
     np.testing.assert_allclose(out[1:], keras_stylize(net, batch[1], style, 0.3), atol=1e-4)
-    assert np.abs(out[1:] - keras_stylize(net, batch[1], style, 1.0)).mean() > 1e-3  # alpha reached item 2
+    stylized = keras_stylize(net, batch[1], style, 1.0)
+    assert np.abs(out[1:] - stylized).mean() > 1e-3  # the strength reached item 2
+    assert np.abs(out[0] - content).mean() < 0.5 * np.abs(keras_stylize(net, content, style)[0] - content).mean()
 
     vector = loaded.signatures["predict_style"](style=tf.constant(style[None]))["style_vector"]
     np.testing.assert_allclose(vector.numpy(), net.predict_style(tf.constant(style[None])).numpy(), rtol=1e-4,
                                atol=1e-4)
     out = loaded.signatures["stylize_with_vector"](content=tf.constant(content[None]), style_vector=vector,
-                                                   alpha=tf.constant(1.0))["stylized_image"]
+                                                   strength=tf.constant(1.0))["stylized_image"]
     np.testing.assert_allclose(out.numpy(), keras_stylize(net, content, style), atol=1e-4)
 
 
@@ -90,6 +142,12 @@ def test_hub_load_called_the_magenta_way(exported, net, pictures):
     assert stylized_image.shape == content_image.shape
     np.testing.assert_allclose(stylized_image.numpy(), keras_stylize(net, pictures["content"], pictures["style"]),
                                atol=1e-4)
+    # the optional third argument: the strength (positional, keyword, a Python float)
+    half = keras_stylize(net, pictures["content"], pictures["style"], 0.5)
+    for out in (hub_module(tf.constant(content_image), tf.constant(style_image), tf.constant(0.5)),
+                hub_module(tf.constant(content_image), tf.constant(style_image), strength=tf.constant(0.5)),
+                hub_module(tf.constant(content_image), tf.constant(style_image), 0.5)):
+        np.testing.assert_allclose(out[0].numpy(), half, atol=1e-4)
 
 
 def test_saved_model_cli_lists_the_signatures(exported):
@@ -121,23 +179,24 @@ def test_bytes_signature_round_trips_a_jpeg(loaded, net, pictures):
     expected = fast.stylize_padded(net, decoded, net.predict_style(style)).numpy()[0]
     assert np.abs(result - expected).max() <= 1.5 / 255.0
 
-    # a batch of two contents of different sizes, one style, one alpha each
+    # a batch of two contents of different sizes, one style, one strength each
     small = images.resize_long_side(pictures["content2"], 40)
-    pngs = loaded.signatures["stylize_bytes_alpha"](
+    pngs = loaded.signatures["stylize_bytes_strength"](
         content=tf.constant([content_jpeg, jpeg(small)]), style=tf.constant([style_jpeg]),
-        alpha=tf.constant([1.0, 0.5]))["stylized_image_bytes"].numpy()
+        strength=tf.constant([1.0, 0.5]))["stylized_image_bytes"].numpy()
     shapes = [np.asarray(Image.open(io.BytesIO(p))).shape for p in pngs]
     assert shapes == [pictures["content"].shape, small.shape]
+    assert pngs[0] == png[0]  # strength 1 is stylize_bytes' default
 
 
-def _inputs(kind, content=None, style=None, alpha=1.0, vector=None):
+def _inputs(kind, content=None, style=None, strength=1.0, vector=None):
     rng = np.random.default_rng(0)
     content = rng.uniform(size=(1, 32, 40, 3)).astype(np.float32) if content is None else content
     style = rng.uniform(size=(1, 32, 32, 3)).astype(np.float32) if style is None else style
     if kind == "vector":
         vector = np.ones((1, V), np.float32) if vector is None else vector
-        return "stylize_with_vector", {"content": content, "style_vector": vector, "alpha": alpha}
-    return "serving_default", {"content": content, "style": style, "alpha": alpha}
+        return "stylize_with_vector", {"content": content, "style_vector": vector, "strength": strength}
+    return "serving_default", {"content": content, "style": style, "strength": strength}
 
 
 BAD_FLOAT_INPUTS = [
@@ -149,9 +208,13 @@ BAD_FLOAT_INPUTS = [
     (_inputs("float", content=np.zeros((1, 8, 40, 3), np.float32)), "content: height and width must be at least 16"),
     (_inputs("float", content=np.zeros((1, 0, 40, 3), np.float32)), "content: height and width must be at least 16"),
     (_inputs("float", style=np.zeros((3, 32, 32, 3), np.float32)), "style: batch must be 1 or the content batch"),
-    (_inputs("float", alpha=1.5), r"alpha: values must be in \[0, 1\]"),
-    (_inputs("float", alpha=np.ones((2, 2), np.float32)), "alpha: expected a scalar or a"),
-    (_inputs("float", alpha=np.ones(3, np.float32)), "alpha: batch must be 1 or the content batch"),
+    (_inputs("float", strength=2.5), r"strength: values must be in \[0, 2\]"),
+    (_inputs("float", strength=np.array([1.0, -0.5], np.float32), content=np.zeros((2, 32, 40, 3), np.float32)),
+     r"strength: values must be in \[0, 2\]"),
+    (_inputs("float", strength=np.nan), r"strength: values must be in \[0, 2\]"),
+    (_inputs("vector", strength=3.0), r"strength: values must be in \[0, 2\]"),
+    (_inputs("float", strength=np.ones((2, 2), np.float32)), "strength: expected a scalar or a"),
+    (_inputs("float", strength=np.ones(3, np.float32)), "strength: batch must be 1 or the content batch"),
     (_inputs("vector", vector=np.ones((1, 100), np.float32)), f"style_vector: expected {V} values"),
     (_inputs("vector", vector=np.ones(V, np.float32)), rf"style_vector: expected a \[batch, {V}\]"),
 ]
@@ -178,10 +241,19 @@ def test_bad_bytes_fail_with_a_clear_message(loaded, pictures, content, message)
                                            style=tf.constant(buffer.getvalue()))
 
 
-def test_hub_call_validates_too(exported):
-    module = tf.saved_model.load(exported[1]["saved_model"]["path"])
+def test_bytes_strength_out_of_range_fails_with_a_clear_message(loaded, pictures):
+    buffer = io.BytesIO()
+    Image.fromarray(images.to_uint8(pictures["style"])).save(buffer, format="PNG")
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"strength: values must be in \[0, 2\]"):
+        loaded.signatures["stylize_bytes_strength"](content=tf.constant(buffer.getvalue()),
+                                                    style=tf.constant(buffer.getvalue()), strength=tf.constant(2.01))
+
+
+def test_hub_call_validates_too(loaded):
     with pytest.raises(tf.errors.InvalidArgumentError, match="content: expected 3 channels"):
-        module(tf.zeros((1, 32, 32, 1)), tf.zeros((1, 32, 32, 3)))
+        loaded(tf.zeros((1, 32, 32, 1)), tf.zeros((1, 32, 32, 3)))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"strength: values must be in \[0, 2\]"):
+        loaded(tf.zeros((1, 32, 32, 3)), tf.zeros((1, 32, 32, 3)), tf.constant(-1.0))
 
 
 def _run_tflite(path, inputs):
@@ -220,7 +292,7 @@ def test_tflite_models_are_builtin_only_and_match_keras(exported, net, pictures)
             image = fast.stylize_padded(net, tf.constant(content[None]), tf.constant(out.reshape(1, -1))).numpy()
         else:
             out = _run_tflite(entry["path"], {"content": content[None], "style_vector": vector.reshape(1, 1, 1, -1),
-                                              "alpha": np.array([1.0], np.float32)})
+                                              "strength": np.array([1.0], np.float32)})
             image = out["stylized_image"]
         expected = fast.stylize_padded(net, tf.constant(content[None]), tf.constant(vector)).numpy()
         assert image.shape == expected.shape
@@ -245,12 +317,12 @@ def test_combined_files_hold_both_signatures_over_shared_weights(exported, net, 
         interpreter = Interpreter(model_content=model, num_threads=2)
         signatures = interpreter.get_signature_list()
         assert signatures == {"prediction": {"inputs": ["style"], "outputs": ["style_vector"]},
-                              "transfer": {"inputs": ["alpha", "content", "style_vector"],
+                              "transfer": {"inputs": ["content", "strength", "style_vector"],
                                            "outputs": ["stylized_image"]}}
         out = interpreter.get_signature_runner("prediction")(style=pictures["style_square"][None])["style_vector"]
         image = interpreter.get_signature_runner("transfer")(
             content=pictures["content_square"][None], style_vector=out,
-            alpha=np.array([1.0], np.float32))["stylized_image"]
+            strength=np.array([1.0], np.float32))["stylized_image"]
         error = np.abs(image - expected)
         max_bound, mean_bound = export.IMAGE_BOUNDS[quantization]
         assert error.max() <= max_bound and error.mean() <= mean_bound, (quantization, error.max(), error.mean())
@@ -310,6 +382,17 @@ def test_model_card_and_report(exported):
         assert os.path.getsize(entry["path"]) == entry["size_bytes"]
     assert f"{report['saved_model']['parity']['serving_default']['max_abs']:.2e}" in card
     assert "hub_module(tf.constant(content_image), tf.constant(style_image))" in card
+    # the strength: its range and meaning, the sweep measured at export time, the pictures of the benchmark
+    assert "## Strength" in card and "### Strength sweep" in card and "docs/images/fast_strength_" in card
+    assert "`strength` float32 scalar or [B] in [0, 2]" in card and "(content, strength, style_vector" in card
+    sweep = report["strength_sweep"]
+    assert [row["strength"] for row in sweep] == list(export.SWEEP_STRENGTHS)
+    from nst_tf.export.card import _fmt
+
+    for row in sweep:
+        assert f"| {row['strength']:g} | {_fmt(row['from_photo'])} | {_fmt(row['palette_gap'])} |" in card
+    from_photo = [row["from_photo"] for row in sweep]
+    assert from_photo[0] < from_photo[1] < from_photo[2]  # the bundled network: further from the photo up to 1
 
 
 def test_cli_end_to_end(tmp_path, data_dir):
@@ -350,28 +433,104 @@ def test_resolve_checkpoint_accepts_a_training_folder(tmp_path):
     assert export.resolve_checkpoint("") is None
 
 
-def _check_transfer_tflite(net, pictures, tmp_path, op: str) -> None:
-    """The transfer part of `net` in int8 and resizable fp16: builtin ops only, `op` among them, parity with Keras
-    at alpha 1 and 0.5."""
+def _check_transfer_tflite(net, pictures, tmp_path, op: str, variants=None) -> dict:
+    """The transfer part of `net` (default: int8 and resizable fp16): builtin ops only, `op` among them, parity with
+    Keras at every parity strength; the TFLite outputs by (variant, strength)."""
     options = export.ExportOptions(content_size=SIZE, style_size=SIZE)
     vector = net.predict_style(tf.constant(pictures["style_square"][None]))
-    for variant, quantization in ((export.TFLiteVariant("transfer", "int8"), "int8_dynamic"),
-                                  (export.TFLiteVariant("transfer", "fp16", dynamic=True), "fp16")):
+    variants = variants or ((export.TFLiteVariant("transfer", "int8"), "int8_dynamic"),
+                            (export.TFLiteVariant("transfer", "fp16", dynamic=True), "fp16"))
+    outputs = {}
+    for variant, quantization in variants:
         source = export.write_tflite_source(net, variant, options, str(tmp_path / variant.filename(options)))
         model = export.convert_tflite(source, quantization)
         assert export.non_builtin_ops(model) == [] and op in export.tflite_ops(model)
         content = pictures["content_square"] if not variant.dynamic else pictures["content"]
-        for alpha in (1.0, 0.5):
+        for strength in export.PARITY_STRENGTHS:
             out = _run_tflite_bytes(model, {"content": content[None], "style_vector": tf.reshape(vector, [1, 1, 1, -1])
-                                            .numpy(), "alpha": np.array([alpha], np.float32)})["stylized_image"]
-            expected = fast.stylize_padded(net, tf.constant(content[None]), vector, alpha).numpy()
-            assert export.within(export.errors(out, expected), export.IMAGE_BOUNDS[variant.quantization]), alpha
+                                            .numpy(), "strength": np.array([strength], np.float32)})["stylized_image"]
+            expected = fast.stylize_padded(net, tf.constant(content[None]), vector, strength).numpy()
+            assert export.within(export.errors(out, expected), export.IMAGE_BOUNDS[variant.quantization]), strength
+            outputs[variant, strength] = out
+    return outputs
 
 
 def test_mobile_network_transfer_converts_and_matches_keras(pictures, tmp_path):
-    """The phone-sized network (nst_tf.mobile): builtin ops only, alpha < 1 as a TFLite IF branch, parity."""
+    """The phone-sized network (nst_tf.mobile): builtin ops only, strength < 1 as a TFLite IF branch, parity."""
     _check_transfer_tflite(fast.load_network(os.path.join(os.path.dirname(BUNDLED_DIR), "mobile")), pictures,
                            tmp_path, "IF")
+
+
+def test_strength_network_signatures(strong_exported, strong_loaded, strong_net, pictures):
+    """A network trained with the strength (FiLM, palette): every signature takes it; 0 is the network's rendering of
+    the photo whatever the style, 2 is not 1; the export's own parity checks (strengths 0 to 2) pass."""
+    options, report = strong_exported
+    assert report["failures"] == [] and all(report["saved_model"]["within_bound"].values())
+    assert set(report["saved_model"]["parity"]) == {*export.SIGNATURES, "__call__"}
+    content, style, other = pictures["content"], pictures["style"], pictures["style_square"][::-1]
+    serve = strong_loaded.signatures["serving_default"]
+    outs = {}
+    for strength in (0.0, 1.0, 2.0):
+        outs[strength] = serve(content=tf.constant(content[None]), style=tf.constant(style[None]),
+                               strength=tf.constant(strength))["stylized_image"].numpy()
+        np.testing.assert_allclose(outs[strength], keras_stylize(strong_net, content, style, strength), atol=1e-4)
+    zero_other = serve(content=tf.constant(content[None]), style=tf.constant(other[None].copy()),
+                       strength=tf.constant(0.0))["stylized_image"].numpy()
+    np.testing.assert_allclose(zero_other, outs[0.0], atol=1e-5)  # strength 0: the style does not matter
+    assert np.abs(outs[0.0] - content).mean() > 1e-2  # drawn by the (random) network, not the input passed through
+    assert np.abs(outs[2.0] - outs[1.0]).mean() > 1e-3 and np.abs(outs[1.0] - outs[0.0]).mean() > 1e-3
+
+    vector = strong_loaded.signatures["predict_style"](style=tf.constant(style[None]))["style_vector"]
+    assert vector.shape == (1, STRONG.vector_size)  # with the palette's 6 floats
+    batch = tf.constant(np.stack([content, content]))
+    out = strong_loaded.signatures["stylize_with_vector"](content=batch, style_vector=vector,
+                                                          strength=tf.constant([2.0, 0.0]))["stylized_image"].numpy()
+    np.testing.assert_allclose(out, np.concatenate([outs[2.0], outs[0.0]]), atol=1e-4)
+    np.testing.assert_allclose(strong_loaded(tf.constant(content[None]), tf.constant(style[None]))[0].numpy(),
+                               outs[1.0], atol=1e-5)
+    np.testing.assert_allclose(strong_loaded(tf.constant(content[None]), tf.constant(style[None]),
+                                             tf.constant(2.0))[0].numpy(), outs[2.0], atol=1e-5)
+    encoded = [export.encode_png(content).numpy(), export.encode_png(style).numpy()]
+    pngs = {strength: strong_loaded.signatures["stylize_bytes_strength"](
+        content=tf.constant(encoded[0]), style=tf.constant(encoded[1]),
+        strength=tf.constant(strength))["stylized_image_bytes"].numpy()[0] for strength in (1.0, 2.0)}
+    assert pngs[1.0] == strong_loaded.signatures["stylize_bytes"](
+        content=tf.constant(encoded[0]), style=tf.constant(encoded[1]))["stylized_image_bytes"].numpy()[0]
+    assert pngs[2.0] != pngs[1.0]
+
+    with open(os.path.join(options.output_dir, "MODEL_CARD.md")) as f:
+        card = f.read()
+    assert "modulated by the strength (an embedding 8 wide)" in card and "a palette layer" in card
+
+
+def test_strength_network_transfer_converts_and_matches_keras(strong_net, pictures, tmp_path):
+    """The strength network's resizable transfer model: the strength input reaches the decoder (its embedding's
+    FULLY_CONNECTED), parity with Keras at strengths 0 to 2, and 2 differs from 1."""
+    outs = _check_transfer_tflite(strong_net, pictures, tmp_path, "FULLY_CONNECTED",
+                                  ((export.TFLiteVariant("transfer", "fp16", dynamic=True), "fp16"),))
+    (variant,) = {v for v, _ in outs}
+    assert np.abs(outs[variant, 2.0] - outs[variant, 1.0]).mean() > 1e-3
+
+
+def test_mobile_strength_network_transfer_converts_and_matches_keras(pictures, tmp_path):
+    """A phone-sized network with the strength input and the palette: int8 transfer with the IF branch (strength <
+    1) and the strength's bottleneck shift, parity at strengths 0 to 2, and 2 differs from 1."""
+    keras.utils.set_random_seed(1)
+    mobile = _modulated(MobileStyleNetwork(STRONG_MOBILE))
+    outs = _check_transfer_tflite(mobile, pictures, tmp_path, "IF",
+                                  ((export.TFLiteVariant("transfer", "int8"), "int8_dynamic"),))
+    (variant,) = {v for v, _ in outs}
+    assert np.abs(outs[variant, 2.0] - outs[variant, 1.0]).mean() > 1e-3
+
+
+def test_int8_calibration_covers_the_strength_range(net, data_dir):
+    assert [export.calibration_strength(i, 4) for i in range(4)] == [0.0, 0.5, 1.5, 2.0]
+    assert [export.calibration_strength(i, 2) for i in range(2)] == [0.0, 2.0]
+    assert [export.calibration_strength(i, 7) for i in range(7)] == [0.0, 0.5, 1.0, 1.5, 2.0, 0.0, 0.5]
+    options = export.ExportOptions(content_size=32, style_size=32, calibration_samples=3)
+    transfer = export.calibration_data(net, data_dir, options)["transfer"]
+    assert [float(t["strength"][0]) for t in transfer] == [0.0, 1.0, 2.0]
+    assert sorted(transfer[0]) == ["content", "strength", "style_vector"]
 
 
 @pytest.mark.slow

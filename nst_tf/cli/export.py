@@ -1,4 +1,7 @@
-"""nst-export: the arbitrary-style network as a SavedModel (TF Serving, TF Hub) and TFLite models, with a model card.
+"""nst-export: a feed-forward network as a SavedModel (TF Serving, TF Hub) and TFLite models, with a model card.
+
+Every stylizing signature and the TFLite transfer models take a `strength` input (0: the photo, 1: the painting's
+look, the default, up to 2: more painterly); each export is checked against the Keras model at strengths 0 to 2.
 
   nst-export                                            # bundled weights -> export/ (SavedModel + TFLite)
   nst-export --checkpoint=runs/arbitrary --output_dir=export --version=2 --overwrite   # an nst-train --model_dir

@@ -1,20 +1,23 @@
-"""Export the arbitrary-style network: a SavedModel for TF Serving / TF Hub, TFLite models, a model card.
+"""Export a feed-forward network (arbitrary-style or phone-sized): a SavedModel for TF Serving / TF Hub, TFLite
+models, a model card.
 
 SavedModel (TF Serving layout `<output_dir>/<model_name>/<version>/`), signatures:
-- serving_default: float32 `content` [B, H, W, 3] and `style` [B or 1, h, w, 3] in [0, 1], `alpha` (scalar or [B])
-  -> `stylized_image` [B, H, W, 3] in [0, 1]; any H, W >= 16 (mirror-padded to the stride inside).
-- stylize_bytes / stylize_bytes_alpha: encoded JPEG/PNG/GIF/BMP strings `content`, `style` (scalar or [B])
-  (+ `alpha`) -> `stylized_image_bytes`, PNG strings (TF Serving REST returns them as {"b64": ...}).
+- serving_default: float32 `content` [B, H, W, 3] and `style` [B or 1, h, w, 3] in [0, 1], `strength` (scalar or
+  [B], in [0, 2]: 0 the photo, 1 the painting's look, 2 more painterly) -> `stylized_image` [B, H, W, 3] in [0, 1];
+  any H, W >= 16 (mirror-padded to the stride inside).
+- stylize_bytes (strength 1) / stylize_bytes_strength (+ `strength`): encoded JPEG/PNG/GIF/BMP strings `content`,
+  `style` (scalar or [B]) -> `stylized_image_bytes`, PNG strings (TF Serving REST returns them as {"b64": ...}).
 - predict_style: `style` -> `style_vector` [B, V] (V: the network's vector size, 2944 for the bundled one:
-  1920 moments + its 32×32 linear-transform matrix);
-  stylize_with_vector: `content`, `style_vector`, `alpha`.
-- `__call__(content, style)` returns [stylized_image], so `hub.load(dir)(content, style)[0]` works as with
-  the TF Hub module magenta/arbitrary-image-stylization-v1-256.
+  1920 moments + its 32×32 linear-transform matrix; 6 more floats with the palette layer);
+  stylize_with_vector: `content`, `style_vector`, `strength`.
+- `__call__(content, style)` returns [stylized_image] at strength 1, so `hub.load(dir)(content, style)[0]` works as
+  with the TF Hub module magenta/arbitrary-image-stylization-v1-256; `__call__(content, style, strength)` too.
 
 TFLite (`<output_dir>/tflite/`), split as in the TensorFlow Lite Android style-transfer example:
 `<name>_<fp16|int8>_prediction_<version>.tflite` (style [1, 256, 256, 3] -> style_vector [1, 1, 1, V]) and
-`<name>_<fp16|int8>_transfer_<version>.tflite` (content [1, 384, 384, 3], style_vector, alpha [1] ->
-stylized_image), plus resizable float16 variants (`..._dynamic_...`). Builtin ops only.
+`<name>_<fp16|int8>_transfer_<version>.tflite` (content [1, 384, 384, 3], strength [1], style_vector [1, 1, 1, V]
+-> stylized_image; the converter lists inputs sorted by name), plus resizable float16 variants (`..._dynamic_...`).
+Builtin ops only.
 
 One module per job: `options` (what to export and where; no TensorFlow), `checks` (input validation inside the
 serving graph), `serving` (the SavedModel), `tflite` (TFLite conversion), `parity` (checks against the Keras model),
@@ -31,15 +34,16 @@ _MODULES = {  # submodule -> the public names it defines
     "options": ("FORMATS", "INT8_MODES", "MIN_SIDE", "ExportError", "ExportOptions", "TFLiteVariant",
         "COMBINED_SIGNATURES", "TFLITE_VARIANTS", "combined_filename", "saved_model_dir", "tflite_dir",
         "planned_outputs", "check_options", "check_outputs", "resolve_checkpoint"),
-    "checks": ("validated", "check_images", "check_batch", "check_alpha", "check_style_vector", "check_encoded",
+    "checks": ("validated", "check_images", "check_batch", "check_strength", "check_style_vector", "check_encoded",
         "header_pixels", "decode", "resize_long_side", "encode_png"),
     "serving": ("BYTES_STYLE_SIZE", "SIGNATURES", "StyleTransferModule", "build_serving_module",
         "serving_signatures", "write_saved_model"),
     "tflite": ("tflite_signature", "tflite_function", "write_tflite_source", "write_combined_source",
         "convert_tflite", "tflite_ops", "non_builtin_ops", "tflite_session", "tflite_runners", "tflite_outputs"),
-    "parity": ("IMAGE_BOUNDS", "VECTOR_BOUNDS", "CALIBRATION_ALPHAS", "IMAGE_EXTENSIONS", "pick_images",
-        "center_square", "ParityPair", "parity_pairs", "calibration_data", "errors", "worst", "within",
-        "tflite_within", "keras_reference", "check_saved_model", "saved_model_bound", "tflite_example",
+    "parity": ("IMAGE_BOUNDS", "VECTOR_BOUNDS", "PARITY_STRENGTHS", "CALIBRATION_STRENGTHS", "SWEEP_STRENGTHS",
+        "IMAGE_EXTENSIONS", "pick_images", "center_square", "ParityPair", "parity_pairs", "calibration_data",
+        "calibration_strength", "errors", "worst", "within", "tflite_within", "keras_reference", "check_saved_model",
+        "strength_sweep", "saved_model_bound", "tflite_example",
         "check_tflite", "chain", "check_pipeline", "check_combined"),
     "timing": ("time_calls", "environment"),
     "exporter": ("convert_int8", "export_tflite", "COMBINED_SCHEMES", "export_combined", "describe_checkpoint",

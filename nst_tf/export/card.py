@@ -7,24 +7,39 @@ import os
 
 from nst_tf import fast, mobile
 from nst_tf.export.options import MIN_SIDE
-from nst_tf.export.parity import IMAGE_BOUNDS, VECTOR_BOUNDS, saved_model_bound
+from nst_tf.export.parity import IMAGE_BOUNDS, PARITY_STRENGTHS, VECTOR_BOUNDS, saved_model_bound
 from nst_tf.export.serving import BYTES_STYLE_SIZE
+from nst_tf.network import NetworkConfig
+from nst_tf.strength import STRENGTH_MAX
 
 SIGNATURE_DOCS = {
     "serving_default": ("`content` float32 [B, H, W, 3], `style` float32 [B or 1, h, w, 3], both RGB in [0, 1]; "
-                        "`alpha` float32 scalar or [B] in [0, 1]", "`stylized_image` float32 [B, H, W, 3] in [0, 1]"),
+                        f"`strength` float32 scalar or [B] in [0, {STRENGTH_MAX:g}]",
+                        "`stylized_image` float32 [B, H, W, 3] in [0, 1]"),
     "stylize_bytes": ("`content`, `style`: string, one or [B] (style: one or B) encoded JPEG/PNG/GIF/BMP; "
-                      f"the style is resized to {BYTES_STYLE_SIZE} px long side",
+                      f"the style is resized to {BYTES_STYLE_SIZE} px long side; strength 1",
                       "`stylized_image_bytes` string [B], PNG"),
-    "stylize_bytes_alpha": ("as stylize_bytes, plus `alpha` float32 scalar or [B]",
-                            "`stylized_image_bytes` string [B], PNG"),
+    "stylize_bytes_strength": ("as stylize_bytes, plus `strength` float32 scalar or [B]",
+                               "`stylized_image_bytes` string [B], PNG"),
     "predict_style": (f"`style` float32 [B, h, w, 3] in [0, 1] ({BYTES_STYLE_SIZE} px long side recommended)",
                       "`style_vector` float32 [B, V]"),
-    "stylize_with_vector": ("`content` as serving_default, `style_vector` float32 [B or 1, V], `alpha`",
+    "stylize_with_vector": ("`content` as serving_default, `style_vector` float32 [B or 1, V], `strength`",
                             "`stylized_image` float32 [B, H, W, 3]"),
-    "__call__": ("`(content, style)` positional, as serving_default with alpha 1 (the TF Hub Magenta calling "
-                 "convention)", "a list; `[0]` is the stylized image"),
+    "__call__": ("`(content, style)` positional, as serving_default at strength 1 (the TF Hub Magenta calling "
+                 "convention); `(content, style, strength)` with a strength", "a list; `[0]` is the stylized image"),
 }
+STRENGTH_MEANINGS = (  # what each strength asks of the network (nst_tf.strength)
+    ("0", "the photo itself, from the network (the content's own style vector)"),
+    ("0.5", "half-way: the style vector blended half with the content's own"),
+    ("1 (default)", "the painting's look: its palette and strokes"),
+    (f"1 to {STRENGTH_MAX:g}", "more painterly still (a network trained with the strength input: its decoder is "
+     "modulated by it; one without gives the look of 1)"),
+)
+
+
+def _strengths() -> str:
+    """The strengths every parity check runs at, for the card's text."""
+    return ", ".join(f"{s:g}" for s in PARITY_STRENGTHS)
 
 
 def _fmt(value: float) -> str:
@@ -59,7 +74,8 @@ def _saved_model_section(report: dict) -> list[str]:
         f"resize the style image to {BYTES_STYLE_SIZE} px long side (the size the network was trained on).", "",
         "Bad inputs fail with `InvalidArgumentError` and a readable message instead of returning garbage: wrong rank "
         "(`expected a [batch, height, width, 3] image tensor`), not 3 channels, sides under 16 px, NaN/Inf, values "
-        "outside [0, 1], style or alpha batch not 1 or B, alpha outside [0, 1], a style vector of the wrong size, "
+        "outside [0, 1], style or strength batch not 1 or B, strength outside [0, 2], a style vector of the wrong "
+        "size, "
         "empty bytes, bytes that are not a JPEG/PNG/GIF/BMP image.", "",
         "```bash",
         f"docker run -p 8501:8501 -v $PWD/{os.path.dirname(os.path.dirname(sm['path'])) or '.'}:/models "
@@ -73,8 +89,10 @@ def _saved_model_section(report: dict) -> list[str]:
         f"hub_module = hub.load('{sm['path']}')",
         "outputs = hub_module(tf.constant(content_image), tf.constant(style_image))  # [1, H, W, 3] in [0, 1]",
         "stylized_image = outputs[0]",
+        "stronger = hub_module(tf.constant(content_image), tf.constant(style_image), tf.constant(1.5))[0]",
         "```", "",
-        "Parity with the Keras model (worst over the parity images; bytes signatures compare the decoded 8-bit PNG):",
+        "Parity with the Keras model (worst over the parity images and, for every strength input, over the "
+        f"strengths {_strengths()}; bytes signatures compare the decoded 8-bit PNG):",
         "", "| signature | max abs error | mean abs error | bound (max / mean) | within |", "|---|---|---|---|---|",
     ]
     for key, value in sm["parity"].items():
@@ -95,10 +113,12 @@ def _tflite_section(report: dict) -> list[str]:
     lines = [
         "## TFLite (Android, LiteRT)", "",
         f"In `{tfl['directory']}`, split like the TensorFlow Lite Android style-transfer example: a *prediction* "
-        "model (style image -> style vector) and a *transfer* model (content image + style vector + alpha -> "
-        "stylized image). All tensors are float32; images RGB in [0, 1]. Run them by signature input name "
+        "model (style image -> style vector) and a *transfer* model (content image + strength + style vector -> "
+        f"stylized image; `strength` [1] in [0, {STRENGTH_MAX:g}], 1 for the painting's look, clipped to that range "
+        "inside). All tensors are float32; images RGB in [0, 1]. Run them by signature input name "
         "(`runSignature` / `get_signature_runner`): the converter orders the transfer inputs alphabetically "
-        "(alpha, content, style_vector). Builtin ops only (checked in the flatbuffer; no Flex/select TF ops).", "",
+        "(content, strength, style_vector; the input index of each follows that order). Builtin ops only (checked "
+        "in the flatbuffer; no Flex/select TF ops).", "",
         "| file | inputs | output | quantization | size | image error max / mean | style vector rel. error | "
         "within bound | latency median (min-max), threads |", "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -113,13 +133,15 @@ def _tflite_section(report: dict) -> list[str]:
             f"{_ok(e['within_bound'])} | {lat['median_ms']:.0f} ms ({lat['min_ms']:.0f}-{lat['max_ms']:.0f}), "
             f"{lat['threads']} |")
     lines += [
-        "", "Image error: the stylized image against the Keras model on the parity images (for a prediction model, "
-        "its style vector is fed to the Keras stylizer). `-1` in a shape: resizable (the `_dynamic` variants take "
+        "", "Image error: the stylized image against the Keras model on the parity images, worst over the "
+        f"strengths {_strengths()} for transfer models (for a prediction model, its style vector is fed to the Keras "
+        "stylizer at strength 1). `-1` in a shape: resizable (the `_dynamic` variants take "
         f"any height and width >= {MIN_SIDE} px; resize the input tensor, then allocate). Bounds (max / mean): "
         f"fp16 {IMAGE_BOUNDS['fp16'][0]} / {IMAGE_BOUNDS['fp16'][1]}, int8 {IMAGE_BOUNDS['int8'][0]} / "
         f"{IMAGE_BOUNDS['int8'][1]}; prediction models also keep the style vector's mean relative error within "
         f"fp16 {VECTOR_BOUNDS['fp16']}, int8 {VECTOR_BOUNDS['int8']}.", "",
-        "Prediction model -> transfer model, as an app chains them (square inputs):", "",
+        f"Prediction model -> transfer model, as an app chains them (square inputs, strengths {_strengths()}):",
+        "",
         "| quantization | max abs error | mean abs error | within bound |", "|---|---|---|---|",
     ]
     for quantization, p in tfl["pipelines"].items():
@@ -153,7 +175,8 @@ def _tflite_section(report: dict) -> list[str]:
                       if "vector" in attempt else "")
             lines.append(
                 f"- `{e['file']}`: full-integer (TFLITE_BUILTINS_INT8, {attempt['calibration_samples']} calibration "
-                f"images from train_content/train_style) measured image error max {_fmt(attempt['image']['max_abs'])}, "
+                f"images from train_content/train_style, strengths 0 to {STRENGTH_MAX:g}) measured image error max "
+                f"{_fmt(attempt['image']['max_abs'])}, "
                 f"mean {_fmt(attempt['image']['mean_abs'])}{vector}: "
                 f"{'within' if attempt['within_bound'] else 'outside'} the int8 bounds -> **{e['scheme']}**.")
         else:
@@ -173,6 +196,17 @@ def _checkpoint_name(ckpt: dict) -> str:
     return f"bundled (nst_tf/models/{os.path.basename(ckpt['path'])})" if ckpt["bundled"] else ckpt["path"]
 
 
+def _strength_design(config) -> str:
+    """How the exported network takes the strength, from its config: the sentence's tail."""
+    trained = (f"its {'decoder' if isinstance(config, NetworkConfig) else 'transformer'} is also modulated by the "
+               f"strength (an embedding {config.strength_units} wide), so 1 to {STRENGTH_MAX:g} grows more painterly"
+               if config.strength_units else f"trained without the strength input, so 1 to {STRENGTH_MAX:g} all give "
+               "the look of 1")
+    palette = ("; a palette layer gives the output the style's pixel colour moments (6 more floats of the vector)"
+               if config.palette else "")
+    return f"up to 1 the strength blends the style vector with the content's own; {trained}{palette}"
+
+
 def _architecture(config_dict: dict) -> str:
     """One paragraph on the exported network's design, from its config.json."""
     config = mobile.config_from_json(json.dumps(config_dict))
@@ -180,23 +214,75 @@ def _architecture(config_dict: dict) -> str:
         return (f"Network: nst_tf.mobile, a small transformer (Johnson et al. 2016 / Ghiasi et al. 2017: channels "
                 f"{list(config.channels)}, {config.residual_blocks} residual blocks, conditional instance norm "
                 f"driven through a {config.bottleneck}-float bottleneck; reflect padding, nearest resize then "
-                "convolution: no checkerboard artefacts) trained on the arbitrary-style network's losses (the bundled "
-                "one first distilled from that network, then on the losses alone), whose style "
+                "convolution: no checkerboard artefacts) trained on the arbitrary-style network's losses, whose style "
                 f"predictor it shares (style image -> style vector of V = {config.vector_size} floats, the means "
-                "and standard deviations of relu1_1..relu4_1; content + style vector + alpha -> image; alpha < 1 "
-                "also predicts the content's own vector, a TFLite IF branch that alpha = 1 skips).")
+                "and standard deviations of relu1_1..relu4_1; content + style vector + strength -> image; "
+                f"{_strength_design(config)}. A strength under 1 also predicts the content's own vector: a TFLite IF "
+                "branch that strengths of 1 and more skip).")
     levels = ", ".join(n.replace("block", "relu").replace("_conv", "_") for n in config.levels)
     linear = (f" plus a learned linear transform at relu4_1 (Li et al. 2019, rank {config.linear_rank})"
               if config.linear_rank else "")
     matrix = (f", then the {config.linear_rank}x{config.linear_rank} style matrix of the linear transform"
               if config.linear_rank else "")
-    head = (f" and a moment head ({config.moment_head} hidden units: a learned, alpha-scaled correction of the AdaIN "
-            "target moments from the style's and the content's moments)" if config.moment_head else "")
+    head = (f" and a moment head ({config.moment_head} hidden units: a learned correction of the AdaIN target "
+            "moments from the style's and the content's moments, scaled by min(strength, 1))"
+            if config.moment_head else "")
     return ("Network: AdaIN (Huang & Belongie 2017) with a frozen VGG16 encoder to relu4_1 and a trained decoder "
             f"({config.skip_levels} AdaIN'd skip levels; reflect padding, nearest resize then convolution: no "
             f"checkerboard artefacts){linear}{head}, Magenta's two-part interface (style image -> style vector of "
             f"V = {config.vector_size} floats, the means and standard deviations of {levels}{matrix}; content + "
-            "style vector + alpha -> image).")
+            f"style vector + strength -> image; {_strength_design(config)}).")
+
+
+def _strength_section(report: dict) -> list[str]:
+    """Model card lines on the strength input: its range, what each value does, and the sweep measured at export."""
+    lines = [
+        "## Strength", "",
+        f"Every stylizing signature and the TFLite transfer models take `strength`, a float in [0, {STRENGTH_MAX:g}] "
+        "(one value, or one per image in the SavedModel); the signatures without it use 1. Out-of-range values are "
+        "refused by the SavedModel and clipped by the TFLite models.", "",
+        "| strength | what it gives |", "|---|---|",
+    ]
+    lines += [f"| {value} | {meaning} |" for value, meaning in STRENGTH_MEANINGS]
+    sweep = report.get("strength_sweep")
+    if sweep:
+        lines += [
+            "", "### Strength sweep", "",
+            "Measured at export time with the Keras model on the parity images (mean over pairs): how far the output "
+            "is from the photo (mean absolute pixel difference, [0, 1] RGB) and how far its palette is from the "
+            "painting's (mean absolute difference of the opponent-colour means and standard deviations; the photo's "
+            f"own: {_fmt(sweep[0]['photo_palette_gap'])}).", "",
+            "| strength | distance from the photo | palette gap to the painting |", "|---|---|---|",
+        ]
+        lines += [f"| {row['strength']:g} | {_fmt(row['from_photo'])} | {_fmt(row['palette_gap'])} |" for row in sweep]
+    lines += [
+        "", "Pictures of the sweep (photo | painting | 0.5 | 1 | top | peer) on the eight held-out pairs: "
+        "`docs/images/fast_strength_<network>.jpg` in the nst_tf repository, written by "
+        "`python benchmarks/fast_strength.py` with its style and palette measures.", "",
+    ]
+    return lines
+
+
+def _tiling_section() -> list[str]:
+    """Model card lines on stylizing large photos (tile, run, blend)."""
+    return [
+        "## Large photos: tile, run, blend", "",
+        "Both networks normalise with whole-image statistics, so a photo cut into tiles and sent through the "
+        "transfer model tile by tile gets another colour and contrast in every tile. To stylize a photo larger "
+        "than memory allows (a 12-megapixel phone photo), give every tile the whole photo's statistics: "
+        "`nst_tf.export.tiled_tflite.write_tiled_models` writes two more models, as SavedModels (for TF Serving) "
+        "and TFLite files (builtin ops only): *stats* (a copy of the photo downscaled to at most 1024 px long side, "
+        "mirror-padded as the network pads, with the style vector and the strength -> every statistic, one flat "
+        "vector) and *tile* (one window, sides multiples of 8, plus that vector -> its stylized pixels, unclipped, "
+        "before the palette layer). An Android app runs *stats* once, then each window (a core plus 64 px of "
+        "context on each inner side; neighbouring cores overlap by 32 px), adds each core times linear-ramp "
+        "weights that sum to one into a float canvas, applies the palette (an affine colour map from the canvas's "
+        "own moments) if the network has one, clips and crops. `stylize_tiled_tflite` in the same module is the "
+        "reference of that loop on the LiteRT interpreter (tested). TF Serving users serve the two SavedModels and "
+        "run the same loop client-side (`stylize_tiled_with` with their own request function), or use "
+        "`nst_tf.tiling` in Python, which accumulates the statistics over the tiles and matches an untiled run "
+        "(docs/tiling.md).", "",
+    ]
 
 
 def model_card(report: dict) -> str:
@@ -218,10 +304,12 @@ def model_card(report: dict) -> str:
         f"{opts['style_size']} px; fixed-size TFLite models use centre squares of {opts['content_size']} and "
         f"{opts['style_size']} px.", "",
     ]
+    lines += _strength_section(report)
     if "saved_model" in report:
         lines += _saved_model_section(report)
     if "tflite" in report:
         lines += _tflite_section(report)
+    lines += _tiling_section()
     lines += [
         "## Measurement", "",
         f"Python {env['python']}, TensorFlow {env['tensorflow']}, Keras {env['keras']}, ai-edge-litert "

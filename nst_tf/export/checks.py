@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from nst_tf import images
 from nst_tf.export.options import MIN_SIDE
+from nst_tf.strength import STRENGTH_MAX
 
 
 def validated(value: tf.Tensor, checks: Sequence[tuple[tf.Tensor, str]]) -> tf.Tensor:
@@ -61,15 +62,16 @@ def check_batch(value: tf.Tensor, size: tf.Tensor, batch: tf.Tensor, name: str) 
     return validated(value, [(_batch_ok(size, batch), f"{name}: batch must be 1 or the content batch size")])
 
 
-def check_alpha(alpha: tf.Tensor, batch: tf.Tensor) -> tf.Tensor:
-    """Validate alpha (a scalar or one value per image, in [0, 1]) and broadcast it to [batch]."""
-    alpha = tf.convert_to_tensor(alpha, tf.float32)
-    alpha = validated(alpha, [
-        (tf.rank(alpha) <= 1, "alpha: expected a scalar or a [batch] vector"),
-        (_batch_ok(tf.size(alpha), batch), "alpha: batch must be 1 or the content batch size"),
-        (tf.reduce_all(tf.logical_and(alpha >= 0.0, alpha <= 1.0)), "alpha: values must be in [0, 1]"),
+def check_strength(strength: tf.Tensor, batch: tf.Tensor) -> tf.Tensor:
+    """Validate the strength (a scalar or one value per image, in [0, STRENGTH_MAX]) and broadcast it to [batch]."""
+    strength = tf.convert_to_tensor(strength, tf.float32)
+    strength = validated(strength, [
+        (tf.rank(strength) <= 1, "strength: expected a scalar or a [batch] vector"),
+        (_batch_ok(tf.size(strength), batch), "strength: batch must be 1 or the content batch size"),
+        (tf.reduce_all(tf.logical_and(strength >= 0.0, strength <= STRENGTH_MAX)),
+         f"strength: values must be in [0, {STRENGTH_MAX:g}] (0: the photo, 1: the painting's look)"),
     ])
-    return tf.broadcast_to(tf.reshape(alpha, [-1])[:batch], [batch])
+    return tf.broadcast_to(tf.reshape(strength, [-1])[:batch], [batch])
 
 
 def check_style_vector(vector: tf.Tensor, batch: tf.Tensor, size: int) -> tf.Tensor:

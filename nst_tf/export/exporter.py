@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import tensorflow as tf
 
-from nst_tf import mobile
+from nst_tf import fast, mobile
 from nst_tf.export.card import model_card
 from nst_tf.export.options import (
     COMBINED_SIGNATURES,
@@ -39,6 +39,7 @@ from nst_tf.export.parity import (
     keras_reference,
     parity_pairs,
     saved_model_bound,
+    strength_sweep,
     tflite_example,
     tflite_within,
     within,
@@ -56,10 +57,10 @@ from nst_tf.export.tflite import (
     write_tflite_source,
 )
 from nst_tf.export.timing import environment, time_calls
-from nst_tf.network import BUNDLED_DIR, ArbitraryStyleNetwork
+from nst_tf.network import BUNDLED_DIR
 
 
-def convert_int8(source: str, variant: TFLiteVariant, net: ArbitraryStyleNetwork, pairs: Sequence[ParityPair],
+def convert_int8(source: str, variant: TFLiteVariant, net: fast.Network, pairs: Sequence[ParityPair],
                  calibration: Sequence[dict[str, np.ndarray]], options: ExportOptions) -> tuple[bytes, dict]:
     """int8 per options.int8: full-integer (kept under 'auto' only within the int8 bounds), else dynamic-range."""
     record: dict = {}
@@ -101,7 +102,7 @@ def _write_bytes(data: bytes, path: str) -> None:
             os.unlink(tmp)
 
 
-def export_tflite(net: ArbitraryStyleNetwork, options: ExportOptions, pairs: Sequence[ParityPair],
+def export_tflite(net: fast.Network, options: ExportOptions, pairs: Sequence[ParityPair],
                   calibration: dict[str, list[dict[str, np.ndarray]]]) -> dict:
     """Convert, write and check every TFLite variant; returns their report entries and the pipelines."""
     directory = tflite_dir(options)
@@ -136,7 +137,7 @@ COMBINED_SCHEMES = {"fp16": ("fp16", "float16 weights, float32 compute"),
                     "int8": ("int8_dynamic", "dynamic-range (int8 weights, float activations)")}
 
 
-def export_combined(net: ArbitraryStyleNetwork, options: ExportOptions, pairs: Sequence[ParityPair], scratch: str,
+def export_combined(net: fast.Network, options: ExportOptions, pairs: Sequence[ParityPair], scratch: str,
                     directory: str) -> list[dict]:
     """One file per quantization holding both signatures (prediction, transfer) over one copy of the weights."""
     source = write_combined_source(net, options, scratch)
@@ -168,7 +169,7 @@ def export_combined(net: ArbitraryStyleNetwork, options: ExportOptions, pairs: S
     return entries
 
 
-def _tflite_entry(model: bytes, path: str, variant: TFLiteVariant, record: dict, net: ArbitraryStyleNetwork,
+def _tflite_entry(model: bytes, path: str, variant: TFLiteVariant, record: dict, net: fast.Network,
                   pairs: Sequence[ParityPair], options: ExportOptions) -> dict:
     """Report entry of one written TFLite file: interface, ops, parity and latency."""
     ops = tflite_ops(model)
@@ -209,7 +210,7 @@ def folder_size(path: str) -> int:
     return sum(os.path.getsize(os.path.join(root, f)) for root, _, files in os.walk(path) for f in files)
 
 
-def export_saved_model(net: ArbitraryStyleNetwork, options: ExportOptions, pairs: Sequence[ParityPair]) -> dict:
+def export_saved_model(net: fast.Network, options: ExportOptions, pairs: Sequence[ParityPair]) -> dict:
     """Write the SavedModel, reload it, check every signature and time serving_default."""
     directory = write_saved_model(build_serving_module(net), saved_model_dir(options))
     loaded = tf.saved_model.load(directory)
@@ -223,7 +224,7 @@ def export_saved_model(net: ArbitraryStyleNetwork, options: ExportOptions, pairs
     content = tf.constant(pairs[0].content_square[None])
     style = tf.constant(pairs[0].style_square[None])
     serve = loaded.signatures["serving_default"]
-    latency = time_calls(lambda: serve(content=content, style=style, alpha=tf.constant(1.0)), options.latency_runs)
+    latency = time_calls(lambda: serve(content=content, style=style, strength=tf.constant(1.0)), options.latency_runs)
     return {"path": directory, "size_bytes": folder_size(directory), "signatures": signatures, "parity": parity,
             "within_bound": {k: within(v, saved_model_bound(k)) for k, v in parity.items()},
             "latency": {**latency, "input": {"content": list(content.shape), "style": list(style.shape)}}}
@@ -248,7 +249,7 @@ def failures(report: dict, int8_mode: str) -> list[str]:
     return found
 
 
-def export(net: ArbitraryStyleNetwork, options: ExportOptions, data_dir: str, checkpoint: str | None = None) -> dict:
+def export(net: fast.Network, options: ExportOptions, data_dir: str, checkpoint: str | None = None) -> dict:
     """Write the requested formats, check them against `net` on real images, write the model card; the report."""
     check_options(options)
     check_outputs(options)
@@ -265,6 +266,7 @@ def export(net: ArbitraryStyleNetwork, options: ExportOptions, data_dir: str, ch
         "environment": environment(options.threads),
         "keras_latency": time_calls(lambda: keras_reference(net, pairs[0].content_square, pairs[0].style_square),
                                     options.latency_runs),
+        "strength_sweep": strength_sweep(net, pairs),
     }
     if "saved_model" in options.formats:
         report["saved_model"] = export_saved_model(net, options, pairs)

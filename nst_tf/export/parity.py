@@ -9,12 +9,11 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
-from nst_tf import fast, images
+from nst_tf import fast, images, palette
 from nst_tf.export.checks import encode_png, resize_long_side
 from nst_tf.export.options import ExportError, ExportOptions, TFLiteVariant
 from nst_tf.export.serving import BYTES_STYLE_SIZE, SIGNATURES
 from nst_tf.export.tflite import tflite_session
-from nst_tf.network import ArbitraryStyleNetwork
 
 IMAGE_BOUNDS = {  # (max, mean) absolute error on [0, 1] images, against the Keras model
     "saved_model": (1e-3, 1e-4),
@@ -23,7 +22,9 @@ IMAGE_BOUNDS = {  # (max, mean) absolute error on [0, 1] images, against the Ker
     "int8": (0.25, 0.03),
 }
 VECTOR_BOUNDS = {"fp16": 0.01, "int8": 0.05}  # mean abs error of a prediction model's style vector / mean |vector|
-CALIBRATION_ALPHAS = (1.0, 0.0, 1.0, 0.5)
+PARITY_STRENGTHS = (0.0, 0.5, 1.0, 2.0)  # every float and transfer-model check runs at each (0: the photo, 2: the top)
+CALIBRATION_STRENGTHS = (0.0, 0.5, 1.0, 1.5, 2.0)  # int8 calibration: the strength input's whole range
+SWEEP_STRENGTHS = (0.0, 0.5, 1.0, 1.5, 2.0)  # the model card's strength sweep
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
@@ -83,9 +84,10 @@ def parity_pairs(data_dir: str, options: ExportOptions) -> list[ParityPair]:
     return pairs
 
 
-def calibration_data(net: ArbitraryStyleNetwork, data_dir: str,
+def calibration_data(net: fast.Network, data_dir: str,
                      options: ExportOptions) -> dict[str, list[dict[str, np.ndarray]]]:
-    """Representative inputs for full-integer quantization, from data_dir/train_content and train_style."""
+    """Representative inputs for full-integer quantization, from data_dir/train_content and train_style; the transfer
+    model's at strengths over the whole range (calibration_strength)."""
     count = options.calibration_samples
     contents = pick_images(_folder(data_dir, "train_content", "content"), count)
     styles = pick_images(_folder(data_dir, "train_style", "styles"), count)
@@ -96,8 +98,18 @@ def calibration_data(net: ArbitraryStyleNetwork, data_dir: str,
         content = center_square(images.load_image(content_path), options.content_size)[None]
         prediction.append({"style": style})
         transfer.append({"content": content, "style_vector": vector.reshape(1, 1, 1, -1),
-                         "alpha": np.array([CALIBRATION_ALPHAS[i % len(CALIBRATION_ALPHAS)]], np.float32)})
+                         "strength": np.array([calibration_strength(i, min(len(contents), len(styles)))],
+                                              np.float32)})
     return {"prediction": prediction, "transfer": transfer}
+
+
+def calibration_strength(index: int, count: int) -> float:
+    """The strength of calibration sample `index` of `count`: CALIBRATION_STRENGTHS in turn, or spread evenly from 0
+    to the top when there are fewer samples than strengths (both ends always seen)."""
+    n = len(CALIBRATION_STRENGTHS)
+    if count >= n:
+        return CALIBRATION_STRENGTHS[index % n]
+    return CALIBRATION_STRENGTHS[round(index * (n - 1) / max(count - 1, 1))]
 
 
 def errors(actual: np.ndarray, expected: np.ndarray) -> dict[str, float]:
@@ -126,39 +138,69 @@ def tflite_within(parity: dict[str, dict[str, float]], quantization: str) -> boo
     return within(parity["image"], IMAGE_BOUNDS[quantization]) and vector_ok
 
 
-def keras_reference(net: ArbitraryStyleNetwork, content: np.ndarray, style: np.ndarray,
-                    alpha: float = 1.0) -> np.ndarray:
+def keras_reference(net: fast.Network, content: np.ndarray, style: np.ndarray,
+                    strength: float = 1.0) -> np.ndarray:
     """The Keras model's output for one [H, W, 3] content and style image (what the exports must match)."""
     vector = net.predict_style(tf.constant(style[None]))
-    return fast.stylize_padded(net, tf.constant(content[None]), vector, alpha).numpy()
+    return fast.stylize_padded(net, tf.constant(content[None]), vector, strength).numpy()
 
 
-def check_saved_model(loaded: tf.Module, net: ArbitraryStyleNetwork, pairs: Sequence[ParityPair],
-                      style_size: int = BYTES_STYLE_SIZE) -> dict[str, dict[str, float]]:
-    """Compare every signature (and __call__) of a reloaded SavedModel with the Keras model."""
+def check_saved_model(loaded: tf.Module, net: fast.Network, pairs: Sequence[ParityPair],
+                      style_size: int = BYTES_STYLE_SIZE,
+                      strengths: Sequence[float] = PARITY_STRENGTHS) -> dict[str, dict[str, float]]:
+    """Compare every signature (and __call__, with and without the strength) of a reloaded SavedModel with the
+    Keras model, each strength input at every one of `strengths`: the worst error of each."""
     signatures = loaded.signatures
     results: dict[str, list[dict[str, float]]] = {name: [] for name in (*SIGNATURES, "__call__")}
-    for i, pair in enumerate(pairs):
-        alpha = 1.0 if i % 2 == 0 else 0.6
+    for pair in pairs:
         content, style = tf.constant(pair.content[None]), tf.constant(pair.style[None])
-        expected = keras_reference(net, pair.content, pair.style, alpha)
-        out = signatures["serving_default"](content=content, style=style, alpha=tf.constant(alpha))
-        results["serving_default"].append(errors(out["stylized_image"], expected))
-        results["__call__"].append(errors(loaded(content, style)[0], keras_reference(net, pair.content, pair.style)))
+        style_vector = net.predict_style(style)
         vector = signatures["predict_style"](style=style)["style_vector"]
-        results["predict_style"].append(errors(vector, net.predict_style(style)))
-        out = signatures["stylize_with_vector"](content=content, style_vector=vector, alpha=tf.constant([alpha]))
-        results["stylize_with_vector"].append(errors(out["stylized_image"], expected))
+        results["predict_style"].append(errors(vector, style_vector))
+        expected = fast.stylize_padded(net, content, style_vector).numpy()
+        results["__call__"].append(errors(loaded(content, style)[0], expected))
+        for strength in strengths:
+            value = tf.constant(strength)
+            expected = fast.stylize_padded(net, content, style_vector, strength).numpy()
+            out = signatures["serving_default"](content=content, style=style, strength=value)
+            results["serving_default"].append(errors(out["stylized_image"], expected))
+            out = signatures["stylize_with_vector"](content=content, style_vector=vector, strength=value[None])
+            results["stylize_with_vector"].append(errors(out["stylized_image"], expected))
+            results["__call__"].append(errors(loaded(content, style, value)[0], expected))
         encoded_content, encoded_style = encode_png(pair.content), encode_png(pair.style)
         decoded_content = tf.image.convert_image_dtype(tf.io.decode_png(encoded_content), tf.float32)[None]
         decoded_style = tf.image.convert_image_dtype(tf.io.decode_png(encoded_style), tf.float32)[None]
         bytes_vector = net.predict_style(resize_long_side(decoded_style, style_size))
-        for name, kwargs, a in (("stylize_bytes", {}, 1.0),
-                                ("stylize_bytes_alpha", {"alpha": tf.constant(alpha)}, alpha)):
+        calls = [("stylize_bytes", {}, 1.0)] + [
+            ("stylize_bytes_strength", {"strength": tf.constant(s)}, s) for s in strengths]
+        for name, kwargs, strength in calls:
             png = signatures[name](content=encoded_content, style=encoded_style, **kwargs)["stylized_image_bytes"]
-            reference = fast.stylize_padded(net, decoded_content, bytes_vector, a)
+            reference = fast.stylize_padded(net, decoded_content, bytes_vector, strength)
             results[name].append(errors(tf.io.decode_png(png[0]).numpy()[None] / 255.0, reference.numpy()))
     return {name: worst(r) for name, r in results.items()}
+
+
+def _palette_gap(image: np.ndarray, painting: np.ndarray) -> float:
+    """Mean absolute difference of two [H, W, 3] images' opponent-colour means and stds (nst_tf.palette)."""
+    return float(np.abs((palette.pixel_moments(image[None]) - palette.pixel_moments(painting[None])).numpy()).mean())
+
+
+def strength_sweep(net: fast.Network, pairs: Sequence[ParityPair],
+                   strengths: Sequence[float] = SWEEP_STRENGTHS) -> list[dict[str, float]]:
+    """What the strength does, measured with the Keras model on the parity pairs: for each strength, the means over
+    pairs of the output's mean absolute difference from the photo (`from_photo`) and of its palette gap to the
+    painting (`palette_gap`); `photo_palette_gap`: the photo's own gap, for scale."""
+    vectors = [net.predict_style(tf.constant(pair.style[None])) for pair in pairs]
+    photo_gap = float(np.mean([_palette_gap(pair.content, pair.style) for pair in pairs]))
+    rows = []
+    for strength in strengths:
+        outputs = [fast.stylize_padded(net, tf.constant(pair.content[None]), vector, strength).numpy()[0]
+                   for pair, vector in zip(pairs, vectors)]
+        rows.append({"strength": float(strength),
+                     "from_photo": float(np.mean([np.abs(out - p.content).mean() for out, p in zip(outputs, pairs)])),
+                     "palette_gap": float(np.mean([_palette_gap(out, p.style) for out, p in zip(outputs, pairs)])),
+                     "photo_palette_gap": photo_gap})
+    return rows
 
 
 def saved_model_bound(signature: str) -> tuple[float, float]:
@@ -166,7 +208,8 @@ def saved_model_bound(signature: str) -> tuple[float, float]:
     return IMAGE_BOUNDS["png" if signature.startswith("stylize_bytes") else "saved_model"]
 
 
-def tflite_example(variant: TFLiteVariant, pair: ParityPair, net: ArbitraryStyleNetwork) -> dict[str, np.ndarray]:
+def tflite_example(variant: TFLiteVariant, pair: ParityPair, net: fast.Network,
+                   strength: float = 1.0) -> dict[str, np.ndarray]:
     """Inputs of a TFLite model for one pair: square images for fixed models, odd sizes for resizable ones."""
     style = pair.style if variant.dynamic else pair.style_square
     if variant.part == "prediction":
@@ -174,58 +217,73 @@ def tflite_example(variant: TFLiteVariant, pair: ParityPair, net: ArbitraryStyle
     content = pair.content if variant.dynamic else pair.content_square
     vector = net.predict_style(tf.constant(style[None])).numpy()
     return {"content": content[None], "style_vector": vector.reshape(1, 1, 1, -1),
-            "alpha": np.array([1.0], np.float32)}
+            "strength": np.array([strength], np.float32)}
 
 
-def check_tflite(model: bytes, variant: TFLiteVariant, net: ArbitraryStyleNetwork, pairs: Sequence[ParityPair],
-                 threads: int = 2) -> dict[str, dict[str, float]]:
-    """Errors of a TFLite model (LiteRT interpreter) against the Keras model on real images: 'image', 'vector'."""
-    # 'image': the stylized image (a prediction model's vector goes through the Keras stylizer);
-    # 'vector' (prediction models only): the style vector itself.
+def check_tflite(model: bytes, variant: TFLiteVariant, net: fast.Network, pairs: Sequence[ParityPair],
+                 threads: int = 2, strengths: Sequence[float] = PARITY_STRENGTHS) -> dict[str, dict]:
+    """Errors of a TFLite model (LiteRT interpreter) against the Keras model on real images: 'image', 'vector'
+    (prediction models), 'by_strength' (transfer models: the worst image error at each of `strengths`)."""
+    # 'image': the stylized image, worst over pairs and strengths (a prediction model's vector goes through the
+    # Keras stylizer at strength 1); 'vector' (prediction models only): the style vector itself.
     image_errors, vector_errors = [], []
+    by_strength: dict[str, list[dict[str, float]]] = {}
     for pair in pairs:
         example = tflite_example(variant, pair, net)
-        outputs = tflite_session(model, example, threads)(example)
-        content = pair.content if variant.dynamic else pair.content_square
+        session = tflite_session(model, example, threads)
+        content = tf.constant((pair.content if variant.dynamic else pair.content_square)[None])
         if variant.part == "prediction":
             expected_vector = net.predict_style(tf.constant(example["style"])).numpy()
-            vector = outputs["style_vector"].reshape(expected_vector.shape)
+            vector = session(example)["style_vector"].reshape(expected_vector.shape)
             vector_errors.append(errors(vector, expected_vector))
-            image = fast.stylize_padded(net, tf.constant(content[None]), tf.constant(vector)).numpy()
-            reference = fast.stylize_padded(net, tf.constant(content[None]), tf.constant(expected_vector)).numpy()
+            image = fast.stylize_padded(net, content, tf.constant(vector)).numpy()
+            reference = fast.stylize_padded(net, content, tf.constant(expected_vector)).numpy()
             image_errors.append(errors(image, reference))
-        else:
-            reference = fast.stylize_padded(net, tf.constant(content[None]),
-                                            tf.constant(example["style_vector"].reshape(1, -1))).numpy()
+            continue
+        vector = tf.constant(example["style_vector"].reshape(1, -1))
+        for strength in strengths:
+            outputs = session({**example, "strength": np.array([strength], np.float32)})
+            reference = fast.stylize_padded(net, content, vector, strength).numpy()
             image_errors.append(errors(outputs["stylized_image"], reference))
-    result = {"image": worst(image_errors)}
+            by_strength.setdefault(f"{strength:g}", []).append(image_errors[-1])
+    result: dict[str, dict] = {"image": worst(image_errors)}
     if vector_errors:
         result["vector"] = worst(vector_errors)
+    if by_strength:
+        result["by_strength"] = {key: worst(value) for key, value in by_strength.items()}
     return result
 
 
 def chain(predict: Callable[..., dict[str, np.ndarray]], transfer: Callable[..., dict[str, np.ndarray]],
-          content: np.ndarray, style: np.ndarray) -> np.ndarray:
-    """`style` ([H, W, 3]) -> vector by `predict`, then `content` stylized by `transfer` at alpha 1: [1, H, W, 3]."""
+          content: np.ndarray, style: np.ndarray, strength: float = 1.0) -> np.ndarray:
+    """`style` ([H, W, 3]) -> vector by `predict`, then `content` stylized by `transfer` at `strength`:
+    [1, H, W, 3]."""
     vector = predict(style=style[None])["style_vector"]
-    return transfer(content=content[None], style_vector=vector, alpha=np.array([1.0], np.float32))["stylized_image"]
+    return transfer(content=content[None], style_vector=vector,
+                    strength=np.array([strength], np.float32))["stylized_image"]
 
 
-def check_pipeline(prediction: bytes, transfer: bytes, net: ArbitraryStyleNetwork, pairs: Sequence[ParityPair],
-                   threads: int = 2) -> dict[str, float]:
-    """Prediction model -> transfer model (as an app runs them) against the Keras model, square inputs."""
+def check_pipeline(prediction: bytes, transfer: bytes, net: fast.Network, pairs: Sequence[ParityPair],
+                   threads: int = 2, strengths: Sequence[float] = PARITY_STRENGTHS) -> dict[str, float]:
+    """Prediction model -> transfer model (as an app runs them) against the Keras model, square inputs, at each of
+    `strengths`."""
     results = []
     for pair in pairs:
         style = {"style": pair.style_square[None]}
         vector = tflite_session(prediction, style, threads)(style)["style_vector"]
-        inputs = {"content": pair.content_square[None], "style_vector": vector, "alpha": np.array([1.0], np.float32)}
-        image = tflite_session(transfer, inputs, threads)(inputs)["stylized_image"]
-        results.append(errors(image, keras_reference(net, pair.content_square, pair.style_square)))
+        inputs = {"content": pair.content_square[None], "style_vector": vector, "strength": np.ones(1, np.float32)}
+        session = tflite_session(transfer, inputs, threads)
+        for strength in strengths:
+            image = session({**inputs, "strength": np.array([strength], np.float32)})["stylized_image"]
+            results.append(errors(image, keras_reference(net, pair.content_square, pair.style_square, strength)))
     return worst(results)
 
 
-def check_combined(runners: dict[str, Callable[..., dict[str, np.ndarray]]], net: ArbitraryStyleNetwork,
-                   pairs: Sequence[ParityPair]) -> dict[str, float]:
-    """A combined file's prediction -> transfer signatures (tflite_runners) against the Keras model."""
-    return worst([errors(chain(runners["prediction"], runners["transfer"], pair.content_square, pair.style_square),
-                         keras_reference(net, pair.content_square, pair.style_square)) for pair in pairs])
+def check_combined(runners: dict[str, Callable[..., dict[str, np.ndarray]]], net: fast.Network,
+                   pairs: Sequence[ParityPair], strengths: Sequence[float] = PARITY_STRENGTHS) -> dict[str, float]:
+    """A combined file's prediction -> transfer signatures (tflite_runners) against the Keras model, at each of
+    `strengths`."""
+    return worst([errors(chain(runners["prediction"], runners["transfer"], pair.content_square, pair.style_square,
+                               strength),
+                         keras_reference(net, pair.content_square, pair.style_square, strength))
+                  for pair in pairs for strength in strengths])

@@ -11,35 +11,36 @@ import tensorflow as tf
 
 from nst_tf import fast
 from nst_tf.export.options import COMBINED_SIGNATURES, ExportOptions, TFLiteVariant
-from nst_tf.network import ArbitraryStyleNetwork
 
 
 def tflite_signature(variant: TFLiteVariant, options: ExportOptions, vector_size: int) -> list[tf.TensorSpec]:
-    """Input specs of a TFLite model (batch 1; H and W None for resizable variants)."""
+    """Input specs of a TFLite model (batch 1; H and W None for resizable variants). The converter lists a
+    signature's inputs sorted by name, and so are these: the transfer model's are content, strength, style_vector."""
     if variant.part == "prediction":
         side = None if variant.dynamic else options.style_size
         return [tf.TensorSpec([1, side, side, 3], tf.float32, name="style")]
     side = None if variant.dynamic else options.content_size
     return [tf.TensorSpec([1, side, side, 3], tf.float32, name="content"),
-            tf.TensorSpec([1, 1, 1, vector_size], tf.float32, name="style_vector"),
-            tf.TensorSpec([1], tf.float32, name="alpha")]
+            tf.TensorSpec([1], tf.float32, name="strength"),
+            tf.TensorSpec([1, 1, 1, vector_size], tf.float32, name="style_vector")]
 
 
-def tflite_function(net: ArbitraryStyleNetwork, part: str) -> Callable[..., dict[str, tf.Tensor]]:
-    """The graph of one TFLite model; same math as predict_style / fast.stylize_padded."""
+def tflite_function(net: fast.Network, part: str) -> Callable[..., dict[str, tf.Tensor]]:
+    """The graph of one TFLite model; same math as predict_style / fast.stylize_padded (the strength is clipped to
+    [0, 2] inside: a TFLite model cannot refuse an input)."""
     size = net.vector_size
     if part == "prediction":
         def prediction(style):
             return {"style_vector": tf.reshape(net.predict_style(style), [-1, 1, 1, size])}
         return prediction
 
-    def transfer(content, style_vector, alpha):
-        return {"stylized_image": fast.stylize_padded(net, content, tf.reshape(style_vector, [-1, size]), alpha,
+    def transfer(content, strength, style_vector):
+        return {"stylized_image": fast.stylize_padded(net, content, tf.reshape(style_vector, [-1, size]), strength,
                                                       restate_channels=True)}
     return transfer
 
 
-def _write_source(net: ArbitraryStyleNetwork, endpoints: dict[str, TFLiteVariant], options: ExportOptions,
+def _write_source(net: fast.Network, endpoints: dict[str, TFLiteVariant], options: ExportOptions,
                   directory: str) -> str:
     """A SavedModel for the converter (Keras ExportArchive, which the converter freezes): one endpoint per name."""
     archive = keras.export.ExportArchive()
@@ -52,13 +53,13 @@ def _write_source(net: ArbitraryStyleNetwork, endpoints: dict[str, TFLiteVariant
     return directory
 
 
-def write_tflite_source(net: ArbitraryStyleNetwork, variant: TFLiteVariant, options: ExportOptions,
+def write_tflite_source(net: fast.Network, variant: TFLiteVariant, options: ExportOptions,
                         directory: str) -> str:
     """A single-signature SavedModel for one TFLite model."""
     return _write_source(net, {"serving_default": variant}, options, directory)
 
 
-def write_combined_source(net: ArbitraryStyleNetwork, options: ExportOptions, directory: str) -> str:
+def write_combined_source(net: fast.Network, options: ExportOptions, directory: str) -> str:
     """A two-signature SavedModel (prediction, transfer; fixed sizes) for one TFLite file sharing the encoder."""
     return _write_source(net, {part: TFLiteVariant(part, "fp16") for part in COMBINED_SIGNATURES}, options,
                          directory)
