@@ -39,6 +39,7 @@ BENCHMARKS = {
     "fast_quality_peer": ("fast_quality.py", None, ["--model=peer"]),
     "peer_quality": ("peer_quality.py", None, []),
     "slow_checks": ("slow_checks.py", None, []),
+    "cold_start": ("cold_start.py", ["--repeats=1", "--only=nst-stylize"], ["--repeats=3"]),
 }
 NOTES = "Notes on these figures"  # a hand-written section from this line on survives re-rendering the Markdown
 
@@ -129,6 +130,11 @@ def table(results: dict) -> list[str]:
         a = va["augment"]["images_per_second"]
         rows.append(f"| augmentation (tf.data, batch {va['augment']['batch']}) | {va['augment']['size']} px | "
                     f"{a['median']:.2f} img/s | {a['min']:.2f} | {a['max']:.2f} | p={va['augment']['p']} |")
+    cold = results.get("cold_start", {})
+    for r in cold.get("results", []):
+        rows.append(f"| cold start | {r['command']} {r['case']} | {_fmt(r['seconds'], ' s')} | "
+                    f"{_fmt(r['min'], ' s')} | {_fmt(r['max'], ' s')} | fresh process to exit; CPU "
+                    f"{_fmt(r.get('cpu_seconds'), ' s')}, load {cold['load_average_before'][0]:.1f} |")
     for name, r in results.items():
         if isinstance(r, dict) and "error" in r:
             rows.append(f"| {name} | failed | | | | {r['error']} |")
