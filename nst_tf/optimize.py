@@ -16,9 +16,11 @@ import tensorflow as tf
 from nst_tf import color, losses
 from nst_tf.features import FeatureExtractor
 from nst_tf.scales import feather, tile_starts
+from nst_tf.sliced import SlicedTarget, sliced_targets, transfer_palette
 
-INITS = ("content", "noise", "style")
+INITS = ("content", "noise", "style", "palette", "fast")
 OPTIMIZERS = ("adam", "lbfgs")
+STYLE_LOSSES = ("gram", "sliced_wasserstein")
 
 
 @dataclass(frozen=True)
@@ -83,10 +85,16 @@ class Objective:
     """Total Gatys loss of an image against content features and style Grams (optionally per mask region).
 
     Content targets and masks live in variables, so one compiled step serves many tiles of equal size.
+    Style targets are Gram matrices (`style_targets`) or `SlicedTarget`s (`sliced_targets`); with the latter,
+    `points` > 0 compares a random subset of that many positions per layer and step (0: all positions).
     """
 
     def __init__(self, extractor: FeatureExtractor, content: np.ndarray, targets: list[list[tf.Tensor]],
-                 weights: LossWeights = LossWeights(), masks: np.ndarray | None = None):
+                 weights: LossWeights = LossWeights(), masks: np.ndarray | None = None, points: int = 0):
+        self.sliced = isinstance(targets[0][0], SlicedTarget) if targets and targets[0] else False
+        if self.sliced and masks is not None:
+            raise ValueError("masks need the Gram style loss (style_loss=gram)")
+        self.points = int(points)
         if masks is not None and masks.shape[-1] != len(targets):
             raise ValueError(f"{masks.shape[-1]} mask regions but {len(targets)} style target sets")
         if masks is None and len(targets) != 1:
@@ -115,7 +123,21 @@ class Objective:
             for var in self.masks:
                 var.assign(self._resize_masks(masks, var.shape[1:3]))
 
+    def _sliced_layer_loss(self, index: int, features: tf.Tensor) -> tf.Tensor:
+        target: SlicedTarget = self.targets[0][index]
+        channels = features.shape[-1]
+        points = tf.reshape(tf.cast(features, tf.float32), [features.shape[0], -1, channels])
+        if self.points and points.shape[1] > self.points:
+            chosen = tf.random.shuffle(tf.range(points.shape[1]))[:self.points]
+            points = tf.gather(points, chosen, axis=1)
+        directions = target.directions
+        if directions is None:
+            directions = losses.orthonormal_projections(channels)
+        return losses.sliced_wasserstein_loss(points, target.sorted_target(directions, points.shape[1]), directions)
+
     def _style_layer_loss(self, index: int, features: tf.Tensor) -> tf.Tensor:
+        if self.sliced:
+            return self._sliced_layer_loss(index, features)
         if self.masks is None:
             return losses.style_loss(features, self.targets[0][index])
         masks = self.masks[index]
@@ -142,7 +164,8 @@ class Objective:
 
 
 def initial_image(init: str | np.ndarray, content: np.ndarray, style: np.ndarray | None, seed: int) -> np.ndarray:
-    """Starting image: content, uniform noise, the (first) style resized, or a given array."""
+    """Starting image: content, uniform noise, the (first) style resized, the content with the style's palette,
+    or a given array."""
     if isinstance(init, np.ndarray):
         if init.shape != content.shape:
             raise ValueError(f"initial image has shape {init.shape}, content has {content.shape}")
@@ -156,6 +179,12 @@ def initial_image(init: str | np.ndarray, content: np.ndarray, style: np.ndarray
         if style is None:
             raise ValueError("init=style needs a style image")
         return tf.image.resize(style, content.shape[:2], method="area").numpy().astype(np.float32)
+    if init == "palette":
+        if style is None:
+            raise ValueError("init=palette needs a style image")
+        return transfer_palette(content, [style], seed=seed)
+    if init == "fast":
+        raise ValueError("init=fast needs the style images: use fast_image(content, styles)")
     raise ValueError(f"unknown init '{init}' (use {', '.join(INITS)})")
 
 
@@ -344,6 +373,20 @@ class Options:
     tile: int = 0  # optimise (and analyse styles) in tiles at scales whose long side exceeds this (0: never)
     tile_overlap: int = 64
     jit_compile: bool = False
+    fast_model: str | None = None  # init="fast": the feed-forward network's folder (None: the bundled one)
+    style_loss: str = "gram"  # gram or sliced_wasserstein
+    projections: str = "fresh"  # sliced Wasserstein directions: fresh each step, or fixed per run
+    points: int = 4096  # sliced Wasserstein: positions compared per layer and step (a random subset; 0: all)
+    optimizers: tuple[str, ...] | None = None  # per scale (overrides `optimizer`), e.g. ("adam", "adam", "lbfgs")
+    learning_rates: tuple[float, ...] | None = None  # per scale (overrides `learning_rate`)
+
+    def per_scale(self, name: str) -> list:
+        """`optimizers` or `learning_rates` for each scale (the single `optimizer`/`learning_rate` if unset)."""
+        values = getattr(self, name + "s") or (getattr(self, name),)
+        values = list(values) * len(self.scales) if len(values) == 1 else list(values)
+        if len(values) != len(self.scales):
+            raise ValueError(f"{len(values)} {name}s for {len(self.scales)} scales")
+        return values
 
     def steps_per_scale(self) -> list[int]:
         """Steps for each scale."""
@@ -380,6 +423,24 @@ class _Counter:
             self.callback(self.step, {k: float(v) for k, v in terms.items()}, image_fn)
 
 
+def _targets(extractor: FeatureExtractor, styles: list[np.ndarray], options: Options, per_region: bool) -> list:
+    """Style targets of this scale for the chosen style loss (Gram matrices or sliced Wasserstein targets)."""
+    if options.style_loss == "sliced_wasserstein":
+        limit = options.points or (262144 if options.tile else 0)
+        return sliced_targets(extractor, styles, options.style_blend, options.projections, options.seed, limit)
+    return style_targets(extractor, styles, options.style_blend, per_region=per_region, tile=options.tile)
+
+
+def fast_image(content: np.ndarray, styles: Sequence[np.ndarray], blend: Sequence[float] | None = None,
+               model: str | None = None) -> np.ndarray:
+    """The feed-forward network's result for `content` (its default strength), as a starting image."""
+    from nst_tf import fast
+
+    net = fast.load_network(model)
+    small = [_long_side(s, fast.STYLE_SIZE) for s in styles]
+    return np.clip(fast.stylize(net, content, small, blend=blend), 0.0, 1.0).astype(np.float32)
+
+
 def _optimize_tiled(extractor: FeatureExtractor, content: np.ndarray, start: np.ndarray,
                     targets: list[list[tf.Tensor]], options: Options, steps: int, counter: _Counter,
                     masks: np.ndarray | None) -> np.ndarray:
@@ -388,7 +449,7 @@ def _optimize_tiled(extractor: FeatureExtractor, content: np.ndarray, start: np.
     th, tw = min(options.tile, height), min(options.tile, width)
     ys, xs = tile_starts(height, th, options.tile_overlap), tile_starts(width, tw, options.tile_overlap)
     cut = lambda a, y, x: None if a is None else a[y:y + th, x:x + tw]  # noqa: E731
-    objective = Objective(extractor, cut(content, 0, 0), targets, options.weights, cut(masks, 0, 0))
+    objective = Objective(extractor, cut(content, 0, 0), targets, options.weights, cut(masks, 0, 0), options.points)
     var = tf.Variable(start[None, :th, :tw], dtype=tf.float32)
     adam = Adam(objective, var, options.learning_rate, average=options.average, jit_compile=options.jit_compile)
     window = feather(th, tw, options.tile_overlap)
@@ -421,6 +482,12 @@ def stylize(extractor: FeatureExtractor, content: np.ndarray, styles: Sequence[n
         raise ValueError(f"style scale must be positive, got {options.style_scale}")
     if masks is not None and options.style_blend is not None:
         raise ValueError("a mask assigns one style per region; style blend weights cannot be used with it")
+    if options.style_loss not in STYLE_LOSSES:
+        raise ValueError(f"unknown style loss '{options.style_loss}' (use {', '.join(STYLE_LOSSES)})")
+    if masks is not None and options.style_loss != "gram":
+        raise ValueError("a mask needs the Gram style loss (style_loss=gram)")
+    for name in ("optimizer", "learning_rate"):
+        options.per_scale(name)  # the right number of values, checked before any work
     tf.random.set_seed(options.seed)
     work = content
     if options.preserve_colors == "histogram":
@@ -429,15 +496,20 @@ def stylize(extractor: FeatureExtractor, content: np.ndarray, styles: Sequence[n
         work, styles = color.luminance(content), [color.match_luminance(s, content) for s in styles]
     counter = _Counter(callback)
     image, previous = None, None
-    for size, n_steps in zip(options.scales, steps):
+    for size, n_steps, optimizer, learning_rate in zip(options.scales, steps, options.per_scale("optimizer"),
+                                                      options.per_scale("learning_rate")):
         scaled = _long_side(work, size)
         h, w = scaled.shape[:2]
         style_size = max(16, round(size * options.style_scale))
-        targets = style_targets(extractor, [_long_side(s, style_size) for s in styles], options.style_blend,
-                                per_region=masks is not None, tile=options.tile)
+        targets = _targets(extractor, [_long_side(s, style_size) for s in styles], options, masks is not None)
         scaled_masks = None if masks is None else _resize(masks, h, w, "nearest")
         if image is None and isinstance(options.init, np.ndarray):
             start = np.clip(_resize(options.init, h, w), 0.0, 1.0)
+        elif image is None and options.init == "palette":
+            start = transfer_palette(scaled, [_long_side(s, style_size) for s in styles], options.style_blend,
+                                     seed=options.seed)
+        elif image is None and options.init == "fast":
+            start = fast_image(scaled, styles, options.style_blend, options.fast_model)
         elif image is None:
             start = initial_image(options.init, scaled, _long_side(styles[0], style_size), options.seed)
         else:
@@ -446,10 +518,9 @@ def stylize(extractor: FeatureExtractor, content: np.ndarray, styles: Sequence[n
             image, previous = _optimize_tiled(extractor, scaled, start, targets, options, n_steps, counter,
                                               scaled_masks), None
             continue
-        objective = Objective(extractor, scaled, targets, options.weights, scaled_masks)
+        objective = Objective(extractor, scaled, targets, options.weights, scaled_masks, options.points)
         var = tf.Variable(start[None], dtype=tf.float32)
-        opt = make_optimizer(options.optimizer, objective, var, options.learning_rate, options.average,
-                             options.jit_compile)
+        opt = make_optimizer(optimizer, objective, var, learning_rate, options.average, options.jit_compile)
         if isinstance(opt, Adam) and isinstance(previous, Adam):
             opt.warm_start(previous)
         for _ in range(n_steps):

@@ -188,3 +188,59 @@ def test_iterate_averaging_is_the_bias_corrected_mean_of_the_iterates(extractor,
     print(f"total variation: last iterate {jitter(last):.4f}, averaged {jitter(averaged):.4f}, "
           f"content {jitter(content):.4f}")
     assert jitter(averaged) < jitter(last)
+
+
+@pytest.mark.parametrize("projections", ["fresh", "fixed"])
+def test_sliced_wasserstein_style_loss_lowers_the_loss(extractor, pair, projections):
+    content, style = pair
+    totals = []
+    result = optimize.stylize(extractor, content, [style],
+                              opts(steps=(15,), style_loss="sliced_wasserstein", projections=projections, points=500),
+                              callback=lambda step, terms, image: totals.append(terms["style"]))
+    assert totals[-1] < 0.7 * totals[0], totals
+    assert result.shape == content.shape and result.min() >= 0.0 and result.max() <= 1.0
+
+
+def test_sliced_targets_are_zero_at_their_own_image_and_blend(extractor, pair):
+    content, style = pair
+    for projections in ("fresh", "fixed"):
+        targets = optimize.sliced_targets(extractor, [content], projections=projections)
+        objective = optimize.Objective(extractor, content, targets, optimize.LossWeights(tv=0.0))
+        assert float(objective.terms(content[None])["style"]) == pytest.approx(0.0, abs=1e-6)
+    # a blend of one image with itself is that image; of two images it lies between them
+    same = optimize.sliced_targets(extractor, [content, content], [0.3, 0.7], projections="fixed")
+    objective = optimize.Objective(extractor, content, same, optimize.LossWeights(tv=0.0))
+    assert float(objective.terms(content[None])["style"]) == pytest.approx(0.0, abs=1e-5)
+    with pytest.raises(ValueError, match="style blend"):
+        optimize.sliced_targets(extractor, [style], [1.0, 2.0])
+    with pytest.raises(ValueError, match="Gram style loss"):
+        optimize.stylize(extractor, content, [style, style], opts(style_loss="sliced_wasserstein"),
+                         masks=np.ones(content.shape[:2] + (2,), np.float32) / 2)
+
+
+def test_palette_init_takes_the_style_colours(pair):
+    from nst_tf import metrics
+
+    content, _ = pair
+    style = np.random.default_rng(1).uniform(size=content.shape).astype(np.float32)  # same size: no resampling
+    start = optimize.initial_image("palette", content, style, 0)
+    assert start.shape == content.shape
+    assert metrics.palette_distance(start, style, 64) < 0.2 * metrics.palette_distance(content, style, 64)
+
+
+def test_per_scale_optimizers_and_learning_rates(extractor, pair):
+    content, style = pair
+    options = opts(scales=(32, 64), steps=(3, 2), optimizers=("adam", "lbfgs"), learning_rates=(0.05, 0.02))
+    assert options.per_scale("optimizer") == ["adam", "lbfgs"]
+    assert optimize.stylize(extractor, content, [style], options).shape == content.shape
+    with pytest.raises(ValueError, match="3 optimizers for 2 scales"):
+        optimize.stylize(extractor, content, [style], opts(scales=(32, 64), optimizers=("adam",) * 3))
+
+
+def test_fast_init_starts_from_the_network(extractor, pair):
+    """init=fast: the first scale starts from the feed-forward network's result (a tiny step keeps it there)."""
+    content, style = pair
+    expected = optimize.fast_image(content, [style])
+    result = optimize.stylize(extractor, content, [style], opts(steps=(1,), init="fast", learning_rate=1e-6))
+    np.testing.assert_allclose(result, expected, atol=1e-3)
+    assert np.abs(expected - content).mean() > 0.02  # and that is not the photo
