@@ -106,6 +106,35 @@ def verdict(ours: dict, bar: dict, max_cost: float) -> dict:
     return out
 
 
+def output_name(preset: str, loss: str, pair: str) -> str:
+    """File name of a saved output."""
+    return f"{pair}_{os.path.basename(preset).replace('.cfg', '')}_{loss}.jpg"
+
+
+def sheet_row(content, reference, result):
+    """photo | jcjohnson | ours at the reference's size."""
+    from nst_tf import images
+
+    h, w = reference.shape[:2]
+    return images.contact_sheet([images.resize(content, h, w), reference, images.resize(result, h, w)], 240)
+
+
+def sheet_from_saved(args) -> None:
+    """The contact sheet from outputs an earlier run saved (pairs without a saved output are left out)."""
+    from nst_tf import images
+
+    preset, loss = args.presets.split(",")[0], args.losses.split(",")[0]
+    rows = []
+    for name in [p.strip() for p in args.pairs.split(",") if p.strip()] or list(PAIRS):
+        path = os.path.join(args.save_dir, output_name(preset, loss, name))
+        if os.path.exists(path):
+            content = images.load_image(f"{DATA}/content/{PAIRS[name][0]}.jpg")
+            reference = images.load_image(f"{DATA}/reference/neural_style/{name}.jpg")
+            rows.append(sheet_row(content, reference, images.load_image(path)))
+    images.save_image(images.stack_rows(rows), args.sheet, quality=88)
+    print(f"wrote {args.sheet} ({len(rows)} pairs)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", default="quality,preview", help="preset names or flagfiles, comma-separated")
@@ -119,7 +148,11 @@ def main() -> None:
     parser.add_argument("--output", default="")
     parser.add_argument("--save_dir", default="", help="also write every output image here")
     parser.add_argument("--sheet", default="", help="photo | jcjohnson | first preset's output, one row per pair")
+    parser.add_argument("--sheet_only", action="store_true",
+                        help="only make --sheet from the first preset's outputs saved in --save_dir by an earlier run")
     args = parser.parse_args()
+    if args.sheet_only:
+        return sheet_from_saved(args)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from nst_tf import images, metrics, optimize
 
@@ -149,17 +182,14 @@ def main() -> None:
             first = result if first is None else first
             if args.save_dir:
                 os.makedirs(args.save_dir, exist_ok=True)
-                tag = f"{os.path.basename(preset).replace('.cfg', '')}_{loss}"
-                images.save_image(result, os.path.join(args.save_dir, f"{name}_{tag}.jpg"))
+                images.save_image(result, os.path.join(args.save_dir, output_name(preset, loss, name)))
             print(f"{name} {preset}/{loss}: style {row['viewing_style_loss']:.3f} palette "
                   f"{row['palette_distance']:.2f} content {row['content_loss']:.3f}, {seconds:.0f} s = "
                   f"{row['cost_steps']:.0f} steps of {step:.2f} s; jcjohnson style "
                   f"{bar_rows[-1]['viewing_style_loss']:.3f} palette {bar_rows[-1]['palette_distance']:.2f} "
                   f"content {bar_rows[-1]['content_loss']:.3f}", file=sys.stderr, flush=True)
         if args.sheet:
-            photo = images.resize(content, *reference.shape[:2])
-            sheet_rows.append(images.contact_sheet([photo, reference, images.resize(first, *reference.shape[:2])],
-                                                   240))
+            sheet_rows.append(sheet_row(content, reference, first))
     bar = medians(bar_rows)
     summary = {}
     for key, rows in results.items():
