@@ -89,7 +89,7 @@ def fast_network() -> None:
         rows.append(images.contact_sheet([content, style, fast.stylize(net, content, [style])], 180))
     _save(images.stack_rows(rows), "fast_held_out.jpg")
     content, style = load("content", "golden_gate"), load("styles", "starry_night")
-    sweep = [fast.stylize(net, content, [style], alpha=a) for a in (0.0, 0.5, 1.0)]
+    sweep = [fast.stylize(net, content, [style], strength=a) for a in (0.0, 0.5, 1.0, 2.0)]
     _save(images.contact_sheet([style, *sweep], 160), "fast_alpha.jpg")
 
 

@@ -409,7 +409,7 @@ class MobileStyleNetwork:
 def load_part(model: keras.Model, weights_path: str, part: str, problem: str) -> None:
     """Set `model`'s weights from the `<part>/<layer>/<i>` arrays of a weights.npz; ValueError naming the file."""
     with np.load(weights_path) as data:
-        arrays = parted(dict(data), part)
+        arrays = parted(strength_lib.fill_excess(dict(data), part, model), part)
     try:
         set_weight_arrays(model, arrays)
     except (KeyError, ValueError) as exc:

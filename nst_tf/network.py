@@ -639,6 +639,7 @@ class ArbitraryStyleNetwork:
             raise ValueError(f"{os.path.join(directory, 'config.json')}: a phone-sized network (nst_tf.mobile), not "
                              "an arbitrary-style one (nst_tf.fast.load_network loads either)")
         net = cls(NetworkConfig.from_json(text))
+        arrays = strength_lib.fill_excess(arrays, "decoder", net.decoder)
         weights_path = os.path.join(directory, "weights.npz")
         for model in net.models:
             try:

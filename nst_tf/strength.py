@@ -50,9 +50,28 @@ class FiLM(keras.layers.Layer):
         return x * (1.0 + params[:, None, None, :channels]) + params[:, None, None, channels:]
 
 
+class Excess(keras.layers.Layer):
+    """max(strength - 1, 0): the part of the strength above the painting's look."""
+
+    def call(self, strength):  # noqa: D102
+        return tf.nn.relu(strength - 1.0)
+
+
 def embed(strength: keras.KerasTensor, units: int) -> keras.KerasTensor:
-    """[B, 1] strength -> [B, units] features that every FiLM layer reads."""
-    x = keras.layers.Dense(units, activation="relu", name="strength_embed1")(strength)
+    """[B, 1] strength -> [B, units] features that every FiLM layer reads.
+
+    Two sets of ramps are added before the second layer: ramps of the strength (kinks spread over [0, 2]), and ramps
+    of its excess over 1 with zero bias, which are zero up to 1: the range above the painting's look gets features
+    of its own (without them a network trained on [0, 2] gave strengths 1 and 2 the same look), and adding them to
+    a network trained without them changes nothing up to strength 1.
+    """
+    x = keras.layers.Dense(units, activation="relu", name="strength_embed1",
+                           kernel_initializer=keras.initializers.RandomNormal(stddev=2.0),
+                           bias_initializer=keras.initializers.RandomUniform(-2.0, 2.0))(strength)
+    excess = keras.layers.Dense(units, activation="relu", name="strength_excess",
+                                kernel_initializer=keras.initializers.RandomNormal(stddev=2.0))(
+        Excess(name="strength_over_1")(strength))
+    x = keras.layers.Add(name="strength_ramps")([x, excess])
     return keras.layers.Dense(units, activation="relu", name="strength_embed2")(x)
 
 
@@ -62,3 +81,13 @@ def film(x: keras.KerasTensor, embedding: keras.KerasTensor | None, name: str) -
         return x
     params = keras.layers.Dense(2 * x.shape[-1], kernel_initializer="zeros", name=f"{name}_film")(embedding)
     return FiLM(name=f"{name}_filmed")([x, params])
+
+
+def fill_excess(arrays: dict, part: str, model: keras.Model) -> dict:
+    """`arrays` (a weights file's `<part>/<layer>/<i>` entries) plus zero weights for `model`'s strength_excess layer
+    when the file predates it: zero ramps, so the network computes what it did when it was saved."""
+    if "strength_excess" not in [layer.name for layer in model.layers] or f"{part}/strength_excess/0" in arrays:
+        return arrays
+    kernel, bias = model.get_layer("strength_excess").get_weights()
+    return {**arrays, f"{part}/strength_excess/0": kernel * 0, f"{part}/strength_excess/1": bias * 0}
+

@@ -79,6 +79,7 @@ class TrainConfig:
     palette_weight: float = 0.0  # sliced Wasserstein distance of the output's pixel colours to the style crop's
     strength_max: float = 0.0  # > 0: a strength per example, uniform in [0, this], fed to the network and weighing
     # the style and palette terms by strength squared (Babaeizadeh & Ghiasi 2020); 0: strength 1 throughout
+    strength_zero: float = 0.0  # with strength_max: this fraction of the examples at strength 0 exactly (the photo)
     teacher: str = ""  # phone-sized network only: the teacher network folder ("": the bundled one)
     content_target: str = "adain"
     style_layers: str = ",".join(ENCODER_LAYERS)
@@ -133,6 +134,8 @@ class Trainer:
         self.student = isinstance(network_config, MobileConfig)
         if self.student and config.content_target != "photo":
             raise ValueError("the phone-sized network has no AdaIN target: use content_target='photo'")
+        if not 0.0 <= config.strength_zero < 1.0:
+            raise ValueError(f"strength_zero must be in [0, 1), got {config.strength_zero}")
         if not 0.0 <= config.strength_max <= strength_lib.STRENGTH_MAX:
             raise ValueError(f"strength_max must be in [0, {strength_lib.STRENGTH_MAX:g}], got {config.strength_max}")
         if config.inversion_weight and (self.student or config.content_target != "photo"):
@@ -235,18 +238,20 @@ class Trainer:
                 or theirs.strength_units not in (0, ours.strength_units)):
             raise TrainingError(f"{directory}: network {theirs} does not fit {ours}")
         sources = {model.name: model for model in source.trained_models}
+        with np.load(os.path.join(directory, "weights.npz")) as data:
+            stored = {tuple(key.split("/")[:2]) for key in data.files}
         fresh = []
         for model in self.net.trained_models:
             for layer in model.layers:
                 if not layer.weights:
                     continue
-                if model.name not in sources:
+                if model.name not in sources or (model.name, layer.name) not in stored:  # load() zero-fills a few
                     fresh.append(layer.name)
                     continue
                 try:
                     layer.set_weights(sources[model.name].get_layer(layer.name).get_weights())
                 except ValueError:
-                    if not (layer.name.startswith(("skip", "strength_embed")) or layer.name.endswith("_film")):
+                    if not (layer.name.startswith(("skip", "strength_")) or layer.name.endswith("_film")):
                         raise TrainingError(
                             f"{directory}: {model.name} layer {layer.name} missing or of another shape") from None
                     fresh.append(layer.name)
@@ -310,15 +315,21 @@ class Trainer:
         """[batch, 1] strengths: uniform in [0, strength_max], or 1 when the run has no strength control."""
         if self.config.strength_max == 0:
             return tf.ones([batch, 1])
-        return tf.random.uniform([batch, 1], 0.0, self.config.strength_max)
+        drawn = tf.random.uniform([batch, 1], 0.0, self.config.strength_max)
+        return tf.where(tf.random.uniform([batch, 1]) < self.config.strength_zero, 0.0, drawn)
 
     def _output_terms(self, terms: dict, output: tf.Tensor, content_feats: dict, style_feats: dict,
                       adain_target: tf.Tensor | None = None, strength: tf.Tensor | None = None,
                       style: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
-        """`terms` plus the output's weighted content, style, palette and TV terms, and their total; the style and
-        palette terms are scaled per example by the strength's loss scale."""
+        """`terms` plus the output's weighted content, style, palette and TV terms, and their total. With the strength
+        control the style and palette terms are scaled per example by the strength's loss scale k, and every output
+        term is divided by 1 + k, so that examples of every strength pull on the shared weights alike (the style
+        to content ratio is k: at strength 2 the terms weigh 1/5 and 4/5)."""
         cfg = self.config
-        scale = 1.0 if strength is None else strength_lib.loss_scale(strength)[:, 0]
+        scale, norm = 1.0, 1.0
+        if strength is not None and cfg.strength_max:
+            scale = strength_lib.loss_scale(strength)[:, 0]
+            norm = 1.0 / (1.0 + scale)
         output_feats = self._loss_features(output)
         if cfg.content_target == "photo":
             content_term = losses.content_loss(output_feats[PHOTO_CONTENT_LAYER], content_feats[PHOTO_CONTENT_LAYER])
@@ -333,12 +344,12 @@ class Trainer:
         if cfg.inversion_weight and adain_target is not None:
             terms["inversion"] = cfg.inversion_weight * losses.content_loss(output_feats[BOTTLENECK], adain_target)
         terms.update({
-            "content": cfg.content_weight * content_term,
-            "style": cfg.style_weight * scale * style_term,
-            "tv": cfg.tv_weight * tv_term,
+            "content": cfg.content_weight * norm * content_term,
+            "style": cfg.style_weight * scale * norm * style_term,
+            "tv": cfg.tv_weight * norm * tv_term,
         })
         if cfg.palette_weight and style is not None:
-            terms["palette"] = cfg.palette_weight * scale * losses.palette_loss(output, style)
+            terms["palette"] = cfg.palette_weight * scale * norm * losses.palette_loss(output, style)
         terms["total"] = tf.add_n(list(terms.values()))
         return terms
 

@@ -31,7 +31,7 @@ def measured(lpips_weights, data_dir):
     # every photo with every painting: swapped[j][k] = photo j stylized with painting k
     swapped = [[fast.stylize(net, photo, [style]) for style in styles] for photo in photos]
     outputs = {"alpha1": [swapped[j][j] for j in range(len(PAIRS))],
-               "alpha0": [fast.stylize(net, photo, [style], alpha=0.0) for photo, style in zip(photos, styles)]}
+               "alpha0": [fast.stylize(net, photo, [style], strength=0.0) for photo, style in zip(photos, styles)]}
     weights = optimize.LossWeights(content=1, style=1, tv=0)
     objectives = [optimize.Objective(extractor, p, t, weights) for p, t in zip(photos, targets)]  # built once
 

@@ -118,13 +118,13 @@ def test_any_size_and_blending(net):
     rng = np.random.default_rng(2)
     content = rng.uniform(size=(37, 53, 3)).astype(np.float32)
     s1, s2 = (rng.uniform(size=(48, 48, 3)).astype(np.float32) for _ in range(2))
-    out = fast.stylize(net, content, [s1, s2], alpha=0.8, blend=[3, 1])
+    out = fast.stylize(net, content, [s1, s2], strength=0.8, blend=[3, 1])
     assert out.shape == content.shape
     v = fast.style_vector(net, [s1, s2], [3, 1])
     expected = 0.75 * net.predict_style(s1[None]) + 0.25 * net.predict_style(s2[None])
     np.testing.assert_allclose(v.numpy(), expected.numpy(), rtol=1e-5)
-    with pytest.raises(ValueError, match="alpha"):
-        fast.stylize(net, content, [s1], alpha=1.5)
+    with pytest.raises(ValueError, match=r"strength must be in \[0, 2\]"):
+        fast.stylize(net, content, [s1], strength=2.5)
     with pytest.raises(ValueError, match="style blend"):
         fast.style_vector(net, [s1], [1, 2])
 

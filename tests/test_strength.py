@@ -149,13 +149,19 @@ def test_trainer_samples_the_strength_weighs_the_style_and_resumes(folders, tmp_
     rng = np.random.default_rng(1)
     batch = tuple(tf.constant(rng.uniform(size=(2, 32, 32, 3)), tf.float32) for _ in range(2))
     fixed = {}
-    for value in (0.0, 1.0, 2.0):  # the style and palette terms scale with strength^2
+    for value in (0.0, 1.0, 2.0):  # style and palette weighed by k = strength^2, every output term by 1 / (1 + k)
         trainer.sample_strength = lambda b, v=value: tf.fill([b, 1], v)
         tf.random.set_seed(0)
         fixed[value], _ = trainer.compute_losses(*batch)
     assert float(tf.reduce_sum(fixed[0.0]["style"])) == 0.0 and float(tf.reduce_sum(fixed[0.0]["palette"])) == 0.0
-    np.testing.assert_allclose(fixed[2.0]["style"].numpy(), 4 * fixed[1.0]["style"].numpy(), rtol=1e-4)
+    # the decoder's weights are the same for the three: at 1 and 2 the outputs differ only through the (zero) FiLM
+    np.testing.assert_allclose(fixed[2.0]["style"].numpy(), (4 / 5) / (1 / 2) * fixed[1.0]["style"].numpy(), rtol=1e-4)
+    np.testing.assert_allclose(fixed[2.0]["content"].numpy(), (1 / 5) / (1 / 2) * fixed[1.0]["content"].numpy(),
+                               rtol=1e-4)
     del trainer.sample_strength
+    zero_share = train.Trainer(replace(config, strength_zero=0.5, model_dir=str(tmp_path / "z")), network_config=STRONG)
+    drawn = zero_share.sample_strength(tf.constant(4000)).numpy()
+    assert 0.45 < np.mean(drawn == 0.0) < 0.55 and drawn.max() > 1.9
     trainer.fit()
     resumed = train.Trainer(replace(config, steps=2), network_config=STRONG)
     assert resumed.current_step == 1
@@ -174,6 +180,26 @@ def test_mobile_trainer_with_strength_warm_starts_from_one_without(folders, tmp_
     trainer = train.Trainer(_config(folders, tmp_path / "run", random_vgg16_weights, content_target="photo"),
                             network_config=config)
     fresh = trainer.init_decoder_from(str(tmp_path / "source"))
-    assert set(fresh) == {"strength_embed1", "strength_embed2", "strength_shift"}
+    assert set(fresh) == {"strength_embed1", "strength_excess", "strength_embed2", "strength_shift"}
     last = trainer.fit()
     assert {"identity", "content", "style", "palette", "tv"} <= set(last) and np.isfinite(last["total"])
+
+
+def test_excess_ramps_zero_up_to_one_and_fresh_in_a_warm_start(folders, tmp_path, random_vgg16_weights):
+    """A network saved before the ramps of the excess over 1 existed loads with them at zero (the same output at every
+    strength), and a warm start from it initialises them afresh (non-zero, so they can learn)."""
+    net = _random_network(STRONG, random_vgg16_weights)
+    net.save(str(tmp_path / "net"))
+    arrays = dict(np.load(tmp_path / "net" / "weights.npz"))
+    np.savez(tmp_path / "net" / "weights.npz", **{k: v for k, v in arrays.items() if "strength_excess" not in k})
+    old = ArbitraryStyleNetwork.load(str(tmp_path / "net"))
+    assert not np.any(old.decoder.get_layer("strength_excess").get_weights()[0])
+    trainer = train.Trainer(_config(folders, tmp_path / "run", random_vgg16_weights), network_config=STRONG)
+    assert "strength_excess" in trainer.init_decoder_from(str(tmp_path / "net"))
+    assert np.any(trainer.net.decoder.get_layer("strength_excess").get_weights()[0])
+    trainer.net.encoder.set_weights(old.encoder.get_weights())
+    content = tf.random.uniform([1, 40, 48, 3], seed=1)
+    vector = old.predict_style(tf.random.uniform([1, 32, 32, 3], seed=2))
+    for value in (0.0, 0.7, 1.0):  # the ramps are zero up to strength 1: the warm start is exact there
+        np.testing.assert_allclose(trainer.net.stylize(content, vector, value).numpy(),
+                                   old.stylize(content, vector, value).numpy(), atol=1e-5)

@@ -65,6 +65,8 @@ flags.DEFINE_integer("moment_head", 0, "Hidden units of the learned correction o
                      "(style, content) moments (0: none; README, \"Moment head\").")
 flags.DEFINE_float("strength_max", 0.0, "Train the strength control: a strength per example, uniform in [0, this] "
                    "(at most 2), fed to the network and scaling the style and palette terms by its square (0: none).")
+flags.DEFINE_float("strength_zero", 0.0, "With --strength_max: the fraction of examples drawn at strength 0 exactly "
+                   "(the photo itself), the rest uniform.")
 flags.DEFINE_integer("strength_units", 0, "Width of the strength embedding that modulates the decoder (FiLM) or the "
                      "phone-sized network's style bottleneck (0: no strength input; --network=mobile with "
                      "--strength_max: 16).")
@@ -107,6 +109,8 @@ def main(argv: list[str]) -> int:
         raise common.UsageError(f"--strength_max must be in [0, 2], got {FLAGS.strength_max}")
     if FLAGS.strength_max and not (FLAGS.strength_units or FLAGS.network == "mobile"):
         raise common.UsageError("--strength_max needs --strength_units > 0 (the decoder's strength input)")
+    if not 0 <= FLAGS.strength_zero < 1:
+        raise common.UsageError(f"--strength_zero must be in [0, 1), got {FLAGS.strength_zero}")
     if FLAGS.crop < 32 or (FLAGS.style_crop != 0 and FLAGS.style_crop < 32):
         raise common.UsageError(f"--crop and --style_crop must be at least 32, got {FLAGS.crop}, {FLAGS.style_crop}")
     for name in ("content_dir", "style_dir"):
@@ -129,7 +133,7 @@ def main(argv: list[str]) -> int:
         content_target=FLAGS.content_target, style_layers=FLAGS.style_layers,
         distill_weight=FLAGS.distill_weight, teacher=FLAGS.teacher, style_relative=FLAGS.style_relative,
         style_target=FLAGS.style_target, snapshot_every=FLAGS.snapshot_every, inversion_weight=FLAGS.inversion_weight,
-        strength_max=FLAGS.strength_max, palette_weight=FLAGS.palette_weight)
+        strength_max=FLAGS.strength_max, palette_weight=FLAGS.palette_weight, strength_zero=FLAGS.strength_zero)
     if not 0 <= FLAGS.skip_levels <= 3:
         raise common.UsageError(f"--skip_levels must be 0..3, got {FLAGS.skip_levels}")
     if not 0 <= FLAGS.linear_rank <= 128:

@@ -36,6 +36,9 @@ flags.DEFINE_string("model", "", "--method=fast: a network folder (config.json +
                     "the bundled phone-sized network (nst_tf.mobile); default: the bundled arbitrary-style network.")
 flags.DEFINE_integer("style_size", 256, "--method=fast: long side at which style images are analysed.")
 flags.DEFINE_integer("batch_size", 4, "--method=fast: frames stylized per network call.")
+flags.DEFINE_integer("tile", None, "--method=fast: frames larger than this are stylized in tiles of this side with "
+                     "the whole frame's statistics (unset: chosen from the free memory; 0: never; else a multiple of "
+                     "8, at least 256; docs/tiling.md).")
 flags.DEFINE_string("weights", "", "--method=optimize: loss-network weights, as for nst-stylize (imagenet, lpips, "
                                    "hed or a .weights.h5 file).")
 flags.DEFINE_enum("backbone", None, ["vgg19", "vgg16"],
@@ -63,6 +66,8 @@ def _validate() -> tuple[list[str], list[float] | None]:
     common.require_positive("fps", FLAGS.fps)
     common.require_positive("batch_size", FLAGS.batch_size)
     common.require_positive("style_size", FLAGS.style_size)
+    if FLAGS.tile is not None and FLAGS.tile != 0 and (FLAGS.tile < 256 or FLAGS.tile % 8):
+        raise common.UsageError(f"--tile must be 0 (untiled) or a multiple of 8 of at least 256, got {FLAGS.tile}")
     for name in ("alpha", "consistency_weight"):
         if getattr(FLAGS, name) is not None and not 0.0 <= getattr(FLAGS, name) <= 1.0:
             raise common.UsageError(f"--{name} must be in [0, 1], got {getattr(FLAGS, name)}")
@@ -100,7 +105,7 @@ def _frames_out(info, width: int, height: int, style_paths: list[str], blend):
         styles = [images.resize_long_side(images.load_image(p), FLAGS.style_size, p) for p in style_paths]
         from nst_tf import fast
         net = fast.load_network(FLAGS.model or None)
-        stylize = video.fast_stylizer(net, fast.style_vector(net, styles, blend), FLAGS.strength)
+        stylize = video.fast_stylizer(net, fast.style_vector(net, styles, blend), FLAGS.strength, FLAGS.tile)
         return video.stylize_frames(frames, stylize, consistency, FLAGS.batch_size), consistency
     styles = [images.resize_long_side(images.load_image(p), max(width, height), p) for p in style_paths]
     from nst_tf import features
