@@ -54,10 +54,11 @@ class OutOfMemory(MemoryError):
 
 def out_of_memory_message(width: int, height: int, tile: int | None) -> str:
     """One line for an out-of-memory error at this size (and tile side, 0 or None: untiled)."""
-    how = f"in tiles of {tile} px" if tile else "untiled"
     smaller = max(MIN_TILE, (tile or max(width, height)) // 2 // STRIDE * STRIDE)
-    return (f"out of memory stylizing {width}x{height} px {how}: use a smaller tile (--tile={smaller}) or a smaller "
-            "--size")
+    if tile:
+        return (f"out of memory stylizing {width}x{height} px in tiles of {tile} px: use smaller tiles "
+                f"(--tile={smaller}) or a smaller --size")
+    return f"out of memory stylizing {width}x{height} px untiled: use tiles (--tile={smaller}) or a smaller --size"
 
 
 # -- memory ------------------------------------------------------------------------------------------------------
