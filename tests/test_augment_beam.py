@@ -4,10 +4,12 @@ killed run, and lists unreadable inputs without failing."""
 import dataclasses
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import ROOT, run_cli
 from PIL import Image
 
 beam = pytest.importorskip("apache_beam", reason="Apache Beam is not installed (pip install -e '.[beam]')")
@@ -28,7 +30,9 @@ def net() -> ArbitraryStyleNetwork:
 @pytest.fixture(scope="module")
 def small(tmp_path_factory, data_dir):
     """Six train_content photos at 64x48 px (one 48x64; two in a subfolder), two style images at 128 px, and the
-    settings. One image size for most: the Beam path stylizes them in batches."""
+    settings. One image size for most: the Beam path stylizes them in batches. PNG, so the outputs are PNG too:
+    a batch may round a pixel differently from one image alone (float32 sums in another order), which JPEG
+    would spread over its 8x8 block."""
     root = tmp_path_factory.mktemp("beam")
     src, styles = root / "in", root / "styles"
     (src / "sub").mkdir(parents=True)
@@ -36,8 +40,8 @@ def small(tmp_path_factory, data_dir):
     photos = sorted(f for f in os.listdir(os.path.join(data_dir, "train_content")) if f.endswith(".jpg"))[:6]
     for k, name in enumerate(photos):
         with Image.open(os.path.join(data_dir, "train_content", name)) as img:
-            img.convert("RGB").resize((48, 64) if k == 5 else (64, 48)).save(src / ("sub" if k >= 4 else "") / name,
-                                                                             quality=92)
+            img = img.convert("RGB").resize((48, 64) if k == 5 else (64, 48))
+            img.save((src / ("sub" if k >= 4 else "") / name).with_suffix(".png"))
     for name in ("starry_night.jpg", "the_scream.jpg"):
         with Image.open(os.path.join(data_dir, "styles", name)) as img:
             img.convert("RGB").resize((128, 128)).save(styles / name)
@@ -121,16 +125,18 @@ def test_bad_files_are_listed_not_fatal(small, net, tmp_path):
     bad = tmp_path / "bad"
     bad.mkdir()
     good = sorted(os.listdir(src))[0]
-    shutil.copy(src / good, bad / "good.jpg")
-    data = (src / good).read_bytes()
+    shutil.copy(src / good, bad / "good.png")
+    with Image.open(src / good) as img:
+        img.save(bad / "truncated.jpg", quality=90)
+    data = (bad / "truncated.jpg").read_bytes()
     (bad / "truncated.jpg").write_bytes(data[: len(data) // 3])
     (bad / "text.jpg").write_text("this is not an image\n")
     (bad / "empty.png").write_bytes(b"")
 
     out = tmp_path / "beam"
     with beam.Pipeline() as pipeline:  # composed with the caller's own transforms
-        rows = pipeline | augment_beam.beam_pipeline([str(p) for p in sorted(bad.iterdir())], str(out), style_paths,
-                                                     settings, style_size=STYLE_SIZE)
+        rows = pipeline | augment.beam_pipeline([str(p) for p in sorted(bad.iterdir())], str(out), style_paths,
+                                                settings, style_size=STYLE_SIZE)
         failed = rows | beam.Filter(lambda row: row["error"]) | beam.Map(lambda row: row["input"])
         assert_that(failed, equal_to(["truncated.jpg", "text.jpg", "empty.png"]))
     listed = {r["input"]: r for r in augment_beam.read_manifest(str(out))}
@@ -154,3 +160,11 @@ def test_runner_and_option_checks(tmp_path):
     proc = run_cli("nst_tf.cli.augment", f"--input_dir={tmp_path}", f"--output_dir={tmp_path}/out",
                    "--styles=x.jpg", "--direct_num_workers=2")
     assert proc.returncode == 2 and "Beam pipeline options need --runner" in proc.stderr
+
+
+def test_the_core_path_does_not_import_beam():
+    code = ("import sys, nst_tf.augment, nst_tf.cli.augment, nst_tf.cli.stylize; "
+            "print('beam imported' if 'apache_beam' in sys.modules else 'no beam')")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, PYTHONPATH=ROOT))
+    assert proc.returncode == 0 and proc.stdout.strip() == "no beam", proc.stderr[-1000:]
