@@ -25,7 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from nst_tf import fast, images
+from nst_tf import fast, images, tiling
 from nst_tf.network import ArbitraryStyleNetwork
 
 MANIFEST = "manifest.csv"
@@ -382,13 +382,15 @@ class FolderReport:
 
 def augment_folder(input_dir: str, output_dir: str, style_paths: Sequence[str], settings: Settings,
                    net: ArbitraryStyleNetwork | str | None = None, style_size: int = fast.STYLE_SIZE,
-                   on_plan: Callable[[FolderReport], None] | None = None) -> FolderReport:
+                   on_plan: Callable[[FolderReport], None] | None = None, tile: int | None = None) -> FolderReport:
     """Stylize every image under `input_dir` into `output_dir` as `settings` choose, skipping finished outputs.
 
     Outputs are written atomically and recorded in the manifest one by one, so a killed run resumes where it
     stopped with the same choices; an output folder made with other settings is a ValueError. Unreadable inputs
     are skipped with a warning and listed in the report and the manifest. `net`: a network or its folder (None:
     the bundled one), loaded only when there is work to do. `on_plan(report)` is called before any stylization.
+    Images larger than `tile` px (None: chosen from the free memory; 0: never) are stylized in tiles with the whole
+    image's statistics (nst_tf.tiling); running out of memory is a tiling.OutOfMemory naming the size.
     """
     style_images = [images.resize_long_side(images.load_image(p), style_size, p) for p in style_paths]
     inputs = list_inputs(input_dir)
@@ -413,6 +415,7 @@ def augment_folder(input_dir: str, output_dir: str, style_paths: Sequence[str], 
         net = ArbitraryStyleNetwork.load(net or None)
     vectors = [net.predict_style(tf.constant(s[None], tf.float32)) for s in style_images]
     compiled = tf.function(lambda x, v, a: fast.stylize_padded(net, x, v, a), reduce_retracing=True)
+    side = tiling.check_tile(tiling.choose_tile(net) if tile is None else tile)
     progbar = keras.utils.Progbar(len(todo), unit_name="image")
     cache = (None, None)
     started = time.time()
@@ -428,15 +431,29 @@ def augment_folder(input_dir: str, output_dir: str, style_paths: Sequence[str], 
             report.unreadable.append(rel)
             manifest.add_unreadable(rel, error_reason(exc, os.path.join(input_dir, rel), rel))
             continue
-        out = compiled(tf.constant(cache[1][None]), vectors[choice.style], tf.constant(choice.alpha))
+        out = _stylize_one(net, compiled, cache[1], vectors[choice.style], choice.alpha, side)
         path = os.path.join(output_dir, choice.output)
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        images.save_image(out.numpy()[0], path)
+        images.save_image(out, path)
         manifest.add(choice.output, rel, style_paths[choice.style], choice.alpha)
         report.written += 1
         progbar.update(i)
     report.seconds = time.time() - started
     return report
+
+
+def _stylize_one(net, compiled, image: np.ndarray, vector: tf.Tensor, alpha: float, tile: int) -> np.ndarray:
+    """One image through the compiled fast path, or in tiles when it is larger than `tile` (0: never)."""
+    tiled = bool(tile) and max(image.shape[:2]) + 2 * fast.MARGIN > tile
+    try:
+        if tiled:
+            return tiling.stylize_tiled(net, image, vector, alpha, tile)
+        return compiled(tf.constant(image[None]), vector, tf.constant(alpha)).numpy()[0]
+    except (tf.errors.ResourceExhaustedError, MemoryError) as exc:
+        if isinstance(exc, tiling.OutOfMemory):
+            raise
+        raise tiling.OutOfMemory(tiling.out_of_memory_message(image.shape[1], image.shape[0], tile if tiled else 0)
+                                 ) from None
 
 
 def beam_pipeline(inputs, output_dir: str, style_paths: Sequence[str], settings: Settings, **kwargs):

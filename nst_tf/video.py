@@ -589,14 +589,30 @@ def stylize_frames(frames: Iterable[Frame], stylize_batch: Callable[[np.ndarray]
             yield to_uint8(out), frame.pts
 
 
-def fast_stylizer(net, vector, strength: float) -> Callable[[np.ndarray], np.ndarray]:
-    """A batch function for stylize_frames() from the arbitrary-style network and a style vector (compiled)."""
+def fast_stylizer(net, vector, strength: float, tile: int | None = None) -> Callable[[np.ndarray], np.ndarray]:
+    """A batch function for stylize_frames() from the arbitrary-style network and a style vector (compiled).
+    Frames larger than `tile` px (None: chosen from the free memory; 0: never) are stylized one at a time in
+    tiles with each frame's whole statistics (nst_tf.tiling); out of memory: tiling.OutOfMemory, one line."""
     import tensorflow as tf
 
-    from nst_tf import fast
+    from nst_tf import fast, tiling
 
     compiled = tf.function(lambda x: fast.stylize_padded(net, x, vector, strength), reduce_retracing=True)
-    return lambda batch: compiled(tf.constant(batch, tf.float32)).numpy()
+    side = tiling.check_tile(tiling.choose_tile(net) if tile is None else tile)
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        tiled = bool(side) and max(batch.shape[1:3]) + 2 * fast.MARGIN > side
+        try:
+            if tiled:
+                return np.stack([tiling.stylize_tiled(net, frame, vector, strength, side) for frame in batch])
+            return compiled(tf.constant(batch, tf.float32)).numpy()
+        except (tf.errors.ResourceExhaustedError, MemoryError) as exc:
+            if isinstance(exc, tiling.OutOfMemory):
+                raise
+            message = tiling.out_of_memory_message(batch.shape[2], batch.shape[1], side if tiled else 0)
+            raise tiling.OutOfMemory(message) from None
+
+    return run
 
 
 class GatysFrames:

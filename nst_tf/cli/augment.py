@@ -36,6 +36,9 @@ flags.DEFINE_string("runner", "", "Run on Apache Beam with this runner: direct, 
                     "SparkRunner or PortableRunner (empty: one process, no Beam). Other --name=value flags go to "
                     "Beam as pipeline options (e.g. --direct_num_workers=2: two worker processes).")
 flags.DEFINE_integer("batch_size", 8, "With --runner: images of one size stylized together.")
+flags.DEFINE_integer("tile", None, "Images larger than this are stylized in tiles of this side with the whole image's "
+                     "statistics (unset: chosen from the free memory; 0: never; else a multiple of 8, at least 256; "
+                     "docs/tiling.md). Not with --runner yet.")
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
@@ -85,6 +88,10 @@ def _validate() -> tuple[list[str], tuple[float, float]]:
     if len(alpha) != 2 or not 0.0 <= alpha[0] <= alpha[1] <= 1.0:
         raise common.UsageError(f"--alpha_range={FLAGS.alpha_range}: expected low,high with 0 <= low <= high <= 1")
     common.require_positive("batch_size", FLAGS.batch_size)
+    if FLAGS.tile is not None and FLAGS.tile != 0 and (FLAGS.tile < 256 or FLAGS.tile % 8):
+        raise common.UsageError(f"--tile must be 0 (untiled) or a multiple of 8 of at least 256, got {FLAGS.tile}")
+    if FLAGS.tile is not None and FLAGS.runner:
+        raise common.UsageError("--tile applies to the one-process run (not with --runner yet)")
     if _inside(FLAGS.output_dir, FLAGS.input_dir):
         raise common.UsageError("--output_dir must not be --input_dir or inside it")
     styles = _style_paths()
@@ -114,7 +121,7 @@ def main(argv: list[str]) -> int:
               f"{plan.total - plan.skipped} to make with {len(style_paths)} styles")
 
     report = augment.augment_folder(FLAGS.input_dir, FLAGS.output_dir, style_paths, settings,
-                                    FLAGS.model or None, FLAGS.style_size, on_plan)
+                                    FLAGS.model or None, FLAGS.style_size, on_plan, FLAGS.tile)
     print(f"wrote {report.written} images to {FLAGS.output_dir} in {report.seconds:.1f} s; skipped "
           f"{report.skipped} existing, {len(report.unreadable)} unreadable input(s); manifest "
           f"{os.path.join(FLAGS.output_dir, augment.MANIFEST)}")
