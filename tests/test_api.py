@@ -93,7 +93,8 @@ def test_fast_strength_zero_gives_the_photo_back_and_one_the_painting(pictures):
            for s in (0.0, 1.0)}
     to_photo = {s: float(np.abs(img - original).mean()) for s, img in out.items()}
     assert float(np.abs(out[0.0] - out[1.0]).mean()) > 10  # of 255
-    assert to_photo[0.0] < to_photo[1.0] / 2, to_photo
+    # closer to the photo at 0 (at 64 px the decoder's own reconstruction error is 9/255: 13/255 at strength 1)
+    assert to_photo[0.0] < 0.85 * to_photo[1.0], to_photo
 
 
 def test_progress_is_called_each_step_and_can_stop_the_run(pictures, offline):
