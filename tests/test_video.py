@@ -289,6 +289,7 @@ def test_bad_inputs_fail_in_one_line_and_write_nothing(tmp_path, style):
     ("existing.mp4", [], "already exists (pass --overwrite"),
     ("x.mp4", ["--method=optimize"], "--method=optimize needs --weights"),
     ("x.mp4", ["--alpha=2"], "--alpha must be in [0, 1]"),
+    ("x.mp4", ["--strength=2.5"], "--strength must be in [0, 2]"),
 ])
 def test_bad_outputs_and_flags_fail_before_any_work(moving, tmp_path, style, output, extra, expected):
     (tmp_path / "existing.mp4").write_bytes(b"keep me")
@@ -310,3 +311,74 @@ def test_optimize_method_from_warped_previous(moving, tmp_path, style, random_vg
     result = read_folder(out)
     assert len(result) == 4 and result[0].shape == (32, 48, 3)
     assert "optimize, consistency flow" in proc.stdout
+
+
+def test_fast_flags_consistency_weight_style_blend_and_mobile_model(moving, tmp_path, data_dir):
+    """--consistency_weight, --style_blend and --model=mobile reach the run: the frames written are the library's
+    for those settings (nst_tf.video by hand), and without any one of them the frames are others."""
+    from nst_tf import fast
+    from nst_tf.images import load_image, resize_long_side
+
+    source = str(tmp_path / "short.mp4")
+    write_video(source, moving_frames(6, 64, 48))
+    styles = [f"{data_dir}/styles/starry_night.jpg", f"{data_dir}/styles/the_scream.jpg"]
+    out = str(tmp_path / "frames")
+    proc = run_cli("nst_tf.cli.video", f"--input={source}", f"--style={','.join(styles)}", f"--output={out}",
+                   "--size=0", "--style_size=64", "--consistency_weight=0.3", "--style_blend=0.8,0.2",
+                   "--model=mobile")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    written = np.stack(read_folder(out))
+    assert written.shape == (6, 48, 64, 3)
+
+    info = video.probe(source)
+    pictures = [resize_long_side(load_image(p), 64) for p in styles]
+
+    def library(model="mobile", blend=(0.8, 0.2), weight=0.3) -> np.ndarray:
+        net = fast.load_network(model)
+        stylize = video.fast_stylizer(net, fast.style_vector(net, pictures, blend), 1.0)
+        frames = video.read_frames(info, 64, 48)
+        outputs = video.stylize_frames(frames, stylize, video.FlowConsistency(weight), batch_size=4)
+        return np.stack([o for o, _ in outputs]).astype(np.float32) / 255.0
+
+    gap = np.abs(written - library())
+    print(f"command line vs library: mean {gap.mean():.5f}, max {gap.max():.4f}")
+    assert gap.max() <= 2 / 255 + 1e-6
+    for flag, other in {"--model": library(model=None), "--style_blend": library(blend=None),
+                        "--consistency_weight": library(weight=0.8)}.items():
+        change = np.abs(written - other)
+        print(f"without {flag}: mean change {change.mean():.4f}, max {change.max():.3f}")
+        assert change.max() > 5 / 255 and change.mean() > 10 * gap.mean() + 1e-4, flag
+
+
+def test_optimize_method_starts_each_frame_from_the_warped_previous_output(moving, random_vgg16_weights, style):
+    """optimize_frames: from the second frame on, Gatys starts from the previous output warped along the flow where
+    the flow is reliable (the frame itself elsewhere), and the result is blended with that warped output."""
+    from nst_tf import features
+    from nst_tf.images import load_image, resize_long_side
+
+    frames = moving_frames(3, 64, 48)
+    extractor = features.build_extractor(random_vgg16_weights, "vgg16", ["block2_conv1"], ["block1_conv1"],
+                                         preprocessing="caffe")
+    gatys = video.GatysFrames(extractor, [resize_long_side(load_image(style), 64)], frames[0] / 255.0, 2, 3)
+    starts = []
+
+    def recording(frame, init):
+        starts.append(init.copy())
+        return gatys(frame, init)
+
+    outputs = [o for o, _ in video.optimize_frames([video.Frame(f, i) for i, f in enumerate(frames)], recording,
+                                                   video.FlowConsistency(0.8))]
+    np.testing.assert_allclose(starts[0], frames[0] / 255.0, atol=1e-6)  # the first frame: from itself
+    flow = video.FlowEstimator("dis")
+    for t in (1, 2):
+        current, previous = video.gray(frames[t]), video.gray(frames[t - 1])
+        backward = flow(current, previous)
+        mask = video.reliable(backward, flow(previous, current))
+        warped, _ = video.warp(outputs[t - 1].astype(np.float32) / 255.0, backward)
+        inner = mask.copy()
+        inner[:BORDER], inner[-BORDER:], inner[:, :BORDER], inner[:, -BORDER:] = False, False, False, False
+        assert inner[BORDER:-BORDER, BORDER:-BORDER].mean() > 0.8  # the flow is reliable on most of the picture
+        start_error = np.abs(starts[t] - warped)[inner].mean()
+        frame_error = np.abs(starts[t] - frames[t] / 255.0)[inner].mean()
+        print(f"frame {t}: start vs warped previous output {start_error:.4f}, vs the frame {frame_error:.4f}")
+        assert start_error < 0.02 and frame_error > 5 * start_error
