@@ -141,7 +141,7 @@ def contact_sheet(sheet_rows: dict, pairs, name: str, path: str, height: int = 2
     import numpy as np
 
     padded = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=1.0) for r in rows]
-    images.save_image(np.concatenate(padded, axis=0), path, overwrite=True)
+    images.save_image(np.concatenate(padded, axis=0), path)
 
 
 def main() -> None:
@@ -175,11 +175,11 @@ def main() -> None:
     report = {"benchmark": "fast_strength", "strengths": list(STRENGTHS), "networks": dict(zip(names, models)),
               "load_average": os.getloadavg(), "seconds": time.time() - started, "summary": summary,
               "criteria": criteria(rows, summary, names), "rows": rows}
+    emit(report, args.output)
     if args.sheet_dir:
         pairs = load_pairs(args.data_dir, 512, PAIRS[:args.pairs])
         for name in names:
             contact_sheet(sheets, pairs, name, os.path.join(args.sheet_dir, f"fast_strength_{name}.jpg"))
-    emit(report, args.output)
 
 
 if __name__ == "__main__":

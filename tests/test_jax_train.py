@@ -16,9 +16,28 @@ import tensorflow as tf
 jax = pytest.importorskip("jax")
 
 from nst_tf import network, train  # noqa: E402
-from nst_tf.network import BUNDLED_DIR  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _port_design(directory: str) -> str:
+    """The network folder `directory` in the design the JAX port trains: without the strength input (FiLM layers,
+    ramps) and the palette layer, which tools/jax_train.py does not have; the folder itself when it has neither."""
+    import json
+    import tempfile
+
+    with open(os.path.join(directory, "config.json")) as f:
+        config = json.load(f)
+    if not (config.get("strength_units") or config.get("palette")):
+        return directory
+    out = tempfile.mkdtemp(prefix="nst_port_design_")
+    with np.load(os.path.join(directory, "weights.npz")) as data:
+        kept = {k: data[k] for k in data.files if not (k.split("/")[1].startswith("strength_") or "_film" in k)}
+    network.write_folder(out, kept, json.dumps({**config, "strength_units": 0, "palette": False}, sort_keys=True))
+    return out
+
+
+BUNDLED_DIR = _port_design(network.BUNDLED_DIR)  # the bundled network's weights in the port's design
 STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
 
 
