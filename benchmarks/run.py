@@ -132,9 +132,9 @@ def table(results: dict) -> list[str]:
                     f"{a['median']:.2f} img/s | {a['min']:.2f} | {a['max']:.2f} | p={va['augment']['p']} |")
     cold = results.get("cold_start", {})
     for r in cold.get("results", []):
-        rows.append(f"| cold start | {r['command']} {r['case']} | {_fmt(r['seconds'], ' s')} | "
-                    f"{_fmt(r['min'], ' s')} | {_fmt(r['max'], ' s')} | fresh process to exit; CPU "
-                    f"{_fmt(r.get('cpu_seconds'), ' s')}, load {cold['load_average_before'][0]:.1f} |")
+        rows.append(f"| cold start (CPU seconds) | {r['command']} {r['case']} | {_fmt(r['cpu_seconds'], ' s')} | | | "
+                    f"fresh process to exit; wall {_fmt(r['seconds'], ' s')} at load "
+                    f"{cold['load_average_before'][0]:.0f} on {cold['cpus']} CPUs |")
     for name, r in results.items():
         if isinstance(r, dict) and "error" in r:
             rows.append(f"| {name} | failed | | | | {r['error']} |")

@@ -12,7 +12,7 @@ PAGES = ["README.md", *sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.pat
 LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")  # [text](target), ![alt](target)
 HTML_SRC = re.compile(r"<(?:img|a)\s[^>]*(?:src|href)=\"([^\"]+)\"")
 FLAG = re.compile(r"(?<![\w-])--([a-z][a-z0-9_]*(?:-[a-z0-9_]+)*)")
-REPO_PATH = re.compile(r"(?<![\w./-])((?:nst_tf|configs|benchmarks|docs|tools|tests)/[\w./-]*\.[a-z0-9]+)")
+REPO_PATH = re.compile(r"(?<![\w./-])(--output=)?((?:nst_tf|configs|benchmarks|docs|tools|tests)/[\w./-]*\.[a-z0-9]+)")
 FENCE = re.compile(r"^(```|~~~).*?^\1", re.S | re.M)
 
 # Flags the pages may name that no nst_tf command or script defines, and why each is allowed.
@@ -128,8 +128,8 @@ def test_links_and_images_resolve(page):
 
 @pytest.mark.parametrize("page", PAGES)
 def test_named_repository_files_exist(page):
-    missing = sorted({p.rstrip(".") for p in REPO_PATH.findall(_text(page))
-                      if not any(c in p for c in "*<>") and not os.path.exists(os.path.join(ROOT, p.rstrip(".")))})
+    named = [p.rstrip(".") for output, p in REPO_PATH.findall(_text(page)) if not output]  # outputs come later
+    missing = sorted({p for p in named if not any(c in p for c in "*<>") and not os.path.exists(os.path.join(ROOT, p))})
     assert not missing, f"{page} names files that do not exist: {missing}"
 
 
@@ -149,3 +149,5 @@ def test_the_checks_can_fail(tmp_path, monkeypatch):
     assert "preset" in defined_flags() and "split" in defined_flags() and "nosuchflag" not in defined_flags()
     assert LINK.findall("see ![a](images/x.jpg) and [b](y.md#z)") == ["images/x.jpg", "y.md#z"]
     assert _prose("a\n```bash\n# not a heading [x](nowhere.md)\n```\nb") == "a\n\nb"
+    assert REPO_PATH.findall("see `docs/x.md` and --output=benchmarks/results/y.json") == [
+        ("", "docs/x.md"), ("--output=", "benchmarks/results/y.json")]
