@@ -250,6 +250,7 @@ def warm_up() -> None:
     """Load TensorFlow and the bundled network in the background, so that the first preview is quick."""
     try:
         api._network(None)
+        print("nst-app: ready (network loaded)", flush=True)
     except Exception:  # the first preview will say what is wrong
         log.warning("nst-app: warm-up failed: %s", traceback.format_exc())
 
