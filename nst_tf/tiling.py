@@ -39,9 +39,10 @@ CONTEXT = 64  # pixels of each window beyond its core, feeding the core's recept
 OVERLAP = 32  # width of the linear ramps where neighbouring cores meet
 MIN_TILE = 256  # window sides: at least CONTEXT * 2 + 3 * OVERLAP + STRIDE, so that ramps never meet
 MAX_TILE = 2048
-# Peak memory of one window's forward pass, in bytes per window pixel (measured by benchmarks/fast_large.py's
-# --probe on this machine: eager TensorFlow, float32, 2 threads); the phone-sized network's is the "mobile" entry.
-BYTES_PER_PIXEL = {"arbitrary": 2600, "mobile": 900}
+# Peak memory of one window's forward pass, in bytes per window pixel: the growth of the peak RSS from 512 to
+# 1024 px windows (benchmarks/fast_large.py, part "probe": 3822 MiB over 786432 pixels for the arbitrary-style
+# network, 530 MiB for the phone-sized one; eager TensorFlow, float32, this 2-core machine).
+BYTES_PER_PIXEL = {"arbitrary": 5100, "mobile": 710}
 MEMORY_SHARE = 0.5  # of the available memory that the automatic tile size plans to use
 MEMORY_CAP = 3 << 30  # and at most this (the canvas and the photo come on top)
 STATS_MODES = ("tiles", "downscaled")
