@@ -167,3 +167,29 @@ def test_precision_and_jit_compile_reach_the_optimiser(tmp_path, paths, lpips_we
     assert record["options"]["jit_compile"] is True
     for name in ("bf16.png", "xla.png"):
         assert written(tmp_path / name).shape == (24, 32, 3)
+
+
+@pytest.mark.parametrize("name", ["quality", "large"])
+def test_preset_values_reach_the_optimiser(tmp_path, paths, lpips_weights, name):
+    """--preset: every setting in the preset's file is what optimize.stylize is given (scales, steps, tiles, learning
+    rate, loss weights), and the content is resized to its --size."""
+    from nst_tf import presets, scales
+
+    settings = presets.load(name)
+    proc, record = probe("--skip", f"--preset={name}", f"--content={paths['content']}", f"--style={paths['starry']}",
+                         f"--output={tmp_path / 'out.jpg'}", f"--weights={lpips_weights}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    options, size = record["options"], int(settings["size"])
+    ladder = (scales.scale_ladder(size, int(settings.get("min_scale", 256))) if settings.get("scales") == "auto"
+              else (size,))
+    assert max(record["content_shape"][:2]) == size and options["scales"] == list(ladder)
+    assert options["steps"] == [int(s) for s in settings["steps"].split(",")]
+    assert options["tile"] == int(settings.get("tile", 0))
+    assert options["tile_overlap"] == int(settings.get("tile_overlap", 64))
+    assert options["optimizer"] == settings["optimizer"]
+    assert options["learning_rate"] == pytest.approx(float(settings["learning_rate"]))
+    for term in ("content", "style", "tv"):
+        assert options["weights"][term] == pytest.approx(float(settings[f"{term}_weight"])), term
+    for key in ("init", "style_loss"):  # the newer controls, where the preset sets them
+        if key in settings:
+            assert options[key] == settings[key], key
