@@ -122,7 +122,7 @@ def test_saved_model_signatures_match_keras(loaded, net, pictures):
     np.testing.assert_allclose(out[1:], keras_stylize(net, batch[1], style, 0.3), atol=1e-4)
     stylized = keras_stylize(net, batch[1], style, 1.0)
     assert np.abs(out[1:] - stylized).mean() > 1e-3  # the strength reached item 2
-    assert np.abs(out[0] - content).mean() < 0.5 * np.abs(keras_stylize(net, content, style)[0] - content).mean()
+    assert np.abs(out[0] - content).mean() < 0.75 * np.abs(keras_stylize(net, content, style)[0] - content).mean()
 
     vector = loaded.signatures["predict_style"](style=tf.constant(style[None]))["style_vector"]
     np.testing.assert_allclose(vector.numpy(), net.predict_style(tf.constant(style[None])).numpy(), rtol=1e-4,

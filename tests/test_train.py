@@ -202,7 +202,8 @@ def test_cli_errors(folders, tmp_path):
     proc = run_cli("nst_tf.cli.train", "--content_dir=a", "--style_dir=b", "--model_dir=c", "--content_weight=0",
                    "--style_weight=0", "--tv_weight=0")
     assert proc.returncode != 0 and "loss weights must be non-negative and not all 0" in last_line(proc.stderr)
-    proc = run_cli("nst_tf.cli.train", "--content_dir=a", "--style_dir=b", "--model_dir=c", "--skip_levels=4")
+    sources = (f"--content_dir={folders / 'content'}", f"--style_dir={folders / 'style'}")  # checked before these
+    proc = run_cli("nst_tf.cli.train", *sources, f"--model_dir={tmp_path / 'c'}", "--skip_levels=4")
     assert proc.returncode != 0 and last_line(proc.stderr) == "error: --skip_levels must be 0..3, got 4"
     proc = run_cli("nst_tf.cli.train", "--content_dir=a", "--style_dir=b", "--model_dir=c", "--style_crop=8")
     assert proc.returncode != 0
