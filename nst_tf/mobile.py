@@ -322,7 +322,9 @@ class MobileStyleNetwork:
         layer = self.transformer.get_layer
         z = layer("bottleneck")(layer("log1p")(vector))
         if self.config.strength_units:
-            embedding = layer("strength_embed2")(layer("strength_embed1")(strength))
+            ramps = layer("strength_ramps")([layer("strength_embed1")(strength),
+                                             layer("strength_excess")(layer("strength_over_1")(strength))])
+            embedding = layer("strength_embed2")(ramps)
             z = layer("bottleneck_strength")([z, layer("strength_shift")(embedding)])
         wanted, found = set(sites or ()), {}
 
