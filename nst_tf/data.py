@@ -115,7 +115,10 @@ def crop_dataset(files: list[str], crop: int, min_scale: float = 1.0, max_scale:
     ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True).repeat()
     ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.ignore_errors()
-    return ds.map(lambda im: random_crop(im, crop, min_scale, max_scale), num_parallel_calls=tf.data.AUTOTUNE)
+    # stateful random ops in a parallel map draw in no fixed order: with a seed the crops are drawn one at a time, so
+    # the same seed gives the same batches (nst-train --seed)
+    parallel = None if seed is not None else tf.data.AUTOTUNE
+    return ds.map(lambda im: random_crop(im, crop, min_scale, max_scale), num_parallel_calls=parallel)
 
 
 def training_dataset(content_files: list[str], style_files: list[str], batch_size: int, crop: int,
