@@ -50,7 +50,10 @@ def test_init_from_lr_decay_and_seed(setup, lpips_weights):
     assert LEARNING_RATE < moved <= bound * 1.02 + 1e-4  # float16 weights on both sides
     again = train(setup, lpips_weights, "b", seed=5)
     other = train(setup, lpips_weights, "c", seed=6)
-    same = max(float(np.abs(a - b).max()) for a, b in zip(first, again))
-    differ = max(float(np.abs(a - b).max()) for a, b in zip(first, other))
-    print(f"largest weight difference: same seed {same:.2e}, another seed {differ:.2e}")
-    assert same <= 1e-6 and differ > 0.5 * LEARNING_RATE
+    # Adam's first step is about lr * sign(gradient): a weight whose gradient is ~0 may take either sign from float
+    # round-off (threads), so count the weights that moved apart instead of taking the largest difference
+    apart = lambda x, y: float(np.mean(np.concatenate([(np.abs(a - b) > 0.5 * LEARNING_RATE).ravel()  # noqa: E731
+                                                       for a, b in zip(x, y)])))
+    same, differ = apart(first, again), apart(first, other)
+    print(f"weights more than lr/2 apart: same seed {same:.2%}, another seed {differ:.2%}")
+    assert same < 0.001 and differ > 10 * max(same, 0.001)
