@@ -96,7 +96,7 @@ def test_optimiser_flags_reach_the_run(tmp_path, paths, lpips_weights, extractor
     assert np.abs(chroma(result) - chroma(content)).mean() < 0.01  # luminance mode: the content's colours
 
 
-@pytest.mark.slow  # 40 s of CPU: the sensitivity of test_optimiser_flags_reach_the_run, checked once per change
+@pytest.mark.slow  # 130 s here (load 9): the sensitivity of test_optimiser_flags_reach_the_run, checked once per change
 def test_each_optimiser_flag_changes_the_image(paths, extractor):
     """Left out, each flag of OPTIMISER_FLAGS gives another image (more than 2/255 apart somewhere), so the
     command-line test above would fail if the flag did not reach the run."""
