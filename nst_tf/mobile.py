@@ -322,9 +322,7 @@ class MobileStyleNetwork:
         layer = self.transformer.get_layer
         z = layer("bottleneck")(layer("log1p")(vector))
         if self.config.strength_units:
-            ramps = layer("strength_ramps")([layer("strength_embed1")(strength),
-                                             layer("strength_excess")(layer("strength_over_1")(strength))])
-            embedding = layer("strength_embed2")(ramps)
+            embedding = strength_lib.replay_embed(layer, strength)
             z = layer("bottleneck_strength")([z, layer("strength_shift")(embedding)])
         wanted, found = set(sites or ()), {}
 

@@ -424,6 +424,7 @@ class ArbitraryStyleNetwork:
         self.style_net = build_style_net(config.linear_rank) if config.linear_rank else None
         self.transfer = build_transfer(config.linear_rank) if config.linear_rank else None
         self.moment_head = build_moment_head(config.moments_size, config.moment_head) if config.moment_head else None
+        self.zero_filled: set[tuple[str, str]] = set()  # (model, layer) that load() filled with zeros
 
     @property
     def vector_size(self) -> int:
@@ -639,10 +640,12 @@ class ArbitraryStyleNetwork:
             raise ValueError(f"{os.path.join(directory, 'config.json')}: a phone-sized network (nst_tf.mobile), not "
                              "an arbitrary-style one (nst_tf.fast.load_network loads either)")
         net = cls(NetworkConfig.from_json(text))
-        arrays = strength_lib.fill_excess(arrays, "decoder", net.decoder)
+        filled = strength_lib.fill_excess(arrays, "decoder", net.decoder)
+        net.zero_filled = {tuple(key.split("/")[:2]) for key in filled.keys() - arrays.keys()}
+        arrays = filled
         if not any(key.startswith("encoder/") for key in arrays) and os.path.abspath(directory) != BUNDLED_DIR:
             _, bundled = read_folder(BUNDLED_DIR)  # a checkpoint of the trained parts: the bundled VGG16 encoder
-            arrays = {**arrays, **parted_prefixed(bundled, "encoder")}
+            arrays = {**arrays, **{k: w for k, w in bundled.items() if k.startswith("encoder/")}}
         weights_path = os.path.join(directory, "weights.npz")
         for model in net.models:
             try:
@@ -663,11 +666,6 @@ def set_weight_arrays(model: keras.Model, arrays: dict[str, np.ndarray]) -> None
         n = len(layer.get_weights())
         if n:
             layer.set_weights([np.asarray(arrays[f"{layer.name}/{i}"], np.float32) for i in range(n)])
-
-
-def parted_prefixed(arrays: dict[str, np.ndarray], part: str) -> dict[str, np.ndarray]:
-    """The `<part>/...` entries of a weights file, keys unchanged."""
-    return {key: w for key, w in arrays.items() if key.startswith(part + "/")}
 
 
 def parted(arrays: dict[str, np.ndarray], part: str) -> dict[str, np.ndarray]:

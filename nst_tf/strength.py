@@ -83,6 +83,13 @@ def film(x: keras.KerasTensor, embedding: keras.KerasTensor | None, name: str) -
     return FiLM(name=f"{name}_filmed")([x, params])
 
 
+def replay_embed(layer, strength: tf.Tensor) -> tf.Tensor:
+    """embed()'s layers, taken by name from a built model (`layer` = model.get_layer), applied to a strength."""
+    ramps = layer("strength_ramps")([layer("strength_embed1")(strength),
+                                     layer("strength_excess")(layer("strength_over_1")(strength))])
+    return layer("strength_embed2")(ramps)
+
+
 def fill_excess(arrays: dict, part: str, model: keras.Model) -> dict:
     """`arrays` (a weights file's `<part>/<layer>/<i>` entries) plus zero weights for `model`'s strength_excess layer
     when the file predates it: zero ramps, so the network computes what it did when it was saved."""

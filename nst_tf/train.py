@@ -238,14 +238,12 @@ class Trainer:
                 or theirs.strength_units not in (0, ours.strength_units)):
             raise TrainingError(f"{directory}: network {theirs} does not fit {ours}")
         sources = {model.name: model for model in source.trained_models}
-        with np.load(os.path.join(directory, "weights.npz")) as data:
-            stored = {tuple(key.split("/")[:2]) for key in data.files}
         fresh = []
         for model in self.net.trained_models:
             for layer in model.layers:
                 if not layer.weights:
                     continue
-                if model.name not in sources or (model.name, layer.name) not in stored:  # load() zero-fills a few
+                if model.name not in sources or (model.name, layer.name) in source.zero_filled:
                     fresh.append(layer.name)
                     continue
                 try:
