@@ -77,6 +77,8 @@ class TrainConfig:
     inversion_weight: float = 0.0  # relu4_1 of the output vs the decoder's relu4_1 input (with a photo target)
     distill_weight: float = 0.0  # phone-sized network only: squared pixel error to the teacher's output
     palette_weight: float = 0.0  # sliced Wasserstein distance of the output's pixel colours to the style crop's
+    viewing_weight: float = 0.0  # a second Gram style term, output and style crop both resized by viewing_scale,
+    viewing_scale: float = 0.5  # relative to the style term: strokes the size a viewer sees at a reduced size
     strength_max: float = 0.0  # > 0: a strength per example, uniform in [0, this], fed to the network and weighing
     # the style and palette terms by strength squared (Babaeizadeh & Ghiasi 2020); 0: strength 1 throughout
     strength_zero: float = 0.0  # with strength_max: this fraction of the examples at strength 0 exactly (the photo)
@@ -138,6 +140,8 @@ class Trainer:
             raise ValueError(f"strength_zero must be in [0, 1), got {config.strength_zero}")
         if not 0.0 <= config.strength_max <= strength_lib.STRENGTH_MAX:
             raise ValueError(f"strength_max must be in [0, {strength_lib.STRENGTH_MAX:g}], got {config.strength_max}")
+        if not 0.0 < config.viewing_scale < 1.0:
+            raise ValueError(f"viewing_scale must be in (0, 1), got {config.viewing_scale}")
         if config.inversion_weight and (self.student or config.content_target != "photo"):
             raise ValueError("inversion_weight is for the arbitrary-style network with content_target='photo' (with "
                              "'adain' the content term is already the inversion term)")
@@ -335,6 +339,8 @@ class Trainer:
             content_term = losses.content_loss(output_feats[BOTTLENECK], adain_target)
         style_grams = {n: losses.gram_matrix(style_feats[n]) for n in self.style_layers}
         style_term = self._style_term(output_feats, style_grams)
+        if cfg.viewing_weight and style is not None:
+            style_term += cfg.viewing_weight * self._viewing_style_term(output, style)
         if cfg.style_relative:
             style_term = losses.relative_style_loss(style_term, self._style_term(content_feats, style_grams),
                                                     cfg.style_target)
@@ -354,6 +360,16 @@ class Trainer:
     def _style_term(self, feats: dict[str, tf.Tensor], style_grams: dict[str, tf.Tensor]) -> tf.Tensor:
         """Gram style loss of `feats` against the style's Grams, averaged over the style layers: [B]."""
         return tf.add_n([losses.style_loss(feats[n], style_grams[n]) for n in self.style_layers]) / len(style_grams)
+
+    def _viewing_style_term(self, output: tf.Tensor, style: tf.Tensor) -> tf.Tensor:
+        """The Gram style term of output and style crop both shrunk by viewing_scale (antialiased): [B]."""
+        def shrink(images: tf.Tensor) -> tf.Tensor:
+            size = tf.cast(tf.round(tf.cast(tf.shape(images)[1:3], tf.float32) * self.config.viewing_scale), tf.int32)
+            return tf.image.resize(images, size, method="bilinear", antialias=True)
+
+        small_style = self._loss_features(shrink(style))
+        grams = {n: losses.gram_matrix(small_style[n]) for n in self.style_layers}
+        return self._style_term(self._loss_features(shrink(output)), grams)
 
     def _student_losses(self, content: tf.Tensor, style: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
         """The phone-sized network's terms: identity, distill (to the teacher), content, style, TV."""

@@ -211,6 +211,11 @@ def test_cli_errors(folders, tmp_path):
     proc = run_cli("nst_tf.cli.train", "--content_dir=a", "--style_dir=b", "--model_dir=c", "--style_target=0.3")
     assert proc.returncode != 0
     assert last_line(proc.stderr) == "error: --style_target must be in [0, 1) and needs --style_relative, got 0.3"
+    proc = run_cli("nst_tf.cli.train", "--content_dir=a", "--style_dir=b", "--model_dir=c", "--viewing_weight=1",
+                   "--viewing_scale=1.5")
+    assert proc.returncode != 0
+    assert last_line(proc.stderr) == ("error: --viewing_weight must be non-negative and --viewing_scale in (0, 1), "
+                                      "got 1.0, 1.5")
 
 
 def test_cli_trains_a_phone_sized_network_of_other_widths(folders, tmp_path, lpips_weights):
@@ -407,3 +412,27 @@ def test_linear_transform_warm_starts_exactly_trains_and_resumes(folders, tmp_pa
         np.testing.assert_array_equal(a, b)
     with pytest.raises(train.TrainingError, match="network_config.json"):
         train.Trainer(make_config(folders, tmp_path / "run", random_vgg16_weights), network_config=SMALL)
+
+
+def test_viewing_term_is_the_gram_loss_of_both_images_shrunk(folders, tmp_path, random_vgg16_weights):
+    layers = "block1_conv1,block2_conv1"
+    trainer = train.Trainer(make_config(folders, tmp_path / "run", random_vgg16_weights, content_target="photo",
+                                        style_layers=layers, style_weight=3.0), network_config=SMALL)
+    content = tf.random.uniform([2, 64, 64, 3], seed=9)
+    style = tf.random.uniform([2, 64, 64, 3], seed=10)
+    plain, output = trainer.compute_losses(content, style)
+    trainer.config = replace(trainer.config, viewing_weight=2.0, viewing_scale=0.5)
+    viewed, output_again = trainer.compute_losses(content, style)
+    np.testing.assert_allclose(output_again.numpy(), output.numpy(), atol=1e-6)
+    # by hand: both images area-shrunk to 32 px, the Gram loss through nst-stylize's extractor
+    extractor = features.build_extractor(random_vgg16_weights, "vgg16", content_layers=(),
+                                         style_layers=layers.split(","))
+    shrink = lambda x: tf.image.resize(x, [32, 32], antialias=True)  # noqa: E731
+    _, small_out = extractor(shrink(output))
+    _, small_style = extractor(shrink(style))
+    small = sum(losses.style_loss(o, losses.gram_matrix(s)) for o, s in zip(small_out, small_style)) / 2
+    assert np.all(small.numpy() > 0)
+    np.testing.assert_allclose(viewed["style"].numpy() - plain["style"].numpy(), 3.0 * 2.0 * small.numpy(),
+                               rtol=1e-3)
+    with pytest.raises(ValueError, match="viewing_scale"):
+        train.Trainer(make_config(folders, tmp_path / "bad", random_vgg16_weights, viewing_scale=1.0))

@@ -74,6 +74,9 @@ flags.DEFINE_bool("palette", False, "The output gets the style's pixel colour mo
                   "vector grows by 6 floats).")
 flags.DEFINE_float("palette_weight", 0.0, "Weight of the palette loss: sliced Wasserstein distance between the "
                    "output's and the style crop's pixel colours.")
+flags.DEFINE_float("viewing_weight", 0.0, "Weight, relative to the style term, of a second Gram style term with the "
+                   "output and the style crop both shrunk by --viewing_scale: strokes sized for a reduced view.")
+flags.DEFINE_float("viewing_scale", 0.5, "Shrink factor of the --viewing_weight term, in (0, 1).")
 flags.DEFINE_integer("log_every", 10, "Print and log scalars every N steps.")
 flags.DEFINE_integer("image_every", 200, "Log a preview image grid every N steps.")
 flags.DEFINE_integer("checkpoint_every", 100, "Checkpoint every N steps.")
@@ -105,6 +108,9 @@ def main(argv: list[str]) -> int:
     if not 0 <= FLAGS.style_target < 1 or (FLAGS.style_target and not FLAGS.style_relative):
         raise common.UsageError(f"--style_target must be in [0, 1) and needs --style_relative, "
                                 f"got {FLAGS.style_target}")
+    if FLAGS.viewing_weight < 0 or not 0 < FLAGS.viewing_scale < 1:
+        raise common.UsageError(f"--viewing_weight must be non-negative and --viewing_scale in (0, 1), got "
+                                f"{FLAGS.viewing_weight}, {FLAGS.viewing_scale}")
     if not 0 <= FLAGS.strength_max <= 2:
         raise common.UsageError(f"--strength_max must be in [0, 2], got {FLAGS.strength_max}")
     if FLAGS.strength_max and not (FLAGS.strength_units or FLAGS.network == "mobile"):
@@ -133,7 +139,8 @@ def main(argv: list[str]) -> int:
         content_target=FLAGS.content_target, style_layers=FLAGS.style_layers,
         distill_weight=FLAGS.distill_weight, teacher=FLAGS.teacher, style_relative=FLAGS.style_relative,
         style_target=FLAGS.style_target, snapshot_every=FLAGS.snapshot_every, inversion_weight=FLAGS.inversion_weight,
-        strength_max=FLAGS.strength_max, palette_weight=FLAGS.palette_weight, strength_zero=FLAGS.strength_zero)
+        strength_max=FLAGS.strength_max, palette_weight=FLAGS.palette_weight, strength_zero=FLAGS.strength_zero,
+        viewing_weight=FLAGS.viewing_weight, viewing_scale=FLAGS.viewing_scale)
     if not 0 <= FLAGS.skip_levels <= 3:
         raise common.UsageError(f"--skip_levels must be 0..3, got {FLAGS.skip_levels}")
     if not 0 <= FLAGS.linear_rank <= 128:
