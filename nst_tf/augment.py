@@ -18,6 +18,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -27,10 +28,38 @@ import tensorflow as tf
 
 from nst_tf import fast, images, tiling
 from nst_tf.network import ArbitraryStyleNetwork
+from nst_tf.strength import STRENGTH_MAX
 
 MANIFEST = "manifest.csv"
 SETTINGS = "augment_settings.json"
-MANIFEST_FIELDS = ("output", "input", "style", "alpha", "error")
+MANIFEST_FIELDS = ("output", "input", "style", "strength", "error")
+DEFAULT_STRENGTH_RANGE = (0.3, 1.0)
+
+
+def check_strength_range(value: Sequence[float], name: str = "strength_range", top: float = STRENGTH_MAX
+                         ) -> tuple[float, float]:
+    """(low, high) as floats if 0 <= low <= high <= top (STRENGTH_MAX; 1 for the deprecated alpha_range), else a
+    ValueError naming `name`."""
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be (low, high), got {value!r}") from None
+    if not 0.0 <= low <= high <= top:
+        raise ValueError(f"{name} must satisfy 0 <= low <= high <= {top:g}, got ({low:g}, {high:g})")
+    return low, high
+
+
+def strength_range_from(strength_range: Sequence[float] | None, alpha_range: Sequence[float] | None
+                        ) -> tuple[float, float]:
+    """The strength range from `strength_range` or its deprecated alias `alpha_range` (within [0, 1], where
+    alpha and strength mean the same; a DeprecationWarning); the default if neither; ValueError for both."""
+    if alpha_range is None:
+        return check_strength_range(DEFAULT_STRENGTH_RANGE if strength_range is None else strength_range)
+    if strength_range is not None:
+        raise ValueError("give strength_range or its deprecated alias alpha_range, not both")
+    warnings.warn("alpha_range is deprecated: use strength_range (the same values; strength goes up to "
+                  f"{STRENGTH_MAX:g})", DeprecationWarning, stacklevel=3)
+    return check_strength_range(alpha_range, "alpha_range", top=1.0)
 
 
 def _style_image(item) -> np.ndarray:
@@ -73,25 +102,27 @@ class RandomStyleTransfer(keras.layers.Layer):
         styles: style images (paths, [H, W, 3] arrays or a [N, H, W, 3] batch) or precomputed style vectors
             ([N, V], e.g. from `style_vectors`). Images are turned into vectors once, here.
         p: probability that an image is stylized.
-        alpha_range: (low, high) of the uniform style strength, within [0, 1].
+        strength_range: (low, high) of the strength, drawn uniformly per image and fed to the network (nst_tf.strength:
+            0 the photo, 1 the painting's look, up to 2 more painterly); within [0, 2]. Default (0.3, 1.0).
         value_range: the range of input pixel values (like keras' preprocessing layers); outputs keep it.
         model_dir: an arbitrary-style network folder (None: the bundled one), unless `network` is given.
         network: an ArbitraryStyleNetwork to use (it is frozen: this layer never trains it).
         style_size: long side at which style images are analysed.
         seed: seed of the random choices.
+        alpha_range: deprecated alias of strength_range (within [0, 1], where the two mean the same).
 
     Inputs: [B, H, W, 3] or [H, W, 3] float images, H and W >= 16. With `training=False` (e.g. in
     `model.predict`) or p=0 the layer is the identity. Outputs have the input's shape and dtype.
     """
 
-    def __init__(self, styles, p: float = 0.5, alpha_range: Sequence[float] = (0.3, 1.0),
+    def __init__(self, styles, p: float = 0.5, strength_range: Sequence[float] | None = None,
                  value_range: Sequence[float] = (0.0, 1.0), model_dir: str | None = None,
                  network: ArbitraryStyleNetwork | None = None, style_size: int = fast.STYLE_SIZE,
-                 seed: int | None = None, **kwargs):
+                 seed: int | None = None, alpha_range: Sequence[float] | None = None, **kwargs):
         kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)
-        self.p, self.alpha_range, self.value_range = float(p), tuple(map(float, alpha_range)), \
-            tuple(map(float, value_range))
+        self.strength_range = strength_range_from(strength_range, alpha_range)
+        self.p, self.value_range = float(p), tuple(map(float, value_range))
         self._validate()
         self.model_dir, self.style_size, self.seed = model_dir, int(style_size), seed
         net = network or ArbitraryStyleNetwork.load(model_dir)
@@ -107,12 +138,9 @@ class RandomStyleTransfer(keras.layers.Layer):
         self.supports_jit = False  # data-dependent shapes (the chosen images): keras' jit_compile="auto" skips XLA
 
     def _validate(self) -> None:
-        """ValueError for an out-of-range p, alpha_range or value_range."""
+        """ValueError for an out-of-range p or value_range (strength_range is checked as it is read)."""
         if not 0.0 <= self.p <= 1.0:
             raise ValueError(f"p must be in [0, 1], got {self.p}")
-        low, high = self.alpha_range
-        if not 0.0 <= low <= high <= 1.0:
-            raise ValueError(f"alpha_range must satisfy 0 <= low <= high <= 1, got {self.alpha_range}")
         if not self.value_range[0] < self.value_range[1]:
             raise ValueError(f"value_range must be (low, high) with low < high, got {self.value_range}")
 
@@ -141,12 +169,13 @@ class RandomStyleTransfer(keras.layers.Layer):
         draws = tf.random.stateless_uniform([3, batch], self._seed())
         apply = draws[0] < self.p
         index = tf.minimum(tf.cast(tf.floor(draws[1] * self.style_count), tf.int32), self.style_count - 1)
-        alpha = self.alpha_range[0] + draws[2] * (self.alpha_range[1] - self.alpha_range[0])
+        weakest, strongest = self.strength_range
+        strength = weakest + draws[2] * (strongest - weakest)  # per image, fed to the network's strength input
         chosen = tf.where(apply)[:, 0]
 
         def stylize():
             vectors = tf.gather(tf.convert_to_tensor(self.style_vectors), tf.gather(index, chosen))
-            out = fast.stylize_padded(self.network, tf.gather(x, chosen), vectors, tf.gather(alpha, chosen)[:, None])
+            out = fast.stylize_padded(self.network, tf.gather(x, chosen), vectors, tf.gather(strength, chosen)[:, None])
             return tf.tensor_scatter_nd_update(x, chosen[:, None], tf.stop_gradient(out))
 
         y = tf.cond(tf.size(chosen) > 0, stylize, lambda: x) * (high - low) + low
@@ -158,7 +187,7 @@ class RandomStyleTransfer(keras.layers.Layer):
 
     def get_config(self):  # noqa: D102
         return {**super().get_config(), "styles": np.asarray(self.style_vectors.numpy()).tolist(), "p": self.p,
-                "alpha_range": list(self.alpha_range), "value_range": list(self.value_range),
+                "strength_range": list(self.strength_range), "value_range": list(self.value_range),
                 "model_dir": self.model_dir, "style_size": self.style_size, "seed": self.seed}
 
     @classmethod
@@ -177,7 +206,7 @@ class Choice:
 
     output: str  # relative to the output folder
     style: int
-    alpha: float
+    strength: float
 
 
 @dataclass(frozen=True)
@@ -186,7 +215,7 @@ class Settings:
 
     seed: int
     per_image: int
-    alpha_range: tuple[float, float]
+    strength_range: tuple[float, float]
     styles: tuple[str, ...]  # style names, in order
     size: int
 
@@ -216,13 +245,13 @@ def choices(relative: str, settings: Settings) -> list[Choice]:
     rng = choice_rng(relative, settings.seed)
     count = len(settings.styles)
     picks = rng.choice(count, size=settings.per_image, replace=settings.per_image > count)
-    low, high = settings.alpha_range
+    low, high = settings.strength_range
     stem, ext = os.path.splitext(relative)
     ext = ext.lower() if ext.lower() in images.WRITABLE_FORMATS else ".png"
     out = []
     for k, style in enumerate(picks):
-        alpha = round(float(rng.uniform(low, high)), 3)
-        out.append(Choice(f"{stem}_style-{settings.styles[style]}_{k}{ext}", int(style), alpha))
+        strength = round(float(rng.uniform(low, high)), 3)
+        out.append(Choice(f"{stem}_style-{settings.styles[style]}_{k}{ext}", int(style), strength))
     return out
 
 
@@ -240,7 +269,13 @@ def list_inputs(folder: str) -> list[str]:
 
 
 def settings_conflict(path: str, previous: dict, settings: Settings) -> ValueError | None:
-    """The error for an output folder whose recorded settings (`previous`, at `path`) differ from `settings`."""
+    """The error for an output folder whose recorded settings (`previous`, at `path`) differ from `settings`.
+
+    A folder recorded before the strength control (its `alpha_range`, the same values) resumes as one with that
+    `strength_range`."""
+    previous = dict(previous)
+    if "alpha_range" in previous and "strength_range" not in previous:
+        previous["strength_range"] = previous.pop("alpha_range")
     current = json.loads(settings.to_json())
     if previous == current:
         return None
@@ -268,8 +303,9 @@ def manifest_row(relative: str, choice: Choice | None = None, style: str = "", e
     """One manifest row: output `choice` of input `relative` made with style file `style`, or (no choice) an input
     that could not be read, with the reason."""
     if choice is None:
-        return {"output": "", "input": relative, "style": "", "alpha": "", "error": error}
-    return {"output": choice.output, "input": relative, "style": style, "alpha": f"{choice.alpha:.3f}", "error": ""}
+        return {"output": "", "input": relative, "style": "", "strength": "", "error": error}
+    return {"output": choice.output, "input": relative, "style": style, "strength": f"{choice.strength:.3f}",
+            "error": ""}
 
 
 def manifest_lines(rows: Sequence[dict[str, str]], header: bool = True) -> str:
@@ -309,7 +345,7 @@ class Manifest:
 
     def _load(self) -> None:
         """Read the rows; cut off a last line torn by a crash (no trailing newline); an older manifest (without
-        the error column) is rewritten with the current columns."""
+        the error column, or with `alpha` for the strength) is rewritten with the current columns."""
         with open(self.path, "rb") as f:
             data = f.read()
         if data and not data.endswith(b"\n"):
@@ -322,6 +358,7 @@ class Manifest:
             return
         reader = csv.DictReader(io.StringIO(data.decode("utf-8")))
         for row in reader:
+            row = {**row, "strength": row.get("strength") or row.get("alpha") or ""}
             row = {k: row.get(k) or "" for k in MANIFEST_FIELDS}
             self.entries[("output", row["output"]) if row["output"] else ("unreadable", row["input"])] = row
         if tuple(reader.fieldnames or ()) != MANIFEST_FIELDS:
@@ -343,11 +380,11 @@ class Manifest:
             f.flush()
             os.fsync(f.fileno())
 
-    def add(self, output: str, input_path: str, style: str, alpha: float) -> None:
+    def add(self, output: str, input_path: str, style: str, strength: float) -> None:
         """Record one output (once); an input listed as unreadable before (since replaced) is no longer."""
         if ("output", output) in self.entries:
             return
-        row = manifest_row(input_path, Choice(output, -1, alpha), style)
+        row = manifest_row(input_path, Choice(output, -1, strength), style)
         self.entries[("output", output)] = row
         if self.entries.pop(("unreadable", input_path), None) is not None:
             self._rewrite()
@@ -404,7 +441,7 @@ def augment_folder(input_dir: str, output_dir: str, style_paths: Sequence[str], 
     for rel, cs in plan:  # outputs written before a crash cut their manifest line
         for c in cs:
             if os.path.exists(os.path.join(output_dir, c.output)):
-                manifest.add(c.output, rel, style_paths[c.style], c.alpha)
+                manifest.add(c.output, rel, style_paths[c.style], c.strength)
     total = sum(len(cs) for _, cs in plan)
     report = FolderReport(len(inputs), total, total - len(todo))
     if on_plan is not None:
@@ -414,7 +451,7 @@ def augment_folder(input_dir: str, output_dir: str, style_paths: Sequence[str], 
     if not isinstance(net, ArbitraryStyleNetwork):
         net = ArbitraryStyleNetwork.load(net or None)
     vectors = [net.predict_style(tf.constant(s[None], tf.float32)) for s in style_images]
-    compiled = tf.function(lambda x, v, a: fast.stylize_padded(net, x, v, a), reduce_retracing=True)
+    compiled = tf.function(lambda x, v, s: fast.stylize_padded(net, x, v, s), reduce_retracing=True)
     side = tiling.check_tile(tiling.choose_tile(net) if tile is None else tile)
     progbar = keras.utils.Progbar(len(todo), unit_name="image")
     cache = (None, None)
@@ -431,24 +468,24 @@ def augment_folder(input_dir: str, output_dir: str, style_paths: Sequence[str], 
             report.unreadable.append(rel)
             manifest.add_unreadable(rel, error_reason(exc, os.path.join(input_dir, rel), rel))
             continue
-        out = _stylize_one(net, compiled, cache[1], vectors[choice.style], choice.alpha, side)
+        out = _stylize_one(net, compiled, cache[1], vectors[choice.style], choice.strength, side)
         path = os.path.join(output_dir, choice.output)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         images.save_image(out, path)
-        manifest.add(choice.output, rel, style_paths[choice.style], choice.alpha)
+        manifest.add(choice.output, rel, style_paths[choice.style], choice.strength)
         report.written += 1
         progbar.update(i)
     report.seconds = time.time() - started
     return report
 
 
-def _stylize_one(net, compiled, image: np.ndarray, vector: tf.Tensor, alpha: float, tile: int) -> np.ndarray:
-    """One image through the compiled fast path, or in tiles when it is larger than `tile` (0: never)."""
+def _stylize_one(net, compiled, image: np.ndarray, vector: tf.Tensor, strength: float, tile: int) -> np.ndarray:
+    """One image through the compiled fast path at `strength`, or in tiles when it is larger than `tile` (0: never)."""
     tiled = bool(tile) and max(image.shape[:2]) + 2 * fast.MARGIN > tile
     try:
         if tiled:
-            return tiling.stylize_tiled(net, image, vector, alpha, tile)
-        return compiled(tf.constant(image[None]), vector, tf.constant(alpha)).numpy()[0]
+            return tiling.stylize_tiled(net, image, vector, strength, tile)
+        return compiled(tf.constant(image[None]), vector, tf.constant(strength)).numpy()[0]
     except (tf.errors.ResourceExhaustedError, MemoryError) as exc:
         if isinstance(exc, tiling.OutOfMemory):
             raise

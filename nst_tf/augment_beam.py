@@ -225,7 +225,7 @@ class StylizeBatch(beam.DoFn):
         styles = [images.resize_long_side(decode_image(read_style(p), p), self.style_size, p)
                   for p in self.style_paths]
         self.vectors = [self.net.predict_style(tf.constant(s[None], tf.float32)) for s in styles]
-        self.compiled = tf.function(lambda x, v, a: fast.stylize_padded(self.net, x, v, a), reduce_retracing=True)
+        self.compiled = tf.function(lambda x, v, s: fast.stylize_padded(self.net, x, v, s), reduce_retracing=True)
 
     def _load(self, relative: str, path: str) -> np.ndarray:
         """The input as it is stylized (ImageError or OSError if it cannot be read)."""
@@ -255,7 +255,7 @@ class StylizeBatch(beam.DoFn):
         tf = self.tf
         content = tf.constant(np.stack([job[0] for job in jobs]), tf.float32)
         vectors = tf.concat([self.vectors[job[3].style] for job in jobs], axis=0)
-        strengths = tf.constant([[job[3].alpha] for job in jobs], tf.float32)
+        strengths = tf.constant([[job[3].strength] for job in jobs], tf.float32)  # per image, to the network
         out = self.compiled(content, vectors, strengths).numpy()
         for result, (_, relative, k, choice) in zip(out, jobs):
             ext = os.path.splitext(choice.output)[1]

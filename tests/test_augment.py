@@ -6,16 +6,17 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import ROOT, run_cli
+from conftest import ROOT, last_line, run_cli
 from PIL import Image
 
-from nst_tf import augment
-from nst_tf.network import ArbitraryStyleNetwork
+from nst_tf import augment, fast, images
+from nst_tf.network import ArbitraryStyleNetwork, NetworkConfig
 
 SIZE = 48
 
@@ -59,7 +60,7 @@ def test_identity_when_not_training_or_p_zero(net, vectors, batch):
 
 
 def test_p_one_changes_every_image_and_keeps_range_and_dtype(net, vectors, batch):
-    layer = augment.RandomStyleTransfer(vectors, p=1.0, alpha_range=(0.5, 1.0), network=net, seed=1)
+    layer = augment.RandomStyleTransfer(vectors, p=1.0, strength_range=(0.5, 1.0), network=net, seed=1)
     out = layer(batch).numpy()
     assert out.shape == batch.shape and out.dtype == np.float32
     assert all(changed(out, batch)) and out.min() >= 0.0 and out.max() <= 1.0
@@ -73,8 +74,15 @@ def test_p_one_changes_every_image_and_keeps_range_and_dtype(net, vectors, batch
 def test_images_and_vectors_give_the_same_bank(net, vectors):
     layer = augment.RandomStyleTransfer(style_bank(), network=net)
     np.testing.assert_allclose(layer.style_vectors.numpy(), vectors, rtol=1e-5, atol=1e-5)
-    for bad in (dict(p=1.5), dict(alpha_range=(0.8, 0.2)), dict(value_range=(1, 0))):
-        with pytest.raises(ValueError):
+    for bad, message in ((dict(p=1.5), "p must be in"), (dict(strength_range=(0.8, 0.2)), "strength_range must"),
+                         (dict(strength_range=(0.5, 2.5)), r"<= 2, got \(0.5, 2.5\)"),
+                         (dict(strength_range=(-0.1, 1)), "strength_range must"),
+                         (dict(strength_range=(1,)), r"must be \(low, high\)"),
+                         (dict(alpha_range=(0.5, 1.5)), r"alpha_range must satisfy 0 <= low <= high <= 1"),
+                         (dict(strength_range=(0, 1), alpha_range=(0, 1)), "not both"),
+                         (dict(value_range=(1, 0)), "value_range")):
+        with pytest.raises(ValueError, match=message), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
             augment.RandomStyleTransfer(vectors, network=net, **bad)
     with pytest.raises(ValueError, match="style vectors must be"):
         augment.RandomStyleTransfer(np.zeros((2, 10), np.float32), network=net)
@@ -116,10 +124,53 @@ def test_inside_a_compiled_model(net, vectors, batch):
 
 
 def test_config_round_trip(net, vectors):
-    layer = augment.RandomStyleTransfer(vectors, p=0.3, alpha_range=(0.2, 0.9), network=net, seed=4)
+    layer = augment.RandomStyleTransfer(vectors, p=0.3, strength_range=(0.2, 1.7), network=net, seed=4)
     clone = augment.RandomStyleTransfer.from_config(layer.get_config())
-    assert (clone.p, clone.alpha_range, clone.seed) == (0.3, (0.2, 0.9), 4)
+    assert (clone.p, clone.strength_range, clone.seed) == (0.3, (0.2, 1.7), 4)
     np.testing.assert_allclose(clone.style_vectors.numpy(), vectors)
+    old = {k: v for k, v in layer.get_config().items() if k != "strength_range"}  # saved before the strength control
+    with pytest.warns(DeprecationWarning, match="alpha_range is deprecated"):
+        assert augment.RandomStyleTransfer.from_config({**old, "alpha_range": [0.2, 0.9]}).strength_range == (0.2, 0.9)
+    assert augment.RandomStyleTransfer(vectors, network=net).strength_range == augment.DEFAULT_STRENGTH_RANGE
+
+
+@pytest.fixture(scope="module")
+def photo(data_dir) -> np.ndarray:
+    """A photo at 48 px (the network reconstructs photos, not noise: 0.22 mean distance at strength 0 for noise)."""
+    return images.resize(images.load_image(f"{data_dir}/content/chicago.jpg"), SIZE, SIZE)[None]
+
+
+def test_strength_is_fed_to_the_network(net, vectors, photo):
+    """One style in the bank, one strength in the range: the layer gives what the fast path gives at that strength;
+    strength 0 gives (near) the photo, and much nearer than strength 1 (the bundled network's decoder reconstructs
+    the photo from its own features, so not exactly)."""
+    outputs = {}
+    for value in (0.0, 0.5, 1.0):
+        layer = augment.RandomStyleTransfer(vectors[1:2], p=1.0, strength_range=(value, value), network=net, seed=0)
+        outputs[value] = layer(photo).numpy()
+        direct = fast.stylize_padded(net, photo, vectors[1:2], value).numpy()
+        np.testing.assert_allclose(outputs[value], np.clip(direct, 0.0, 1.0), atol=1e-4)
+    distance = {value: float(np.abs(out - photo).mean()) for value, out in outputs.items()}
+    print(f"mean distance to the photo by strength: {distance}")
+    assert distance[0.0] < 0.06 and distance[0.0] < 0.3 * distance[1.0] and distance[0.5] < distance[1.0]
+
+
+def test_strength_above_one_reaches_a_strength_trained_decoder(photo):
+    """A network whose decoder takes the strength (FiLM, here with random projections): strengths 1 and 2 blend the
+    style vector alike, so only the decoder's strength input can tell them apart; the layer passes each value."""
+    keras.utils.set_random_seed(0)
+    net = ArbitraryStyleNetwork(NetworkConfig(decoder_channels=(16, 16, 8, 8, 8, 8), preprocessing="caffe",
+                                              strength_units=8))
+    for layer in net.decoder.layers:
+        if layer.name.endswith("_film"):
+            kernel, bias = layer.get_weights()
+            layer.set_weights([np.random.default_rng(1).normal(0, 0.2, kernel.shape).astype(np.float32), bias])
+    vector = net.predict_style(tf.constant(style_bank(1)[0][None])).numpy()
+    outputs = {value: augment.RandomStyleTransfer(vector, p=1.0, strength_range=(value, value), network=net,
+                                                  seed=0)(photo).numpy() for value in (1.0, 2.0)}
+    np.testing.assert_allclose(outputs[2.0], np.clip(fast.stylize_padded(net, photo, vector, 2.0).numpy(), 0, 1),
+                               atol=1e-4)
+    assert np.abs(outputs[2.0] - outputs[1.0]).max() > 0.01
 
 
 MIRRORED = textwrap.dedent("""
@@ -178,9 +229,9 @@ def read_manifest(out) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def augment_cli(src, styles, out, *extra):
+def augment_cli(src, styles, out, *extra, strength="--strength_range=0.4,1.6"):
     return run_cli("nst_tf.cli.augment", f"--input_dir={src}", f"--output_dir={out}", f"--styles={styles}",
-                   "--per_image=2", "--alpha_range=0.4,0.9", "--seed=5", *extra)
+                   "--per_image=2", strength, "--seed=5", *extra)
 
 
 def test_cli_manifest_resume_and_recreate(folders, net):
@@ -198,7 +249,7 @@ def test_cli_manifest_resume_and_recreate(folders, net):
         stem, ext = os.path.splitext(row["input"])
         style = os.path.splitext(os.path.basename(row["style"]))[0].replace(" ", "_")
         assert row["output"].startswith(f"{stem}_style-{style}_") and row["output"].endswith(ext)
-        assert 0.4 <= float(row["alpha"]) <= 0.9 and os.path.isfile(out / row["output"])
+        assert 0.4 <= float(row["strength"]) <= 1.6 and os.path.isfile(out / row["output"])
         with Image.open(out / row["output"]) as img:
             assert img.size == (56, 40)
     assert {r["input"] for r in rows} == {"cat.jpg", "dog.png", os.path.join("pets", "bird.jpg"),
@@ -206,7 +257,15 @@ def test_cli_manifest_resume_and_recreate(folders, net):
 
     # the same run again, in process (the library function the CLI calls, with the CLI's settings)
     style_paths = [str(styles / f) for f in augment.list_inputs(str(styles))]
-    settings = augment.Settings(5, 2, (0.4, 0.9), tuple(augment.style_name(p) for p in style_paths), 0)
+    settings = augment.Settings(5, 2, (0.4, 1.6), tuple(augment.style_name(p) for p in style_paths), 0)
+    planned = {c.output: c.strength for rel in augment.list_inputs(str(src)) for c in augment.choices(rel, settings)}
+    assert {r["output"]: float(r["strength"]) for r in rows} == {o: planned[o] for o in (r["output"] for r in rows)}
+    assert min(planned.values()) < 1.0 < max(planned.values())  # both sides of the painting's look drawn
+    png = next(r for r in rows if r["output"].endswith(".png"))  # lossless: the file is the network's output
+    vector = augment.style_vectors(net, [str(png["style"])])
+    content = images.load_image(str(src / png["input"]))[None]
+    expected = np.clip(fast.stylize_padded(net, content, vector, float(png["strength"])).numpy()[0], 0, 1)
+    assert np.abs(images.load_image(str(out / png["output"])) - expected).max() <= 1.5 / 255  # at the recorded one
     again = lambda s=settings: augment.augment_folder(str(src), str(out), style_paths, s, net)  # noqa: E731
     stamps = {r["output"]: os.stat(out / r["output"]).st_mtime_ns for r in rows}
     report = again()
@@ -224,6 +283,41 @@ def test_cli_manifest_resume_and_recreate(folders, net):
 
     with pytest.raises(ValueError, match=r"other settings \(seed 5 -> 6\)"):
         again(dataclasses.replace(settings, seed=6))
+
+    # the same seed in another folder: the same strengths; another seed: others
+    def strengths(folder, seed):
+        augment.augment_folder(str(src), str(folder), style_paths, dataclasses.replace(settings, seed=seed), net)
+        return {r["output"]: r["strength"] for r in read_manifest(folder) if r["output"]}
+
+    same, other = strengths(out.parent / "same", 5), strengths(out.parent / "other", 6)
+    assert same == {r["output"]: r["strength"] for r in rows}
+    assert sorted(other.values()) != sorted(same.values())
+
+    # the deprecated --alpha_range means --strength_range: this folder's settings, other values -> named conflict
+    proc = augment_cli(src, styles, out, strength="--alpha_range=0.3,0.8")
+    assert proc.returncode == 1 and "warning: --alpha_range is deprecated; use --strength_range" in proc.stderr
+    assert "other settings (strength_range [0.4, 1.6] -> [0.3, 0.8])" in last_line(proc.stderr)
+
+
+RANGE_RULE = "expected low,high with 0 <= low <= high <= "
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--strength_range=0.5"], f"--strength_range=0.5: {RANGE_RULE}2"),
+    (["--strength_range=1.5,0.5"], f"--strength_range=1.5,0.5: {RANGE_RULE}2"),
+    (["--strength_range=0,2.5"], f"--strength_range=0,2.5: {RANGE_RULE}2"),
+    (["--strength_range=-0.1,1"], f"--strength_range=-0.1,1: {RANGE_RULE}2"),
+    (["--strength_range=weak,strong"], "--strength_range=weak,strong: expected comma-separated numbers"),
+    (["--alpha_range=0.2,1.5"], f"--alpha_range=0.2,1.5: {RANGE_RULE}1"),
+    (["--alpha_range=0.2,0.8", "--strength_range=0.2,0.8"],
+     "--alpha_range is the deprecated name of --strength_range: give one of them"),
+])
+def test_cli_strength_range_errors(folders, flags, message):
+    src, styles, out = folders
+    proc = run_cli("nst_tf.cli.augment", f"--input_dir={src}", f"--output_dir={out}", f"--styles={styles}", *flags)
+    assert proc.returncode == 2 and last_line(proc.stderr) == f"error: {message}", proc.stderr[-2000:]
+    assert len([line for line in proc.stderr.splitlines() if line.startswith("error")]) == 1
+    assert "Traceback" not in proc.stderr and not out.exists()
 
 
 def test_choices_are_deterministic_per_path():
@@ -245,11 +339,11 @@ def test_manifest_repairs_a_torn_last_line(tmp_path):
     assert list(again.rows) == ["a_style-x_0.jpg"]
     again.add("b_style-x_0.jpg", "b.jpg", "x.jpg", 0.25)
     again.add("b_style-x_0.jpg", "b.jpg", "x.jpg", 0.25)  # recorded once
-    assert [r["alpha"] for r in read_manifest(tmp_path)] == ["0.500", "0.250"]
+    assert [r["strength"] for r in read_manifest(tmp_path)] == ["0.500", "0.250"]
 
 
 def test_manifest_unreadable_rows_and_an_older_manifest(tmp_path):
-    with open(tmp_path / "manifest.csv", "w") as f:  # a manifest from before the error column
+    with open(tmp_path / "manifest.csv", "w") as f:  # a manifest from before the error column and the strength
         f.write("output,input,style,alpha\na_style-x_0.jpg,a.jpg,x.jpg,0.500\n")
     manifest = augment.Manifest(str(tmp_path))
     assert list(manifest.rows) == ["a_style-x_0.jpg"]

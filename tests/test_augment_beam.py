@@ -19,7 +19,7 @@ from apache_beam.testing.util import assert_that, equal_to  # noqa: E402
 from nst_tf import augment, augment_beam  # noqa: E402
 from nst_tf.network import ArbitraryStyleNetwork  # noqa: E402
 
-SEED, PER_IMAGE, ALPHA, STYLE_SIZE = 11, 2, (0.3, 1.0), 96
+SEED, PER_IMAGE, STRENGTH, STYLE_SIZE = 11, 2, (0.3, 1.6), 96
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def small(tmp_path_factory, data_dir):
         with Image.open(os.path.join(data_dir, "styles", name)) as img:
             img.convert("RGB").resize((128, 128)).save(styles / name)
     style_paths = [str(styles / n) for n in sorted(os.listdir(styles))]
-    settings = augment.Settings(SEED, PER_IMAGE, ALPHA, tuple(augment.style_name(p) for p in style_paths), 0)
+    settings = augment.Settings(SEED, PER_IMAGE, STRENGTH, tuple(augment.style_name(p) for p in style_paths), 0)
     return src, styles, style_paths, settings
 
 
@@ -86,7 +86,7 @@ def test_cli_two_worker_processes_match_the_single_process_path(small, single, t
     out = tmp_path / "beam"
     proc = run_cli("nst_tf.cli.augment", "--runner=direct", "--direct_num_workers=2", f"--input_dir={src}",
                    f"--output_dir={out}",
-                   f"--styles={styles}", f"--per_image={PER_IMAGE}", f"--alpha_range={ALPHA[0]},{ALPHA[1]}",
+                   f"--styles={styles}", f"--per_image={PER_IMAGE}", f"--strength_range={STRENGTH[0]},{STRENGTH[1]}",
                    f"--seed={SEED}", f"--style_size={STYLE_SIZE}", "--batch_size=4")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "wrote 12 images" in proc.stdout and "skipped 0 existing, 0 unreadable" in proc.stdout, proc.stdout

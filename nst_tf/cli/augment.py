@@ -2,7 +2,8 @@
 
   nst-augment --input_dir=train/ --output_dir=train_styled/ --styles=styles/ --per_image=2 --seed=0
   cat.jpg -> cat_style-starry_night_0.jpg (relative paths kept); output_dir/manifest.csv says which style and
-  strength made each file. Rerunning skips finished outputs and makes the same choices.
+  strength made each file. Rerunning skips finished outputs and makes the same choices. Each output's strength is
+  drawn uniformly in --strength_range (0 the photo, 1 the painting's look, up to 2 more painterly).
 
   On Apache Beam (pip install nst_tf[beam]; docs/augment_beam.md), the same outputs and manifest for the same seed:
   nst-augment --runner=direct --direct_num_workers=2 --direct_running_mode=multi_processing --input_dir=... \
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 from absl import app, flags
 from absl import logging as absl_logging
@@ -27,7 +29,9 @@ flags.DEFINE_string("input_dir", None, "Folder of images (searched recursively).
 flags.DEFINE_string("output_dir", None, "Output folder (created); relative paths are kept.")
 flags.DEFINE_string("styles", None, "A folder of style images, or style image files separated by commas.")
 flags.DEFINE_integer("per_image", 1, "Stylized versions per input image, each with a random style.")
-flags.DEFINE_string("alpha_range", "0.3,1.0", "Range of the random style strength: low,high within [0, 1].")
+flags.DEFINE_string("strength_range", "0.3,1.0", "Range of the random style strength, drawn per output: low,high "
+                    "within [0, 2] (0 the photo, 1 the painting's look, 2 more painterly).")
+flags.DEFINE_string("alpha_range", None, "Deprecated: --strength_range (the same values, within [0, 1]).")
 flags.DEFINE_integer("seed", 0, "Seed of the choices; each image's choices depend only on it and its path.")
 flags.DEFINE_integer("size", 0, "Long side of the outputs in pixels (0: the input's size).")
 flags.DEFINE_string("model", "", "A network folder (config.json + weights.npz); default: bundled.")
@@ -71,8 +75,23 @@ def _inside(output_dir: str, input_dir: str) -> bool:
     return inside == "." or not inside.startswith("..")
 
 
+def _strength_range() -> tuple[float, float]:
+    """(low, high) of --strength_range, or of its deprecated alias --alpha_range (a warning on stderr)."""
+    name, top = "strength_range", 2.0
+    if FLAGS.alpha_range is not None:
+        if FLAGS["strength_range"].present:
+            raise common.UsageError("--alpha_range is the deprecated name of --strength_range: give one of them")
+        print("warning: --alpha_range is deprecated; use --strength_range (the same values)", file=sys.stderr)
+        name, top = "alpha_range", 1.0
+    value = FLAGS[name].value
+    bounds = common.parse_floats(value, name) or []
+    if len(bounds) != 2 or not 0.0 <= bounds[0] <= bounds[1] <= top:
+        raise common.UsageError(f"--{name}={value}: expected low,high with 0 <= low <= high <= {top:g}")
+    return bounds[0], bounds[1]
+
+
 def _validate() -> tuple[list[str], tuple[float, float]]:
-    """Check the flags; return the style paths and the alpha range."""
+    """Check the flags; return the style paths and the strength range."""
     for name in ("input_dir", "output_dir", "styles"):
         if not getattr(FLAGS, name):
             raise common.UsageError(f"--{name} is required")
@@ -84,9 +103,7 @@ def _validate() -> tuple[list[str], tuple[float, float]]:
     common.require_positive("per_image", FLAGS.per_image)
     common.require_non_negative("size", FLAGS.size)
     common.require_positive("style_size", FLAGS.style_size)
-    alpha = common.parse_floats(FLAGS.alpha_range, "alpha_range") or []
-    if len(alpha) != 2 or not 0.0 <= alpha[0] <= alpha[1] <= 1.0:
-        raise common.UsageError(f"--alpha_range={FLAGS.alpha_range}: expected low,high with 0 <= low <= high <= 1")
+    strength_range = _strength_range()
     common.require_positive("batch_size", FLAGS.batch_size)
     if FLAGS.tile is not None and FLAGS.tile != 0 and (FLAGS.tile < 256 or FLAGS.tile % 8):
         raise common.UsageError(f"--tile must be 0 (untiled) or a multiple of 8 of at least 256, got {FLAGS.tile}")
@@ -100,19 +117,19 @@ def _validate() -> tuple[list[str], tuple[float, float]]:
     missing = [p for p in styles if "://" not in p and not os.path.isfile(p)]
     if missing:
         raise FileNotFoundError(f"{missing[0]}: no such file")
-    return styles, (alpha[0], alpha[1])
+    return styles, strength_range
 
 
 def main(argv: list[str]) -> int:
     """Plan every output from the seed, skip the finished ones, stylize the rest, keep the manifest."""
-    style_paths, alpha_range = _validate()  # before TensorFlow loads
+    style_paths, strength_range = _validate()  # before TensorFlow loads
     from nst_tf import augment
 
     names = [augment.style_name(p) for p in style_paths]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise common.UsageError(f"--styles: several style files are named {duplicates[0]} (names must differ)")
-    settings = augment.Settings(FLAGS.seed, FLAGS.per_image, alpha_range, tuple(names), FLAGS.size)
+    settings = augment.Settings(FLAGS.seed, FLAGS.per_image, strength_range, tuple(names), FLAGS.size)
     if FLAGS.runner:
         return _main_beam(style_paths, settings)
 
