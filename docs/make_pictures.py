@@ -4,7 +4,7 @@
 
 controls: the optimiser's controls at 256 px (the preview preset's settings, offline ImageNet VGG16):
           colour preservation, style blending, style scale, a two-style mask.
-fast:     the bundled arbitrary-style network on held-out photos and paintings, and an alpha sweep.
+fast:     the bundled arbitrary-style network on held-out photos and paintings, and a strength sweep.
 video:    nst-video on the `mountain_2` frames, --consistency=none vs flow (frames and their differences).
 augment:  nst-augment on a few photos, three random styles each.
 export:   the Keras network beside the TFLite fp16 and int8 prediction + transfer models in export/tflite
@@ -76,7 +76,7 @@ def controls() -> None:
 
 
 def fast_network() -> None:
-    """Held-out pairs through the bundled network, and alpha 0 / 0.5 / 1."""
+    """Held-out pairs through the bundled network, and strength 0 / 0.5 / 1 / 2 (fast_alpha.jpg, its old name)."""
     from nst_tf import fast, images
     from nst_tf.network import ArbitraryStyleNetwork
 
@@ -89,7 +89,7 @@ def fast_network() -> None:
         rows.append(images.contact_sheet([content, style, fast.stylize(net, content, [style])], 180))
     _save(images.stack_rows(rows), "fast_held_out.jpg")
     content, style = load("content", "golden_gate"), load("styles", "starry_night")
-    sweep = [fast.stylize(net, content, [style], strength=a) for a in (0.0, 0.5, 1.0, 2.0)]
+    sweep = [fast.stylize(net, content, [style], strength=s) for s in (0.0, 0.5, 1.0, 2.0)]
     _save(images.contact_sheet([style, *sweep], 160), "fast_alpha.jpg")
 
 
@@ -138,7 +138,8 @@ def augment() -> None:
 
 
 def exported() -> None:
-    """Keras | TFLite fp16 | TFLite int8, both models of each (style vector from the TFLite prediction model)."""
+    """Keras | TFLite fp16 | TFLite int8, both models of each (style vector from the TFLite prediction model; the
+    transfer model's `strength` input at 1, nst_tf.export.tflite)."""
     from nst_tf import export, fast, images
     from nst_tf.network import ArbitraryStyleNetwork
 
@@ -151,7 +152,7 @@ def exported() -> None:
         name = os.path.join(ROOT, "export", "tflite", f"arbitrary_style_{quantization}_{{}}_1.tflite")
         predict = export.tflite_session(name.format("prediction"), {"style": style[None]})
         vector = predict({"style": style[None]})["style_vector"]
-        inputs = {"content": content[None], "style_vector": vector, "alpha": np.array([1.0], np.float32)}
+        inputs = {"content": content[None], "style_vector": vector, "strength": np.array([1.0], np.float32)}
         panels.append(export.tflite_session(name.format("transfer"), inputs)(inputs)["stylized_image"][0])
     _save(images.contact_sheet(panels, 200), "export_tflite.jpg")
 
