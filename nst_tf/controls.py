@@ -41,6 +41,9 @@ CHOICES = {"preserve_colors": ("none", "luminance", "histogram"), "optimizer": (
            "style_loss": ("gram", "sliced_wasserstein"),
            "precision": ("float32", "mixed_bfloat16", "mixed_float16"), "backbone": (None, "vgg19", "vgg16"),
            "preprocessing": ("auto", "caffe", "torch")}
+# The optimiser's smallest tile: styles are analysed in windows as narrow as tile // 4 + 1 px at an image's edge,
+# and VGG's four poolings before block5_conv1 need 16 (tiles under 60 stopped with a oneDNN pooling error).
+MIN_TILE = 64
 FLOATS = ("content_weight", "style_weight", "tv_weight", "style_scale", "learning_rate", "average")
 INTS = ("size", "min_scale", "seed", "tile", "tile_overlap")
 
@@ -123,6 +126,11 @@ def resolve(values: Mapping[str, object] | None = None, preset: str | None = Non
     for name in ("content_weight", "style_weight", "tv_weight", "tile", "tile_overlap"):
         if merged[name] < 0:
             raise ControlError(name, f" must be non-negative, got {merged[name]}")
+    if merged["tile"] and merged["tile"] < MIN_TILE:
+        raise ControlError("tile", f" must be 0 (untiled) or at least {MIN_TILE} px, got {merged['tile']}")
+    if merged["tile"] and merged["tile_overlap"] >= merged["tile"]:
+        raise ControlError("tile_overlap", f" must be smaller than the tile ({merged['tile']} px), "
+                           f"got {merged['tile_overlap']}")
     if not 0.0 <= merged["average"] < 1.0:
         raise ControlError("average", f" must be in [0, 1), got {merged['average']}")
     merged["scales"] = scales(merged)

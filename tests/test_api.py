@@ -130,6 +130,8 @@ def test_bad_inputs_raise_one_nst_error_naming_them(pictures, tmp_path, offline)
              (dict(steps=-3), "steps must be positive, got -3"),
              (dict(steps=2, scales="64,32"), "scales=64,32: sizes must be positive and ascending"),
              (dict(steps=2, bogus=1), "bogus: unknown control"),
+             (dict(steps=2, tile=32), "tile must be 0 (untiled) or at least 64 px, got 32"),
+             (dict(steps=2, tile=128, tile_overlap=128), "tile_overlap must be smaller than the tile (128 px)"),
              (dict(steps=2, preset="nope"), "preset=nope: unknown preset 'nope'"),
              (dict(steps=2, init=str(not_image)), f"{not_image}: not an image file"),
              (dict(steps=2, weights=str(tmp_path / "w.weights.h5")), "w.weights.h5: weights file not found"),

@@ -40,6 +40,13 @@ def test_help_lists_the_flags_without_tensorflow(name):
 
 @pytest.mark.parametrize("name, args, message", [
     ("stylize", ["--content=a.jpg", "--style=b.jpg", "--output=o.jpg", "--size=0"], "--size must be positive"),
+    # tiles under 60 px once stopped with a oneDNN pooling traceback in the optimiser's style analysis
+    ("stylize", ["--content=a.jpg", "--style=b.jpg", "--output=o.jpg", "--tile=32"],
+     "--tile must be 0 (untiled) or at least 64 px, got 32"),
+    ("stylize", ["--content=a.jpg", "--style=b.jpg", "--output=o.jpg", "--tile=128", "--tile_overlap=128"],
+     "--tile_overlap must be smaller than the tile (128 px), got 128"),
+    ("stylize", ["--content=a.jpg", "--style=b.jpg", "--output=o.jpg", "--method=fast", "--tile=32"],
+     "--tile must be 0 (untiled) or a multiple of 8 of at least 256 with --method=fast, got 32"),
     ("train", ["--style_dir=s", "--model_dir=m"], "--content_dir is required"),
     ("export", ["--formats=onnx"], "unknown format(s) onnx"),
     ("video", ["--input=a.mp4", "--style=b.jpg", "--output=o.mp4", "--size=-3"], "--size must be non-negative"),
@@ -48,7 +55,18 @@ def test_help_lists_the_flags_without_tensorflow(name):
 def test_flag_errors_come_before_tensorflow(name, args, message):
     proc, tf_loaded = launch(name, *args)
     assert proc.returncode == 2 and message in last_line(proc.stderr.rsplit("tensorflow loaded", 1)[0])
+    assert "Traceback" not in proc.stderr and proc.stderr.count("error:") == 1
     assert not tf_loaded
+
+
+def test_deprecated_alpha_warns_and_is_the_strength(tmp_path):
+    """nst-stylize --alpha: a warning naming --strength, then the run goes on (here to the missing content file)."""
+    missing = str(tmp_path / "missing.jpg")
+    proc, tf_loaded = launch("stylize", f"--content={missing}", f"--style={missing}", f"--output={tmp_path}/o.jpg",
+                             "--method=fast", "--alpha=0.5")
+    assert "warning: --alpha is deprecated; use --strength" in proc.stderr
+    assert proc.returncode == 1 and last_line(proc.stderr.rsplit("tensorflow loaded", 1)[0]).startswith(
+        f"error: {missing}") and not tf_loaded
 
 
 @pytest.mark.parametrize("name, args", [

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 
 from absl import app, flags
@@ -59,7 +60,8 @@ flags.DEFINE_enum("style_loss", "gram", ["gram", "sliced_wasserstein"],
                   "Style loss: Gram matrices, or sliced Wasserstein (whole feature distributions, colour included).")
 flags.DEFINE_integer("seed", 0, "Random seed (noise init, TensorFlow ops).")
 flags.DEFINE_integer("tile", 0, "Tile the final scale into overlapping tiles of this size when larger (0: never; "
-                     "e.g. 768 keeps memory flat for 2048-4096 px outputs). --method=fast: the side of the tiles "
+                     "else at least 64, more than --tile_overlap; e.g. 768 keeps memory flat for 2048-4096 px "
+                     "outputs). --method=fast: the side of the tiles "
                      "larger images are stylized in, with the whole image's statistics (unset: chosen from the free "
                      "memory; 0: never; else a multiple of 8, at least 256; docs/tiling.md).")
 flags.DEFINE_integer("tile_overlap", 64, "Overlap of neighbouring tiles, blended with feathered seams.")
@@ -109,11 +111,15 @@ def main(argv: list[str]) -> int:
     fast_full_size = FLAGS.method == "fast" and FLAGS.size == 0  # --method=fast --size=0: the input's size
     if fast_full_size:
         FLAGS.size = FLAGS["size"].default
+    if FLAGS.method == "fast" and FLAGS.tile and (FLAGS.tile < 256 or FLAGS.tile % 8):  # before the optimiser's rule
+        raise common.UsageError(f"--tile must be 0 (untiled) or a multiple of 8 of at least 256 with --method=fast, "
+                                f"got {FLAGS.tile}")
     values = controls_from_flags()
     common.require_non_negative("save_every", FLAGS.save_every)
     if FLAGS.alpha is not None:
         if not 0.0 <= FLAGS.alpha <= 1.0:
             raise common.UsageError(f"--alpha must be in [0, 1], got {FLAGS.alpha}")
+        print("warning: --alpha is deprecated; use --strength (the same below 1)", file=sys.stderr)
         FLAGS.strength = FLAGS.alpha
     if not 0.0 <= FLAGS.strength <= 2.0:
         raise common.UsageError(f"--strength must be in [0, 2], got {FLAGS.strength}")
@@ -216,7 +222,7 @@ def _fast(content, style_paths: list[str], blend: list[float] | None) -> int:
     if FLAGS.contact_sheet:
         images.save_image(images.contact_sheet([content, *styles, result]), FLAGS.contact_sheet)
     h, w = content.shape[:2]
-    print(f"wrote {FLAGS.output} ({w}x{h}, fast network, alpha {FLAGS.alpha}) in {time.time() - started:.1f} s")
+    print(f"wrote {FLAGS.output} ({w}x{h}, fast network, strength {FLAGS.strength:g}) in {time.time() - started:.1f} s")
     return 0
 
 
