@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+from PIL import Image
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -51,6 +52,19 @@ def random_vgg16_weights(tmp_path_factory) -> str:
     path = str(tmp_path_factory.mktemp("random") / "vgg16_random.weights.h5")
     keras.applications.VGG16(include_top=False, weights=None).save_weights(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def train_folders(tmp_path_factory):
+    """A content/ (4 images) and a style/ (3 images) folder of random 48x56 PNGs, as nst-train reads them (tests
+    only read them: runs and models go elsewhere)."""
+    root = tmp_path_factory.mktemp("train_folders")
+    rng = np.random.default_rng(0)
+    for name, count in (("content", 4), ("style", 3)):
+        (root / name).mkdir()
+        for i in range(count):
+            Image.fromarray(rng.integers(0, 255, (48, 56, 3), dtype=np.uint8)).save(root / name / f"{i}.png")
+    return root
 
 
 @pytest.fixture

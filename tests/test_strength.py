@@ -5,7 +5,6 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import tensorflow as tf
-from PIL import Image
 
 from nst_tf import fast, losses, palette, strength, train
 from nst_tf import weights as weights_lib
@@ -123,17 +122,6 @@ def test_mobile_strength_input_and_palette(tmp_path):
     assert loaded.config == config
 
 
-@pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    root = tmp_path_factory.mktemp("strength_data")
-    rng = np.random.default_rng(0)
-    for name, count in (("content", 4), ("style", 3)):
-        (root / name).mkdir()
-        for i in range(count):
-            Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(root / name / f"{i}.jpg")
-    return root
-
-
 def _config(folders, model_dir, weights, **kw):
     base = dict(content_dir=str(folders / "content"), style_dir=str(folders / "style"), model_dir=str(model_dir),
                 weights=weights, steps=1, batch_size=2, crop=32, log_every=1, image_every=100, checkpoint_every=1,
@@ -141,8 +129,8 @@ def _config(folders, model_dir, weights, **kw):
     return train.TrainConfig(**{**base, **kw})
 
 
-def test_trainer_samples_the_strength_weighs_the_style_and_resumes(folders, tmp_path, random_vgg16_weights):
-    config = _config(folders, tmp_path / "run", random_vgg16_weights)
+def test_trainer_samples_the_strength_weighs_the_style_and_resumes(train_folders, tmp_path, random_vgg16_weights):
+    config = _config(train_folders, tmp_path / "run", random_vgg16_weights)
     trainer = train.Trainer(config, network_config=STRONG)
     strengths = trainer.sample_strength(tf.constant(4000)).numpy()
     assert 0.0 <= strengths.min() < 0.05 and 1.95 < strengths.max() <= 2.0  # uniform over [0, 2]
@@ -173,11 +161,11 @@ def test_trainer_samples_the_strength_weighs_the_style_and_resumes(folders, tmp_
     assert saved.config == STRONG
 
 
-def test_mobile_trainer_with_strength_warm_starts_from_one_without(folders, tmp_path, random_vgg16_weights):
+def test_mobile_trainer_with_strength_warm_starts_from_one_without(train_folders, tmp_path, random_vgg16_weights):
     source = MobileStyleNetwork(SMALL_MOBILE)
     source.save(str(tmp_path / "source"), include_encoder=True)
     config = replace(SMALL_MOBILE, strength_units=4, palette=True)
-    trainer = train.Trainer(_config(folders, tmp_path / "run", random_vgg16_weights, content_target="photo"),
+    trainer = train.Trainer(_config(train_folders, tmp_path / "run", random_vgg16_weights, content_target="photo"),
                             network_config=config)
     fresh = trainer.init_decoder_from(str(tmp_path / "source"))
     assert set(fresh) == {"strength_embed1", "strength_excess", "strength_embed2", "strength_shift"}
@@ -185,7 +173,7 @@ def test_mobile_trainer_with_strength_warm_starts_from_one_without(folders, tmp_
     assert {"identity", "content", "style", "palette", "tv"} <= set(last) and np.isfinite(last["total"])
 
 
-def test_excess_ramps_zero_up_to_one_and_fresh_in_a_warm_start(folders, tmp_path, random_vgg16_weights):
+def test_excess_ramps_zero_up_to_one_and_fresh_in_a_warm_start(train_folders, tmp_path, random_vgg16_weights):
     """A network saved before the ramps of the excess over 1 existed loads with them at zero (the same output at every
     strength), and a warm start from it initialises them afresh (non-zero, so they can learn)."""
     net = _random_network(STRONG, random_vgg16_weights)
@@ -194,7 +182,7 @@ def test_excess_ramps_zero_up_to_one_and_fresh_in_a_warm_start(folders, tmp_path
     np.savez(tmp_path / "net" / "weights.npz", **{k: v for k, v in arrays.items() if "strength_excess" not in k})
     old = ArbitraryStyleNetwork.load(str(tmp_path / "net"))
     assert not np.any(old.decoder.get_layer("strength_excess").get_weights()[0])
-    trainer = train.Trainer(_config(folders, tmp_path / "run", random_vgg16_weights), network_config=STRONG)
+    trainer = train.Trainer(_config(train_folders, tmp_path / "run", random_vgg16_weights), network_config=STRONG)
     assert "strength_excess" in trainer.init_decoder_from(str(tmp_path / "net"))
     assert np.any(trainer.net.decoder.get_layer("strength_excess").get_weights()[0])
     trainer.net.encoder.set_weights(old.encoder.get_weights())
