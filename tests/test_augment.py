@@ -2,6 +2,7 @@
 
 import csv
 import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -357,3 +358,16 @@ def test_manifest_unreadable_rows_and_an_older_manifest(tmp_path):
     again.add("b_style-x_0.jpg", "b.jpg", "x.jpg", 0.25)  # b.jpg was replaced by a readable file
     assert [(r["output"], r["error"]) for r in read_manifest(tmp_path)] == \
         [("a_style-x_0.jpg", ""), ("b_style-x_0.jpg", "")]
+
+
+def test_a_folder_made_with_alpha_range_resumes_as_the_same_strength_range(tmp_path):
+    """augment_settings.json from before the strength control records `alpha_range`: the same values resume, other
+    values are a conflict named as the strength range."""
+    settings = augment.Settings(5, 2, (0.4, 0.9), ("a", "b"), 0)
+    old = {k: v for k, v in json.loads(settings.to_json()).items() if k != "strength_range"}
+    old["alpha_range"] = [0.4, 0.9]
+    (tmp_path / augment.SETTINGS).write_text(json.dumps(old))
+    augment.check_settings(str(tmp_path), settings)  # no error, file kept as it was
+    assert json.loads((tmp_path / augment.SETTINGS).read_text()) == old
+    with pytest.raises(ValueError, match=r"other settings \(strength_range \[0.4, 0.9\] -> \[0.4, 1.5\]\)"):
+        augment.check_settings(str(tmp_path), dataclasses.replace(settings, strength_range=(0.4, 1.5)))
