@@ -1,11 +1,13 @@
-"""tools/jax_train.py (the trainer's step in JAX, for accelerator machines without TensorFlow) against nst_tf.train.
+"""tools/jax_train.py and tools/jaxnst (the trainer's step in JAX, for accelerator machines without TensorFlow)
+against nst_tf.train.
 
 JAX (CPU) is in the test extra, so CI runs these; skipped where JAX is not installed. The tool's own runs (save,
-resume, the student's network folder) are slow-marked: benchmarks/slow_checks.py runs them.
+resume, the student's network folder, the strength recipe) are slow-marked: benchmarks/slow_checks.py runs them.
 """
 
 import importlib.util
 import os
+import sys
 from dataclasses import replace
 
 import keras
@@ -48,7 +50,17 @@ def _load_tool(name):
     return module
 
 
-jt = _load_tool("jax_train")
+sys.path.insert(0, os.path.join(ROOT, "tools"))  # tools/jaxnst, as `python tools/jax_train.py` finds it
+from jaxnst import data as jd  # noqa: E402
+from jaxnst import losses as jl  # noqa: E402
+from jaxnst import model as jm  # noqa: E402
+from jaxnst import train as jtr  # noqa: E402
+
+
+def _recipe(**changes) -> "jl.Recipe":
+    """The loss weights these tests give the TensorFlow trainers below (photo content target)."""
+    return jl.Recipe(**{"content_weight": 1.0, "style_weight": 10.0, "tv_weight": 1.0, "identity_weight": 10.0,
+                        "style_layers": STYLE_LAYERS, **changes})
 
 
 @pytest.fixture(scope="module")
@@ -115,8 +127,7 @@ def test_loss_terms_match_tensorflow(which, request):
     content, style = _batch()
     tf_terms, _ = trainer.compute_losses(tf.constant(content), tf.constant(style))
     vgg, dec = _jax_params(trainer)
-    weights = {"content": 1.0, "style": 10.0, "tv": 1.0, "identity": 10.0}
-    jax_terms = jt.loss_terms(dec, vgg, content, style, weights, STYLE_LAYERS)
+    jax_terms = jl.loss_terms(dec, vgg, content, style, _recipe())
     assert set(jax_terms) == set(tf_terms)
     for key in tf_terms:
         np.testing.assert_allclose(np.asarray(jax_terms[key]), tf_terms[key].numpy(), rtol=2e-3, err_msg=key)
@@ -126,7 +137,7 @@ def test_loss_terms_match_tensorflow(which, request):
         tf_relative, _ = trainer.compute_losses(tf.constant(content), tf.constant(style))
     finally:
         trainer.config = replace(trainer.config, style_relative=False, style_target=0.0)
-    jax_relative = jt.loss_terms(dec, vgg, content, style, {**weights, "style_target": 0.05}, STYLE_LAYERS)
+    jax_relative = jl.loss_terms(dec, vgg, content, style, _recipe(style_relative=True, style_target=0.05))
     np.testing.assert_allclose(np.asarray(jax_relative["style"]), tf_relative["style"].numpy(), rtol=2e-3)
     assert float(np.min(tf_relative["style"])) > 0.1
     trainer.config = replace(trainer.config, inversion_weight=2.0)
@@ -134,7 +145,7 @@ def test_loss_terms_match_tensorflow(which, request):
         tf_inversion, _ = trainer.compute_losses(tf.constant(content), tf.constant(style))
     finally:
         trainer.config = replace(trainer.config, inversion_weight=0.0)
-    jax_inversion = jt.loss_terms(dec, vgg, content, style, {**weights, "inversion": 2.0}, STYLE_LAYERS)
+    jax_inversion = jl.loss_terms(dec, vgg, content, style, _recipe(inversion_weight=2.0))
     np.testing.assert_allclose(np.asarray(jax_inversion["inversion"]), tf_inversion["inversion"].numpy(), rtol=2e-3)
     np.testing.assert_allclose(np.asarray(jax_inversion["total"]), tf_inversion["total"].numpy(), rtol=2e-3)
     assert float(np.min(tf_inversion["inversion"])) > 0.01
@@ -144,21 +155,19 @@ def test_linear_transform_changes_the_output(trainer, adain_trainer):
     content, style = _batch()
     vgg, dec = _jax_params(adain_trainer)
     _, linear = _jax_params(trainer)
-    assert set(jt.LINEAR_LAYERS) <= set(linear) and not set(jt.LINEAR_LAYERS) & set(dec)
-    weights = {"content": 1.0, "style": 10.0, "tv": 1.0, "identity": 10.0}
-    plain = jt.loss_terms(dec, vgg, content, style, weights, STYLE_LAYERS)
-    mixed = jt.loss_terms(linear, vgg, content, style, weights, STYLE_LAYERS)
+    assert set(jm.LINEAR_LAYERS) <= set(linear) and not set(jm.LINEAR_LAYERS) & set(dec)
+    plain = jl.loss_terms(dec, vgg, content, style, _recipe())
+    mixed = jl.loss_terms(linear, vgg, content, style, _recipe())
     assert not np.allclose(np.asarray(plain["style"]), np.asarray(mixed["style"]), rtol=1e-3)
 
 
 def test_moment_head_changes_the_output(head_trainer):
     content, style = _batch()
     vgg, headed = _jax_params(head_trainer)
-    dec = {k: v for k, v in headed.items() if k not in jt.HEAD_LAYERS}
-    assert set(jt.HEAD_LAYERS) <= set(headed)
-    weights = {"content": 1.0, "style": 10.0, "tv": 1.0, "identity": 10.0}
-    plain = jt.loss_terms(dec, vgg, content, style, weights, STYLE_LAYERS)
-    corrected = jt.loss_terms(headed, vgg, content, style, weights, STYLE_LAYERS)
+    dec = {k: v for k, v in headed.items() if k not in jm.HEAD_LAYERS}
+    assert set(jm.HEAD_LAYERS) <= set(headed)
+    plain = jl.loss_terms(dec, vgg, content, style, _recipe())
+    corrected = jl.loss_terms(headed, vgg, content, style, _recipe())
     assert not np.allclose(np.asarray(plain["style"]), np.asarray(corrected["style"]), rtol=1e-3)
     np.testing.assert_allclose(np.asarray(plain["identity"]), np.asarray(corrected["identity"]), rtol=1e-5)
 
@@ -168,10 +177,9 @@ def test_gradients_match_tensorflow(trainer):
     tf_grads, _, bad = trainer._replica_gradients(tf.constant(content), tf.constant(style))
     assert int(bad) == 0
     vgg, dec = _jax_params(trainer)
-    weights = {"content": 1.0, "style": 10.0, "tv": 1.0, "identity": 10.0}
 
     def loss(d):
-        return jax.numpy.mean(jt.loss_terms(d, vgg, content, style, weights, STYLE_LAYERS)["total"])
+        return jax.numpy.mean(jl.loss_terms(d, vgg, content, style, _recipe())["total"])
 
     jax_grads = jax.grad(loss)(dec)
     names = [v.path.split("/")[-2] for v in trainer.net.decoder.trainable_variables]
@@ -193,7 +201,7 @@ def test_adam_update_matches_keras():
     state = {"iterations": np.int32(0), "m": {"w": (np.zeros_like(start),)}, "v": {"w": (np.zeros_like(start),)}}
     for g in grads:
         optimizer.apply_gradients([(tf.constant(g), var)])
-        params, state = jt.adam_update(params, {"w": (g,)}, state, 0.01, 0.5)
+        params, state = jtr.adam_update(params, {"w": (g,)}, state, 0.01, 0.5)
     np.testing.assert_allclose(np.asarray(params["w"][0]), var.numpy(), rtol=1e-5, atol=1e-6)
     assert not np.allclose(var.numpy(), start, atol=1e-3)  # the steps did move it
 
@@ -299,7 +307,7 @@ def test_random_crop_sizes_and_range():
 
     image = Image.fromarray(np.random.default_rng(3).integers(0, 255, (30, 50, 3), dtype=np.uint8))
     rng = np.random.default_rng(4)
-    crops = [jt.random_crop(image, 64, 1.0, 1.6, rng) for _ in range(5)]  # smaller than the crop: resized up
+    crops = [jd.random_crop(image, 64, 1.0, 1.6, rng) for _ in range(5)]  # smaller than the crop: resized up
     assert all(c.shape == (64, 64, 3) and c.dtype == np.float32 for c in crops)
     assert min(c.min() for c in crops) >= 0.0 and max(c.max() for c in crops) <= 1.0
 
@@ -328,8 +336,8 @@ def test_student_transform_matches_keras():
     rng = np.random.default_rng(1)
     content = rng.random((2, 32, 44, 3)).astype(np.float32)
     vector = (rng.random((2, 1920)) * 3).astype(np.float32)
-    assert jt.student_blocks(params) == 2
-    ours = np.asarray(jt.transform(params, content, vector, 2))
+    assert jm.student_blocks(params) == 2
+    ours = np.asarray(jm.transform(params, content, vector, 2))
     np.testing.assert_allclose(ours, model([content, vector]).numpy(), atol=2e-5)
 
 
@@ -339,16 +347,15 @@ def test_student_terms(trainer):
     _, params = _student()
     content, style = _batch()
     vgg, dec = _jax_params(trainer)
-    weights = {"content": 1.0, "style": 10.0, "tv": 1.0, "identity": 10.0, "distill": 10.0}
-    terms = jt.student_terms(params, dec, vgg, content, style, weights, STYLE_LAYERS)
+    terms = jl.student_terms(params, dec, vgg, content, style, _recipe(distill_weight=10.0))
     assert set(terms) == {"content", "style", "tv", "identity", "distill", "total"}
     # the style vector is nst_tf.network's, and distill is 10 x the squared pixel error to the teacher's output
     levels = trainer.net.encode(tf.constant(style))
-    own = np.asarray(jt.style_vector([np.asarray(f) for f in levels]))
+    own = np.asarray(jm.levels_vector([np.asarray(f) for f in levels]))
     np.testing.assert_allclose(own, network.levels_vector(levels).numpy(), rtol=1e-4, atol=1e-5)
     teacher = trainer.net.stylize(tf.constant(content), trainer.net.vector_of(levels)).numpy()
     vector = network.levels_vector(levels).numpy()
-    output = np.asarray(jt.transform(params, content, vector, 2))
+    output = np.asarray(jm.transform(params, content, vector, 2))
     expected = 10.0 * np.mean(np.square(output - teacher), axis=(1, 2, 3))
     np.testing.assert_allclose(np.asarray(terms["distill"]), expected, rtol=1e-3)
     np.testing.assert_allclose(np.asarray(terms["total"]),
@@ -368,8 +375,253 @@ def test_student_terms_match_the_tensorflow_trainer(trainer, tmp_path):
     content, style = _batch()
     tf_terms, _ = student.compute_losses(tf.constant(content), tf.constant(style))
     vgg, dec = _jax_params(trainer)
-    weights = {"content": 1.0, "style": 10.0, "tv": 1.0, "identity": 10.0, "distill": 10.0}
-    jax_terms = jt.student_terms(params, dec, vgg, content, style, weights, STYLE_LAYERS)
+    jax_terms = jl.student_terms(params, dec, vgg, content, style, _recipe(distill_weight=10.0))
     assert set(jax_terms) == set(tf_terms)
     for key in tf_terms:
         np.testing.assert_allclose(np.asarray(jax_terms[key]), tf_terms[key].numpy(), rtol=2e-3, err_msg=key)
+
+
+# -- the strength recipe (configs/train_arbitrary_strength.cfg) from checkpoints/arbitrary_strength -----------------
+STRENGTH_DIR = os.path.join(ROOT, "checkpoints", "arbitrary_strength")
+STRENGTH_RECIPE = os.path.join(ROOT, "configs", "train_arbitrary_strength.cfg")
+STRENGTHS = np.array([[0.0], [0.7], [1.6]], np.float32)  # the photo, a blend, and above 1 (the excess ramps)
+
+
+def _jax_train():
+    return _load_tool("jax_train")
+
+
+def _recipe_args(*extra):
+    """jax_train.py's arguments for the strength recipe (the flag file read as the tool reads it)."""
+    return _jax_train().parse([f"--recipe={STRENGTH_RECIPE}", f"--network={STRENGTH_DIR}", "--content_dir=c",
+                               "--style_dir=s", "--out=o", *extra])
+
+
+@pytest.fixture(scope="module")
+def strength_trainer(tmp_path_factory, lpips_weights):
+    """The TensorFlow trainer of the strength recipe (its flag file's loss weights and strength sampling), warm-started
+    from checkpoints/arbitrary_strength, batches of three."""
+    flags = _jax_train().read_recipe(STRENGTH_RECIPE)
+    fields = {f.name: f.default for f in train.TrainConfig.__dataclass_fields__.values()}
+    typed = {k: (v if isinstance(fields[k], bool) else type(fields[k])(v)) for k, v in flags.items()
+             if k in fields and k not in ("content_dir", "style_dir", "weights")}
+    root = tmp_path_factory.mktemp("jax_strength")
+    config = train.TrainConfig(**{**typed, "content_dir": str(root), "style_dir": str(root),
+                                  "model_dir": str(root / "run"), "weights": lpips_weights, "batch_size": 3})
+    assert config.content_target == "adain" and config.strength_max == 2 and config.palette_weight > 0
+    assert config.viewing_weight > 0
+    with open(os.path.join(STRENGTH_DIR, "config.json")) as f:
+        net_config = network.NetworkConfig.from_json(f.read())
+    t = train.Trainer(config, network_config=net_config)
+    assert t.init_decoder_from(STRENGTH_DIR) == []
+    return t
+
+
+def _strength_batch():
+    rng = np.random.default_rng(4)
+    smooth = lambda: tf.image.resize(rng.random((3, 8, 8, 3)), [64, 64]).numpy().astype(np.float32)  # noqa: E731
+    directions = jd.random_directions(np.random.default_rng(5))
+    return smooth(), smooth(), directions
+
+
+@pytest.fixture()
+def fixed_draws(strength_trainer, monkeypatch):
+    """The TensorFlow trainer with STRENGTHS and the palette term's directions fixed (it draws both at random)."""
+    content, style, directions = _strength_batch()
+    monkeypatch.setattr(strength_trainer, "sample_strength", lambda batch: tf.constant(STRENGTHS))
+    palette_loss = train.losses.palette_loss
+    monkeypatch.setattr(train.losses, "palette_loss",
+                        lambda images, target: palette_loss(images, target, directions=tf.constant(directions)))
+    return content, style, directions
+
+
+def test_recipe_flags_reach_the_tool():
+    args = _recipe_args("--batch_size=2")
+    assert (args.content_target, args.crop, args.batch_size, args.strength_max, args.strength_zero) == \
+        ("adain", 256, 2, 2.0, 0.15)  # the command line wins over the flag file
+    recipe = jtr.recipe_from(args, palette=True)
+    assert (recipe.content_weight, recipe.style_weight, recipe.palette_weight, recipe.viewing_weight) == \
+        (1.5, 20.0, 100.0, 1.0)
+    with pytest.raises(SystemExit, match="strength_units is 0"):  # the recipe's architecture against the network's
+        _jax_train().parse([f"--recipe={STRENGTH_RECIPE}", f"--network={network.BUNDLED_DIR}", "--content_dir=c",
+                            "--style_dir=s", "--out=o"])
+
+
+def test_recipe_flags_the_tool_lacks_are_refused(tmp_path):
+    (tmp_path / "r.cfg").write_text("# a recipe\n--style_weight=3\n--sharpness_weight=2\n")
+    with pytest.raises(SystemExit, match="sharpness_weight"):
+        _jax_train().parse([f"--recipe={tmp_path / 'r.cfg'}", "--content_dir=c", "--style_dir=s", "--out=o"])
+
+
+def test_strength_draws():
+    rng = np.random.default_rng(0)
+    drawn = jd.sample_strength(rng, 4000, 2.0, 0.15)
+    assert drawn.shape == (4000, 1) and drawn.dtype == np.float32 and drawn.min() >= 0 and drawn.max() < 2
+    assert 0.12 < np.mean(drawn == 0) < 0.18 and 0.9 < np.mean(drawn[drawn > 0]) < 1.1
+    assert np.all(jd.sample_strength(rng, 3, 0.0, 0.5) == 1)
+    directions = jd.random_directions(rng)
+    np.testing.assert_allclose(np.linalg.norm(directions, axis=0), 1.0, rtol=1e-6)
+
+
+def test_strength_network_matches_and_round_trips(tmp_path):
+    """The JAX forward pass of checkpoints/arbitrary_strength is the network's at strengths 0, 1 and 2; pack (its
+    trained parts, as for an untracked folder) -> the weights a run returns (float16) -> unpack gives a folder that
+    nst-stylize loads and that stylizes exactly as the checkpoint does."""
+    import shutil
+    from argparse import Namespace
+
+    from nst_tf import fast
+
+    net = network.ArbitraryStyleNetwork.load(STRENGTH_DIR)
+    parts, config = jtr.read_network(STRENGTH_DIR)
+    vgg, params = parts["encoder"], jtr.trained_params(parts)
+    assert config["palette"] and not jtr.missing_layers(vgg, params, jl.Recipe(content_target="adain"))
+    rng = np.random.default_rng(6)
+    content = tf.image.resize(rng.random((1, 6, 8, 3)), [48, 64]).numpy().astype(np.float32)
+    style = tf.image.resize(rng.random((1, 8, 8, 3)), [64, 64]).numpy().astype(np.float32)
+    vector = net.predict_style(style).numpy()
+    feats = jm.vgg_features(vgg, style, jm.LEVELS)
+    np.testing.assert_allclose(np.asarray(jm.vector_of(params, [feats[n] for n in jm.LEVELS], style, True)), vector,
+                               rtol=1e-5, atol=1e-4)  # |vector| up to ~20
+    outputs = {s: net.stylize(content, vector, s, clip=False).numpy() for s in (0.0, 1.0, 2.0)}
+    for s, expected in outputs.items():
+        np.testing.assert_allclose(np.asarray(jm.stylize(params, vgg, content, vector, s, palette=True)), expected,
+                                   atol=2e-5, err_msg=f"strength {s}")
+    assert np.abs(outputs[2.0] - outputs[1.0]).mean() > 1e-3  # the strength above 1 acts (FiLM, excess ramps)
+    dp = _load_tool("device_pack")
+    shutil.copytree(STRENGTH_DIR, tmp_path / "start")  # untracked: pack copies its trained parts
+    packed = dp.pack_network(str(tmp_path / "start"), str(tmp_path / "device"))
+    assert packed == str(tmp_path / "device" / "network")
+    with np.load(os.path.join(packed, "weights.npz")) as arrays:
+        assert not any(k.startswith("encoder/") for k in arrays.files)
+    parts, _ = jtr.read_network(packed)
+    jtr.save_params(jtr.trained_params(parts), str(tmp_path / "decoder_f16.npz"), "decoder", np.float16)
+    dp.unpack(Namespace(transformer=None, decoder=str(tmp_path / "decoder_f16.npz"), out=str(tmp_path / "net"),
+                        model=STRENGTH_DIR, linear_rank=None, moment_head=None, student_channels=""))
+    returned = fast.load_network(str(tmp_path / "net"))
+    assert returned.config == net.config
+    for s, expected in outputs.items():
+        np.testing.assert_array_equal(returned.stylize(content, vector, s, clip=False).numpy(), expected)
+
+
+def test_strength_terms_match_tensorflow(strength_trainer, fixed_draws):
+    """Every term of the strength recipe (identity, content against the AdaIN target, style with the viewing-scale
+    term, TV, palette, total) per example, at strengths 0, 0.7 and 1.6 with the same palette directions."""
+    content, style, directions = fixed_draws
+    tf_terms, _ = strength_trainer.compute_losses(tf.constant(content), tf.constant(style))
+    vgg, params = _jax_params(strength_trainer)
+    recipe = jtr.recipe_from(_recipe_args(), palette=True)
+    jax_terms = jl.loss_terms(params, vgg, content, style, recipe, STRENGTHS, directions)
+    assert set(jax_terms) == set(tf_terms) == {"identity", "content", "style", "tv", "palette", "total"}
+    for key in tf_terms:
+        np.testing.assert_allclose(np.asarray(jax_terms[key]), tf_terms[key].numpy(), rtol=1e-4, atol=1e-7,
+                                   err_msg=key)
+    assert np.all(tf_terms["style"].numpy()[1:] > 0.1) and np.all(tf_terms["palette"].numpy()[1:] > 1e-3)
+    assert tf_terms["style"].numpy()[0] == 0 and tf_terms["palette"].numpy()[0] == 0  # k = s^2 = 0 at strength 0
+    strength_trainer.config = replace(strength_trainer.config, viewing_weight=0.0)
+    try:
+        tf_plain, _ = strength_trainer.compute_losses(tf.constant(content), tf.constant(style))
+    finally:
+        strength_trainer.config = replace(strength_trainer.config, viewing_weight=recipe.viewing_weight)
+    jax_plain = jl.loss_terms(params, vgg, content, style, replace(recipe, viewing_weight=0.0), STRENGTHS, directions)
+    np.testing.assert_allclose(np.asarray(jax_plain["style"]), tf_plain["style"].numpy(), rtol=1e-4, atol=1e-7)
+    assert np.all(tf_terms["style"].numpy()[1:] > 1.05 * tf_plain["style"].numpy()[1:])  # the viewing term counts
+
+
+def test_strength_step_matches_tensorflow(strength_trainer, fixed_draws):
+    """One step of the strength recipe: the gradients of every trained layer, and the Keras Adam update (from the
+    TensorFlow gradients exactly; from JAX's own, by the share of weights that move alike)."""
+    content, style, directions = fixed_draws
+    variables = strength_trainer.trainable_variables
+    keys = [(v.path.split("/")[-2], 0 if v.path.endswith(("kernel", "kernel:0")) else 1) for v in variables]
+    vgg, params = _jax_params(strength_trainer)
+    recipe = jtr.recipe_from(_recipe_args(), palette=True)
+    cfg = strength_trainer.config
+    tf_grads, _, bad = strength_trainer._replica_gradients(tf.constant(content), tf.constant(style))
+    assert int(bad) == 0
+
+    def loss(p, v, c, s, k, d):
+        return jax.numpy.mean(jl.loss_terms(p, v, c, s, recipe, k, d)["total"])
+
+    # arguments, not closed-over constants: XLA would constant-fold the VGG passes of the images (minutes)
+    jax_grads = jax.jit(jax.grad(loss))(params, vgg, content, style, STRENGTHS, directions)
+    largest = max(np.linalg.norm(g.numpy()) for g in tf_grads)
+    for (name, kind), g in zip(keys, tf_grads):
+        ours, theirs = np.asarray(jax_grads[name][kind]), g.numpy()
+        gap = np.linalg.norm(ours - theirs)
+        if np.linalg.norm(theirs) > 1e-4 * largest:
+            assert gap < 1e-3 * np.linalg.norm(theirs), (name, kind, gap / np.linalg.norm(theirs))
+        else:  # zero: dead ReLUs (the checkpoint's moment head and cnet_conv2), or dec1_1's bias (a constant the
+            assert gap < 1e-6 * largest, (name, kind, gap)  # palette layer removes), float noise at most
+    zeros = jax.tree_util.tree_map(np.zeros_like, params)
+    start = {"iterations": jax.numpy.int32(0), "m": zeros, "v": zeros}
+    stepped, _ = jtr.adam_update(params, jax_grads, start, cfg.learning_rate, cfg.lr_decay)
+    from_tf_grads = {n: list(w) for n, w in params.items()}
+    for (name, kind), g in zip(keys, tf_grads):
+        from_tf_grads[name][kind] = g.numpy()
+    from_tf_grads, _ = jtr.adam_update(params, {n: tuple(w) for n, w in from_tf_grads.items()}, start,
+                                       cfg.learning_rate, cfg.lr_decay)
+    before = [v.numpy() for v in variables]
+    try:
+        strength_trainer.optimizer.apply_gradients(zip(tf_grads, variables))
+        after = [v.numpy() for v in variables]
+    finally:
+        for v, w in zip(variables, before):
+            v.assign(w)
+    alike = moved = total = 0
+    for (name, kind), w0, w1 in zip(keys, before, after):
+        np.testing.assert_allclose(np.asarray(from_tf_grads[name][kind]), w1, rtol=1e-5, atol=1e-7, err_msg=name)
+        alike += int(np.sum(np.abs(np.asarray(stepped[name][kind]) - w1) <= 0.01 * cfg.learning_rate))
+        moved += int(np.sum(np.abs(w1 - w0) > 0.5 * cfg.learning_rate))  # Adam's first step: about lr
+        total += w1.size
+    # 32% moved by half a step or more (the dead layers and tiny gradients do not), 99.987% alike within lr / 100
+    assert moved / total > 0.25 and alike / total > 0.999, (moved / total, alike / total)
+
+
+@pytest.mark.slow  # three tools/jax_train.py runs of the strength recipe, each compiling its step, and an unpack
+def test_strength_run_resumes_and_unpacks(tmp_path):
+    """The strength recipe from checkpoints/arbitrary_strength on the command line, as on a GPU machine: two steps,
+    a resumed third, the float16 weights in --return_dir, unpacked to a folder that stylizes at strength 0..2."""
+    import subprocess
+
+    rng = np.random.default_rng(7)
+    for name in ("content", "style"):
+        (tmp_path / name).mkdir()
+        for i in range(3):
+            keras.utils.save_img(str(tmp_path / name / f"{i}.png"), rng.random((40, 48, 3)))
+    base = [sys.executable, os.path.join(ROOT, "tools", "jax_train.py"), f"--recipe={STRENGTH_RECIPE}",
+            f"--network={STRENGTH_DIR}", f"--content_dir={tmp_path / 'content'}", f"--style_dir={tmp_path / 'style'}",
+            "--crop=32", "--batch_size=2", "--log_every=1", f"--out={tmp_path / 'run'}",
+            f"--return_dir={tmp_path / 'back'}"]
+    run = lambda *a: subprocess.run(base + list(a), capture_output=True, text=True, timeout=900)  # noqa: E731
+    first = run("--max_steps=2")
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert '"palette"' in first.stdout and "content_target='adain'" in first.stdout
+    returned = dict(np.load(tmp_path / "back" / "decoder_f16.npz"))
+    assert all(w.dtype == np.float16 for w in returned.values()) and "decoder/strength_excess/0" in returned
+    with np.load(os.path.join(STRENGTH_DIR, "weights.npz")) as start:
+        shared = [k for k in returned if k in start.files]  # the decoder's own layers (every part is decoder/ here)
+        assert shared and any(not np.array_equal(start[k], returned[k]) for k in shared)
+    second = run(f"--resume={tmp_path / 'run'}", "--max_steps=3")
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert f"resumed from {tmp_path / 'run'} at step 2" in second.stdout
+    with np.load(tmp_path / "run" / "adam.npz") as state:
+        assert int(state["step"]) == 3 and int(state["iterations"]) == 3
+    import json
+
+    summaries = [json.loads(line) for line in open(tmp_path / "back" / "log.jsonl") if "final_step" in line]
+    assert [s["final_step"] for s in summaries] == [2, 3]  # the log came back with the weights, both runs in it
+    bad = run(f"--network={network.BUNDLED_DIR}", "--max_steps=1")  # the recipe needs the strength input
+    assert bad.returncode != 0 and "strength_units is 0" in bad.stderr.strip().splitlines()[-1]
+    unpack = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "device_pack.py"), "unpack",
+                             f"--decoder={tmp_path / 'back' / 'decoder_f16.npz'}", f"--model={STRENGTH_DIR}",
+                             f"--out={tmp_path / 'net'}"], capture_output=True, text=True, timeout=300)
+    assert unpack.returncode == 0, unpack.stderr[-2000:]
+    from nst_tf import fast
+
+    net = fast.load_network(str(tmp_path / "net"))
+    assert net.config.strength_units and net.config.palette
+    content = rng.random((1, 32, 32, 3)).astype(np.float32)
+    vector = net.predict_style(rng.random((1, 32, 32, 3)).astype(np.float32))
+    outputs = [net.stylize(content, vector, s).numpy() for s in (0.0, 1.0, 2.0)]
+    assert all(np.isfinite(o).all() for o in outputs) and np.abs(outputs[2] - outputs[0]).mean() > 1e-3

@@ -1,23 +1,31 @@
-"""Carry a training run to a JAX-only accelerator machine and bring its decoder back (see tools/jax_train.py).
+"""Carry a training run to a JAX-only accelerator machine and bring its weights back (see tools/jax_train.py).
 
-  python tools/device_pack.py pack --out=.device [--model=DIR] [--crop=256]
-      network.npz: with --model, that network's weights.npz (encoder and decoder, float16; by default
-      jax_train.py reads the bundled nst_tf/models/arbitrary/weights.npz, which travels with the repository);
-      pack.npz: the offline ImageNet VGG16's deeper layers that only the losses use (block4_conv2, float16; with
-      --block5 also block4_conv3 and block5_conv1, for jax_train.py --style_layers=...,block5_conv1);
-      content/: the training photos shrunk to the largest size a crop can use (short side crop * 1.6, JPEG q85);
-      style/: the paintings, as they are; with --extra_styles=LIST.txt, style_extra/: the listed paintings, shrunk
-      like the photos (jax_train.py --style_dir=.device/style,.device/style_extra:80).
+  python tools/device_pack.py pack --out=.device [--model=DIR] [--crop=256] [--content_target=adain]
+      [--quality=85] [--style_quality=0] [--extra_styles=LIST.txt]
+      network/: with --model, the network to start from when git does not track it (its config.json and trained
+      parts; jax_train.py fills in the bundled VGG16 encoder, which travels with the repository, as does a tracked
+      folder such as checkpoints/arbitrary_strength: --network names it directly);
+      pack.npz: the offline ImageNet VGG16's deeper layers that only the losses use (block4_conv2, float16, for the
+      photo content target; with --block5 also block4_conv3 and block5_conv1, for --style_layers=...,block5_conv1;
+      none with --content_target=adain and without --block5);
+      content/: the training photos shrunk to the largest size a crop can use (short side crop * 1.6, JPEG
+      --quality); style/: the paintings, as they are (--style_quality=Q: re-encoded as JPEG Q); with
+      --extra_styles=LIST.txt, style_extra/: the listed paintings, shrunk like the photos
+      (jax_train.py --style_dir=.device/style,.device/style_extra:80).
       With --linear_rank=R: also linear_init.npz, the Keras initialisation of the linear transform at relu4_1
       (nst_tf.network.build_style_net and build_transfer, decoder/<layer>/<i>) for jax_train.py --init.
       With --moment_head=H: also head_init.npz, the Keras initialisation of the moment head (its last layer zero).
       With --student: also student_init.npz, the initial weights of nst_tf.mobile's transformer (Keras' own
       initialisers, --seed; float16, compressed) for jax_train.py --student; --student_channels=32,64,128 makes
       it wider.
-  python tools/device_pack.py unpack --decoder=OUT/decoder_final.npz --out=DIR [--model=DIR] [--linear_rank=R]
+      Last it prints what would travel (git's tracked and untracked-not-ignored files plus --out) against the
+      64 MiB a device call carries, and exits 1 when that is over.
+  python tools/device_pack.py unpack --decoder=OUT/decoder_f16.npz --out=DIR [--model=DIR] [--linear_rank=R]
       [--moment_head=H]
-      a network folder (config.json + weights.npz, as nst-train writes) with the trained decoder (and, with
-      --linear_rank / --moment_head, the trained linear transform / moment head).
+      a network folder (config.json + weights.npz, as nst-train writes) with the returned trained parts (float16 or
+      float32: decoder_f16.npz, decoder_final.npz) on --model's config and encoder (and, with --linear_rank /
+      --moment_head, the trained linear transform / moment head); --model=checkpoints/arbitrary_strength for the
+      strength recipe (its strength input and palette layer).
   python tools/device_pack.py unpack --transformer=OUT/transformer_final.npz --out=DIR
       a nst_tf.mobile network folder: the bundled network's encoder (its style predictor) + the trained transformer
       (its widths read from the file; --student_channels, if given, must match them).
@@ -27,9 +35,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
 import os
 import shutil
+import subprocess
 import sys
 
 import numpy as np
@@ -39,6 +49,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.environ.get("NST_TF_DATA", os.path.join(os.path.dirname(ROOT), "shared", "data"))
 LOSS_ONLY_LAYERS = ("block4_conv2",)  # the photo content layer
 BLOCK5_LAYERS = ("block4_conv3", "block5_conv1")  # only jax_train.py --style_layers=...,block5_conv1 needs them
+TRAVEL_LIMIT = 64 * 2**20  # what one device call carries: the working tree git knows of, plus the carried paths
 
 
 def loss_layer_arrays(vgg, block5: bool = True) -> dict[str, np.ndarray]:
@@ -54,14 +65,50 @@ def save_float16(path: str, arrays: dict[str, np.ndarray]) -> None:
     np.savez_compressed(path, **{k: w.astype(np.float16) for k, w in arrays.items()})
 
 
-def shrink(src: str, dst: str, short_side: int) -> None:
-    """Copy an image, shrunk so its short side is at most `short_side` (never enlarged)."""
+def shrink(src: str, dst: str, short_side: int, quality: int = 85) -> None:
+    """Copy an image as a JPEG of `quality`, shrunk so its short side is at most `short_side` (never enlarged; 0:
+    as it is)."""
     with Image.open(src) as im:
         im = im.convert("RGB")
-        scale = short_side / min(im.size)
+        scale = short_side / min(im.size) if short_side else 1.0
         if scale < 1:
             im = im.resize((round(im.size[0] * scale), round(im.size[1] * scale)), Image.BICUBIC)
-        im.save(dst, quality=85)
+        im.save(dst, "JPEG", quality=quality)
+
+
+def git_tracks(path: str) -> bool:
+    """Whether git tracks `path` in this repository (so it travels to the device machine with the working tree)."""
+    path = os.path.abspath(path)
+    if os.path.commonpath([path, ROOT]) != ROOT:
+        return False
+    found = subprocess.run(["git", "ls-files", "--error-unmatch", os.path.relpath(path, ROOT)], cwd=ROOT,
+                           capture_output=True)
+    return found.returncode == 0
+
+
+def pack_network(model_dir: str, out: str) -> str:
+    """What jax_train.py --network should name to start from `model_dir`: the folder itself when git tracks it,
+    else `out`/network, written here with its config.json and trained parts (the encoder is the bundled one's)."""
+    if git_tracks(os.path.join(model_dir, "weights.npz")) and git_tracks(os.path.join(model_dir, "config.json")):
+        return os.path.relpath(os.path.abspath(model_dir), ROOT)
+    from nst_tf.network import read_folder, write_folder
+
+    config_json, arrays = read_folder(model_dir)
+    dst = os.path.join(out, "network")
+    write_folder(dst, {k: w.astype(np.float16) for k, w in arrays.items() if not k.startswith("encoder/")},
+                 config_json)
+    return dst
+
+
+def travel_bytes(out: str) -> tuple[int, int]:
+    """(bytes of the files git tracks or does not ignore, outside `out`; bytes under `out`): what a device call
+    carries with `out` in its carry list."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                            capture_output=True, check=True).stdout.decode().split("\0")
+    inside = os.path.abspath(out) + os.sep
+    paths = [os.path.join(ROOT, f) for f in listed if f]
+    tree = sum(os.path.getsize(p) for p in paths if os.path.isfile(p) and not p.startswith(inside))
+    return tree, sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(out) for f in fs)
 
 
 def pack(args) -> None:
@@ -72,11 +119,18 @@ def pack(args) -> None:
     net = ArbitraryStyleNetwork.load(model_dir)
     if net.config.skip_levels != 3 or net.config.preprocessing != "torch":
         sys.exit(f"{args.model or 'bundled network'}: jax_train.py supports skip_levels=3 with torch preprocessing")
-    vgg = weights_lib.build_backbone("vgg16", weights_lib.resolve("lpips", "vgg16").path)
     os.makedirs(args.out, exist_ok=True)
-    np.savez_compressed(os.path.join(args.out, "pack.npz"), **loss_layer_arrays(vgg, args.block5))
-    if args.model:  # the bundled weights.npz travels with the repository itself
-        shutil.copyfile(os.path.join(model_dir, "weights.npz"), os.path.join(args.out, "network.npz"))
+    pack_path = os.path.join(args.out, "pack.npz")
+    if args.content_target == "photo" or args.block5:
+        vgg = weights_lib.build_backbone("vgg16", weights_lib.resolve("lpips", "vgg16").path)
+        arrays = loss_layer_arrays(vgg, args.block5)
+        if args.content_target == "adain":
+            arrays = {k: w for k, w in arrays.items() if k.split("/")[1] in BLOCK5_LAYERS}
+        np.savez_compressed(pack_path, **arrays)
+    elif os.path.exists(pack_path):
+        os.remove(pack_path)  # an earlier pack's: it would only take room
+    shutil.rmtree(os.path.join(args.out, "network"), ignore_errors=True)
+    network = pack_network(model_dir, args.out) if args.model else "(the bundled weights, the default)"
     short = math.ceil(args.crop * 1.6)
     for sub, src in (("content", args.content_dir), ("style", args.style_dir)):
         dst = os.path.join(args.out, sub)
@@ -84,26 +138,35 @@ def pack(args) -> None:
         os.makedirs(dst)
         for name in sorted(os.listdir(src)):
             if name.lower().endswith((".jpg", ".jpeg", ".png")):
-                if sub == "style":
-                    shutil.copyfile(os.path.join(src, name), os.path.join(dst, name))
+                jpeg = os.path.join(dst, os.path.splitext(name)[0] + ".jpg")
+                if sub == "content":
+                    shrink(os.path.join(src, name), jpeg, short, args.quality)
+                elif args.style_quality:
+                    shrink(os.path.join(src, name), jpeg, 0, args.style_quality)
                 else:
-                    shrink(os.path.join(src, name), os.path.join(dst, os.path.splitext(name)[0] + ".jpg"), short)
+                    shutil.copyfile(os.path.join(src, name), os.path.join(dst, name))
+    shutil.rmtree(os.path.join(args.out, "style_extra"), ignore_errors=True)
     if args.extra_styles:
         from nst_tf.data import read_image_list
 
         dst = os.path.join(args.out, "style_extra")
-        shutil.rmtree(dst, ignore_errors=True)
         os.makedirs(dst)
         for path in read_image_list(args.extra_styles):
-            shrink(path, os.path.join(dst, os.path.splitext(os.path.basename(path))[0] + ".jpg"), short)
+            shrink(path, os.path.join(dst, os.path.splitext(os.path.basename(path))[0] + ".jpg"), short, args.quality)
     if args.student:  # a 32,64,128 student: 8.8 MB in float32, 3.4 MB here
         save_float16(os.path.join(args.out, "student_init.npz"), student_init(args.seed, args.student_channels))
     if args.linear_rank:
         save_float16(os.path.join(args.out, "linear_init.npz"), linear_init(args.linear_rank, args.seed))
     if args.moment_head:
         save_float16(os.path.join(args.out, "head_init.npz"), head_init(net.config, args.moment_head, args.seed))
-    total = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(args.out) for f in fs)
-    print(f"{args.out}: {total / 2**20:.1f} MiB")
+    tree, carried = travel_bytes(args.out)
+    print(json.dumps({"network": network, "palette": net.config.palette, "out_mib": round(carried / 2**20, 1),
+                      "working_tree_mib": round(tree / 2**20, 1),
+                      "travels_mib": round((tree + carried) / 2**20, 1), "limit_mib": TRAVEL_LIMIT // 2**20}))
+    if tree + carried > TRAVEL_LIMIT:
+        sys.exit(f"{args.out}: {(tree + carried) / 2**20:.1f} MiB would travel with the working tree, over the "
+                 f"{TRAVEL_LIMIT // 2**20} MiB a device call carries; pack with a lower --quality / --style_quality "
+                 "or remove what the run does not need from it")
 
 
 def student_config(channels: str = ""):
@@ -205,6 +268,11 @@ def main() -> None:
     p.add_argument("--out", default=os.path.join(ROOT, ".device"))
     p.add_argument("--model", default="", help="network to start from (default: the bundled one)")
     p.add_argument("--crop", type=int, default=256)
+    p.add_argument("--content_target", default="photo", choices=("photo", "adain"),
+                   help="adain: no block4_conv2 in pack.npz (only the photo content target reads it)")
+    p.add_argument("--quality", type=int, default=85, help="JPEG quality of the photos and the extra paintings")
+    p.add_argument("--style_quality", type=int, default=0,
+                   help="re-encode the paintings as JPEGs of this quality (0: copy them as they are)")
     p.add_argument("--student", action="store_true", help="also the mobile transformer's initial weights")
     p.add_argument("--student_channels", default="",
                    help="its widths, e.g. 32,64,128 (Johnson et al.'s; default: nst_tf.mobile's 16,32,64)")
@@ -219,7 +287,7 @@ def main() -> None:
                    help="a .txt image list (configs/train_styles_extra.txt) to write, shrunk, to style_extra/")
     u = sub.add_parser("unpack")
     which = u.add_mutually_exclusive_group(required=True)
-    which.add_argument("--decoder", help="a returned decoder_*.npz")
+    which.add_argument("--decoder", help="a returned decoder_*.npz (decoder_f16.npz, decoder_final.npz)")
     which.add_argument("--transformer", help="a returned transformer_*.npz (jax_train.py --student)")
     u.add_argument("--out", required=True)
     u.add_argument("--student_channels", default="",
