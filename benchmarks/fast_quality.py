@@ -103,6 +103,7 @@ def main() -> None:
     import numpy as np
 
     from nst_tf import features, images, optimize
+    from nst_tf.objective import LossWeights, Objective, style_targets
 
     extractor = features.build_extractor("lpips")
     options = None if args.no_optimizer else optimiser_options(args.preset, args.size)
@@ -117,8 +118,8 @@ def main() -> None:
     for (content_name, style_name), content, style_full, network_out, network_seconds in zip(
             pairs, contents, style_fulls, outputs, seconds):
         style = images.resize_long_side(style_full, args.size)
-        objective = optimize.Objective(extractor, content, optimize.style_targets(extractor, [style]),
-                                       optimize.LossWeights(content=1, style=1, tv=0))
+        objective = Objective(extractor, content, style_targets(extractor, [style]),
+                              LossWeights(content=1, style=1, tv=0))
 
         def measure(image: np.ndarray, objective=objective) -> dict[str, float]:
             terms = objective.terms(image[None].astype(np.float32))

@@ -89,15 +89,16 @@ def sheet(result: dict, height: int = 200) -> np.ndarray:
 
 def measure(result: dict, data_dir: str = DATA) -> list[dict]:
     """Per pair: the unweighted style loss of the content photo, and style and content losses of both outputs."""
-    from nst_tf import features, optimize
+    from nst_tf import features
+    from nst_tf.objective import LossWeights, Objective, style_targets
 
     extractor = features.build_extractor("lpips")
     rows = []
     for i, (content_name, style_name) in enumerate(result["pairs"]):
         content = result["contents"][i]
         style = _square(data_dir, "styles", style_name, CONTENT_SIZE)
-        objective = optimize.Objective(extractor, content, optimize.style_targets(extractor, [style]),
-                                       optimize.LossWeights(content=1, style=1, tv=0))
+        objective = Objective(extractor, content, style_targets(extractor, [style]),
+                              LossWeights(content=1, style=1, tv=0))
         row = {"pair": f"{content_name} x {style_name}"}
         for name, image in (("content_photo", content), *((name, result[name][i]) for name in result["outputs"])):
             terms = objective.terms(image[None].astype(np.float32))

@@ -37,7 +37,8 @@ def main() -> None:
     parser.add_argument("--docs", default="")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from nst_tf import features, images, optimize
+    from nst_tf import features, images
+    from nst_tf.objective import LossWeights, Objective, style_targets
 
     extractor = features.build_extractor("lpips")
     rows, workdir = [], tempfile.mkdtemp()
@@ -54,8 +55,8 @@ def main() -> None:
         h, w = reference.shape[:2]
         content = images.resize(images.load_image(content_path), h, w)
         style = images.resize_long_side(images.load_image(style_path), max(h, w))
-        objective = optimize.Objective(extractor, content, optimize.style_targets(extractor, [style]),
-                                       optimize.LossWeights(content=1, style=1, tv=0))
+        objective = Objective(extractor, content, style_targets(extractor, [style]),
+                              LossWeights(content=1, style=1, tv=0))
         result = images.resize(images.load_image(ours), h, w)
         measured = {}
         for name, image in (("ours", result), ("reference", reference), ("content_photo", content)):

@@ -28,14 +28,16 @@ def measure(size: int, mode: str, steps: int, weights: str) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from nst_tf import features, images, optimize
+    from nst_tf import features, images
+    from nst_tf.objective import Objective, style_targets
+    from nst_tf.optimizers import Adam
 
     extractor = features.build_extractor(weights)
     content = images.resize_long_side(images.load_image(os.path.join(ROOT, "nst_tf/assets/tubingen.jpg")), size)
     style = images.resize_long_side(images.load_image(os.path.join(ROOT, "nst_tf/assets/starry_night.jpg")), size)
-    objective = optimize.Objective(extractor, content, optimize.style_targets(extractor, [style]))
+    objective = Objective(extractor, content, style_targets(extractor, [style]))
     image = tf.Variable(content[None])
-    adam = optimize.Adam(objective, image)
+    adam = Adam(objective, image)
     if mode == "compiled":
         step = adam.step
     else:

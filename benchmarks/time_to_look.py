@@ -69,11 +69,12 @@ def step_seconds(extractor, content, style, repeats: int = 3) -> float:
     import tensorflow as tf
 
     from nst_tf import optimize
+    from nst_tf.objective import Objective, style_targets
+    from nst_tf.optimizers import Adam
 
     content = optimize._long_side(content, 512)
-    objective = optimize.Objective(extractor, content, optimize.style_targets(extractor, [optimize._long_side(
-        style, 512)]))
-    adam = optimize.Adam(objective, tf.Variable(content[None]))
+    objective = Objective(extractor, content, style_targets(extractor, [optimize._long_side(style, 512)]))
+    adam = Adam(objective, tf.Variable(content[None]))
     float(adam.step()["total"])
     times = []
     for _ in range(repeats):

@@ -25,11 +25,12 @@ def trace(method: str, extractor, content, style, size: int, budget: float) -> l
     import tensorflow as tf
 
     from nst_tf import optimize
+    from nst_tf.objective import Objective, style_targets
     from nst_tf.scales import scale_ladder
 
     full = optimize._long_side(content, size)
-    targets = optimize.style_targets(extractor, [optimize._long_side(style, size)])
-    measure = optimize.Objective(extractor, full, targets)
+    targets = style_targets(extractor, [optimize._long_side(style, size)])
+    measure = Objective(extractor, full, targets)
     scales = scale_ladder(size, max(128, size // 2)) if method == "multiscale" else (size,)
     points, state = [], {"t0": None}
     optimizer = "lbfgs" if method == "lbfgs" else "adam"

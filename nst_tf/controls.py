@@ -192,6 +192,7 @@ def steps(values: Mapping[str, object], n_scales: int) -> tuple[int, ...]:
 def options(values: Mapping[str, object], init: object = None, blend: Sequence[float] | None = None):
     """The optimize.Options that resolved controls describe (`init`: a name or an image; default the control)."""
     from nst_tf import optimize
+    from nst_tf.objective import LossWeights
 
     layer_weights = values["style_layer_weights"]
     return optimize.Options(
@@ -201,8 +202,8 @@ def options(values: Mapping[str, object], init: object = None, blend: Sequence[f
         style_blend=tuple(blend) if blend else None, style_scale=values["style_scale"],
         preserve_colors=values["preserve_colors"], tile=values["tile"], tile_overlap=values["tile_overlap"],
         jit_compile=values["jit_compile"], style_loss=values["style_loss"],
-        weights=optimize.LossWeights(content=values["content_weight"], style=values["style_weight"],
-                                     tv=values["tv_weight"], style_layers=layer_weights))
+        weights=LossWeights(content=values["content_weight"], style=values["style_weight"],
+                            tv=values["tv_weight"], style_layers=layer_weights))
 
 
 def extractor(values: Mapping[str, object]):

@@ -7,7 +7,8 @@ import pytest
 import tensorflow as tf
 from conftest import last_line, run_cli
 
-from nst_tf import color, features, images, masks, optimize
+from nst_tf import color, features, images, losses, masks, optimize
+from nst_tf.objective import LossWeights, Objective, style_targets
 
 SIZE = 128
 
@@ -26,8 +27,7 @@ def photos(data_dir):
 
 def style_loss(extractor, image, style):
     """Unweighted style loss of `image` against `style` (both as given)."""
-    objective = optimize.Objective(extractor, image, optimize.style_targets(extractor, [style]),
-                                   optimize.LossWeights(content=0, style=1, tv=0))
+    objective = Objective(extractor, image, style_targets(extractor, [style]), LossWeights(content=0, style=1, tv=0))
     return float(objective.terms(image[None])["style"])
 
 
@@ -90,13 +90,13 @@ def test_mask_regions_follow_their_styles(extractor, photos):
     options = optimize.Options(scales=(SIZE,), steps=(60,))
     out = optimize.stylize(extractor, photos["content"], [photos["starry"], photos["mondrian"]], options, None, regions)
     styles = [images.resize_long_side(photos[s], SIZE) for s in ("starry", "mondrian")]
-    grams = [optimize.style_targets(extractor, [s])[0] for s in styles]
+    grams = [style_targets(extractor, [s])[0] for s in styles]
     _, feats = extractor(out[None])
     table = []
     for r in range(2):
         m = tf.image.resize(regions[None, ..., r:r + 1], feats[2].shape[1:3], method="area")
-        g = optimize.losses.masked_gram_matrix(feats[2], m)
-        table.append([float(optimize.losses.relative_squared_error(g, grams[s][2])[0]) for s in range(2)])
+        g = losses.masked_gram_matrix(feats[2], m)
+        table.append([float(losses.relative_squared_error(g, grams[s][2])[0]) for s in range(2)])
     print(f"block3_conv1 Gram error, region x style: {np.round(table, 3).tolist()}")
     assert table[0][0] < table[0][1] and table[1][1] < table[1][0]
 
@@ -106,8 +106,8 @@ def test_multiscale_beats_single_scale_at_equal_compute(extractor, photos):
     """256 px: 128->256 coarse-to-fine vs 256 alone, equal pixel-steps (20 at 128 cost ~5 at 256: 5 + 35 = 40)."""
     final = 256
     content = photos["content"]
-    targets = optimize.style_targets(extractor, [photos["starry"]])
-    objective = optimize.Objective(extractor, content, targets)
+    targets = style_targets(extractor, [photos["starry"]])
+    objective = Objective(extractor, content, targets)
     single = optimize.stylize(extractor, content, [photos["starry"]], optimize.Options(scales=(final,), steps=(40,)))
     multi = optimize.stylize(extractor, content, [photos["starry"]],
                              optimize.Options(scales=(128, final), steps=(20, 35)))

@@ -11,8 +11,9 @@ bundled network to what it achieves now: style-specific, recognisable, and alpha
 import numpy as np
 import pytest
 
-from nst_tf import fast, features, images, optimize
+from nst_tf import fast, features, images
 from nst_tf.network import ArbitraryStyleNetwork
+from nst_tf.objective import LossWeights, Objective, style_targets
 
 PAIRS = [("golden_gate", "starry_night"), ("chicago", "wave"), ("stata", "candy"), ("lenna", "la_muse")]
 SIZE = 256
@@ -26,14 +27,14 @@ def measured(lpips_weights, data_dir):
     load = lambda folder, name: images.load_image(f"{data_dir}/{folder}/{name}.jpg")  # noqa: E731
     photos = [images.resize_long_side(load("content", c), SIZE) for c, _ in PAIRS]
     styles = [load("styles", s) for _, s in PAIRS]
-    targets = [optimize.style_targets(extractor, [images.resize_long_side(s, SIZE)]) for s in styles]
+    targets = [style_targets(extractor, [images.resize_long_side(s, SIZE)]) for s in styles]
     styles = [images.resize_long_side(s, fast.STYLE_SIZE) for s in styles]
     # every photo with every painting: swapped[j][k] = photo j stylized with painting k
     swapped = [[fast.stylize(net, photo, [style]) for style in styles] for photo in photos]
     outputs = {"alpha1": [swapped[j][j] for j in range(len(PAIRS))],
                "alpha0": [fast.stylize(net, photo, [style], strength=0.0) for photo, style in zip(photos, styles)]}
-    weights = optimize.LossWeights(content=1, style=1, tv=0)
-    objectives = [optimize.Objective(extractor, p, t, weights) for p, t in zip(photos, targets)]  # built once
+    weights = LossWeights(content=1, style=1, tv=0)
+    objectives = [Objective(extractor, p, t, weights) for p, t in zip(photos, targets)]  # built once
 
     def losses(images_, i):
         """[content loss vs photo i, style loss vs style i] of each image (resized to photo i)."""

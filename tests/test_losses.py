@@ -147,12 +147,13 @@ def test_sliced_wasserstein_lowers_the_palette_distance_more_than_gram(lpips_wei
     nearer the painting's than the same steps on the Gram loss (style term only, so Adam's steps do not depend on the
     two losses' scales; the real VGG16's first three blocks)."""
     from nst_tf import features, images, metrics, optimize
+    from nst_tf.objective import LossWeights
 
     extractor = features.build_extractor(lpips_weights, None, ["block3_conv1"],
                                          ["block1_conv1", "block2_conv1", "block3_conv1"])
     content = images.resize_long_side(images.load_image(f"{data_dir}/content/golden_gate.jpg"), 48)
     style = images.resize_long_side(images.load_image(f"{data_dir}/styles/starry_night.jpg"), 48)
-    weights = optimize.LossWeights(content=0.0, style=1.0, tv=0.0)
+    weights = LossWeights(content=0.0, style=1.0, tv=0.0)
     before = metrics.palette_distance(content, style, size=48)
     after = {}
     for loss in ("gram", "sliced_wasserstein"):

@@ -4,7 +4,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nst_tf import features, optimize, scales
+from nst_tf import features, losses, optimize, scales
+from nst_tf.objective import LossWeights, Objective, style_targets
+from nst_tf.optimizers import Adam
+from nst_tf.sliced import sliced_targets
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +71,8 @@ def test_initial_images(pair):
 
 def test_objective_zero_at_its_own_targets(extractor, pair):
     content, _ = pair
-    targets = optimize.style_targets(extractor, [content])
-    objective = optimize.Objective(extractor, content, targets, optimize.LossWeights(tv=0.0))
+    targets = style_targets(extractor, [content])
+    objective = Objective(extractor, content, targets, LossWeights(tv=0.0))
     terms = objective.terms(content[None])
     assert float(terms["content"]) == pytest.approx(0.0, abs=1e-6)
     assert float(terms["style"]) == pytest.approx(0.0, abs=1e-6)
@@ -82,7 +85,7 @@ def test_bad_arguments(extractor, pair):
     with pytest.raises(ValueError, match="at least one style"):
         optimize.stylize(extractor, content, [], opts())
     with pytest.raises(ValueError, match="style blend"):
-        optimize.style_targets(extractor, [style], [1.0, 2.0])
+        style_targets(extractor, [style], [1.0, 2.0])
     with pytest.raises(ValueError, match="2 step counts for 3 scales"):
         optimize.stylize(extractor, content, [style], opts(scales=(16, 32, 64), steps=(1, 2)))
 
@@ -115,11 +118,11 @@ def test_multiscale_and_tiling_run(extractor, pair):
 
 def test_adam_warm_start_resizes_moments(extractor, pair):
     content, style = pair
-    targets = optimize.style_targets(extractor, [style])
-    small = optimize.Objective(extractor, content[::2, ::2], targets)
-    a = optimize.Adam(small, tf.Variable(content[None, ::2, ::2]))
+    targets = style_targets(extractor, [style])
+    small = Objective(extractor, content[::2, ::2], targets)
+    a = Adam(small, tf.Variable(content[None, ::2, ::2]))
     a.step()
-    b = optimize.Adam(optimize.Objective(extractor, content, targets), tf.Variable(content[None]))
+    b = Adam(Objective(extractor, content, targets), tf.Variable(content[None]))
     b.warm_start(a)
     assert float(b.t) == 1.0 and b.m.shape == (1, 48, 64, 3) and float(tf.reduce_max(tf.abs(b.m))) > 0
 
@@ -130,9 +133,9 @@ def test_tiled_style_grams_match_whole_image(lpips_weights, data_dir):
 
     extractor = features.build_extractor(lpips_weights)
     style = images.resize_long_side(images.load_image(f"{data_dir}/styles/starry_night.jpg"), 400)
-    whole = optimize.style_targets(extractor, [style])[0]
-    tiled = optimize.style_targets(extractor, [style], tile=256)[0]
-    errors = [float(optimize.losses.relative_squared_error(t, w)[0]) for t, w in zip(tiled, whole)]
+    whole = style_targets(extractor, [style])[0]
+    tiled = style_targets(extractor, [style], tile=256)[0]
+    errors = [float(losses.relative_squared_error(t, w)[0]) for t, w in zip(tiled, whole)]
     print(f"relative squared error of tiled Grams per layer: {np.round(errors, 4).tolist()}")
     assert max(errors) < 0.02
 
@@ -204,15 +207,15 @@ def test_sliced_wasserstein_style_loss_lowers_the_loss(extractor, pair, projecti
 def test_sliced_targets_are_zero_at_their_own_image_and_blend(extractor, pair):
     content, style = pair
     for projections in ("fresh", "fixed"):
-        targets = optimize.sliced_targets(extractor, [content], projections=projections)
-        objective = optimize.Objective(extractor, content, targets, optimize.LossWeights(tv=0.0))
+        targets = sliced_targets(extractor, [content], projections=projections)
+        objective = Objective(extractor, content, targets, LossWeights(tv=0.0))
         assert float(objective.terms(content[None])["style"]) == pytest.approx(0.0, abs=1e-6)
     # a blend of one image with itself is that image; of two images it lies between them
-    same = optimize.sliced_targets(extractor, [content, content], [0.3, 0.7], projections="fixed")
-    objective = optimize.Objective(extractor, content, same, optimize.LossWeights(tv=0.0))
+    same = sliced_targets(extractor, [content, content], [0.3, 0.7], projections="fixed")
+    objective = Objective(extractor, content, same, LossWeights(tv=0.0))
     assert float(objective.terms(content[None])["style"]) == pytest.approx(0.0, abs=1e-5)
     with pytest.raises(ValueError, match="style blend"):
-        optimize.sliced_targets(extractor, [style], [1.0, 2.0])
+        sliced_targets(extractor, [style], [1.0, 2.0])
     with pytest.raises(ValueError, match="Gram style loss"):
         optimize.stylize(extractor, content, [style, style], opts(style_loss="sliced_wasserstein"),
                          masks=np.ones(content.shape[:2] + (2,), np.float32) / 2)

@@ -7,7 +7,8 @@ import pytest
 from badfiles import make_corpus
 from conftest import last_line, run_cli
 
-from nst_tf import features, images, optimize
+from nst_tf import features, images
+from nst_tf.objective import LossWeights, Objective, style_targets
 
 SIZE = 160
 
@@ -39,8 +40,7 @@ def test_end_to_end_transfer(tmp_path, data_dir, lpips_weights):
     style = images.resize_long_side(images.load_image(style_path), SIZE)
     result = images.load_image(output)
     other = images.resize(images.load_image(f"{data_dir}/content/golden_gate.jpg"), *content.shape[:2])
-    measure = optimize.Objective(extractor, content, optimize.style_targets(extractor, [style]),
-                                 optimize.LossWeights(content=1, style=1, tv=0))
+    measure = Objective(extractor, content, style_targets(extractor, [style]), LossWeights(content=1, style=1, tv=0))
     start, end, control = (measure.terms(x[None]) for x in (content, result, other))
     style_drop = 1 - float(end["style"]) / float(start["style"])
     edges, control_edges = edge_correlation(result, content), edge_correlation(other, content)

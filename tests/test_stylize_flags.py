@@ -15,6 +15,7 @@ import pytest
 from conftest import ROOT, run_cli
 
 from nst_tf import color, features, images, masks, optimize
+from nst_tf.objective import LossWeights
 
 SIZE = 48
 
@@ -60,9 +61,9 @@ OPTIMISER_FLAGS = ["--size=80", "--scales=auto", "--min_scale=64", "--steps=2", 
 # what those flags stand for (written out by hand), and what each one is instead when it is left out
 OPTIONS = dict(scales=(64, 80), steps=(2,), average=0.8, init="noise", seed=3, style_scale=1.5,
                preserve_colors="luminance", tile=64, tile_overlap=16,
-               weights=optimize.LossWeights(content=1, style=10, tv=1, style_layers=(1, 0, 0, 0, 4)))
+               weights=LossWeights(content=1, style=10, tv=1, style_layers=(1, 0, 0, 0, 4)))
 LEFT_OUT = {"--min_scale": dict(scales=(80,)), "--style_scale": dict(style_scale=1.0),
-            "--style_layer_weights": dict(weights=optimize.LossWeights()), "--average": dict(average=0.0),
+            "--style_layer_weights": dict(weights=LossWeights()), "--average": dict(average=0.0),
             "--preserve_colors": dict(preserve_colors="none"), "--tile": dict(tile=0),
             "--tile_overlap": dict(tile_overlap=64), "--seed": dict(seed=0), "--init": dict(init="content")}
 

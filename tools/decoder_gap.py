@@ -31,7 +31,8 @@ def main() -> None:
     import tensorflow as tf
     from fast_quality import DATA, PAIRS, VALIDATION_PAIRS
 
-    from nst_tf import fast, features, images, losses, optimize
+    from nst_tf import fast, features, images, losses
+    from nst_tf.objective import style_targets
 
     extractor = features.build_extractor("lpips")
     net = fast.load_network(args.model or None)
@@ -40,7 +41,7 @@ def main() -> None:
     for content_name, style_name in pairs:
         content = images.resize_long_side(images.load_image(f"{DATA}/content/{content_name}.jpg"), args.size)
         style_full = images.load_image(f"{DATA}/styles/{style_name}.jpg")
-        grams = optimize.style_targets(extractor, [images.resize_long_side(style_full, args.size)])[0]
+        grams = style_targets(extractor, [images.resize_long_side(style_full, args.size)])[0]
 
         def per_layer(feature_maps, grams=grams) -> list[float]:
             return [float(losses.style_loss(f, g)[0]) for f, g in zip(feature_maps, grams)]
