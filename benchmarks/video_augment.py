@@ -35,14 +35,14 @@ def summary(values: list[float]) -> dict:
 
 def video_run(stylize, info, size: int, frames: int, consistency: str, folder: str) -> tuple[float, float]:
     """One pass over `frames` frames; returns (frames per second, seconds of flow+blend per frame)."""
-    from nst_tf import video
+    from nst_tf import video, video_read, video_write
 
-    width, height = video.output_size(info.width, info.height, size, even=True)
+    width, height = video_write.output_size(info.width, info.height, size, even=True)
     blend = video.FlowConsistency(0.8) if consistency == "flow" else None
     timed = _TimedConsistency(blend) if blend is not None else None
-    writer = video.open_writer(os.path.join(folder, f"bench_{size}_{consistency}.mp4"), info, width, height,
+    writer = video_write.open_writer(os.path.join(folder, f"bench_{size}_{consistency}.mp4"), info, width, height,
                                "libx264", overwrite=True)
-    source = itertools.islice(video.read_frames(info, width, height), frames)
+    source = itertools.islice(video_read.read_frames(info, width, height), frames)
     started = time.perf_counter()
     for out, pts in video.stylize_frames(source, stylize, timed, batch_size=4):
         writer.write(out, pts)
@@ -67,13 +67,13 @@ class _TimedConsistency:
 
 def bench_video(args) -> list[dict]:
     """frames/s per (size, consistency)."""
-    from nst_tf import fast, images, video
+    from nst_tf import fast, images, video, video_read, video_write
     from nst_tf.network import ArbitraryStyleNetwork
 
     net = ArbitraryStyleNetwork.load()
     style = images.resize_long_side(images.load_image(os.path.join(ROOT, "nst_tf/assets/starry_night.jpg")), 256)
     vector = fast.style_vector(net, [style])
-    info = video.probe(args.video)
+    info = video_read.probe(args.video)
     results = []
     with tempfile.TemporaryDirectory() as folder:
         for size in args.sizes:
@@ -83,7 +83,7 @@ def bench_video(args) -> list[dict]:
             for _ in range(args.repeats):  # interleaved, so both modes see the same background load
                 for consistency in runs:
                     runs[consistency].append(video_run(stylize, info, size, args.frames, consistency, folder))
-            width, height = video.output_size(info.width, info.height, size, even=True)
+            width, height = video_write.output_size(info.width, info.height, size, even=True)
             for consistency, measured in runs.items():
                 entry = {"size": size, "width": width, "height": height, "consistency": consistency,
                          "frames": args.frames, "frames_per_second": summary([r[0] for r in measured])}

@@ -10,7 +10,7 @@ import pytest
 from conftest import last_line, run_cli
 from PIL import Image
 
-from nst_tf import video
+from nst_tf import video, video_read, video_write
 
 DX, DY = 3, 2  # true motion of the synthetic video, pixels per frame (not a multiple of the network's stride)
 BORDER = 8
@@ -76,7 +76,7 @@ def read_video(path: str) -> dict:
 
 def read_folder(path: str) -> list[np.ndarray]:
     """The PNG frames of an output folder, in order, float [0, 1]."""
-    return [np.asarray(Image.open(p), np.float32) / 255.0 for p in video.frame_files(path)]
+    return [np.asarray(Image.open(p), np.float32) / 255.0 for p in video_read.frame_files(path)]
 
 
 def true_motion_instability(frames: list[np.ndarray], dx: int = DX, dy: int = DY) -> float:
@@ -128,17 +128,17 @@ def test_flow_warp_and_occlusion_mask_on_known_motion(moving):
 
 
 def test_output_size_rounds_video_sides_to_even():
-    assert video.output_size(321, 241, 0, even=True) == (320, 240)
-    assert video.output_size(321, 241, 0, even=False) == (321, 241)
-    assert video.output_size(640, 360, 256, even=True) == (256, 144)
-    with pytest.raises(video.VideoError, match="at least"):
-        video.output_size(640, 20, 256, even=True)
+    assert video_write.output_size(321, 241, 0, even=True) == (320, 240)
+    assert video_write.output_size(321, 241, 0, even=False) == (321, 241)
+    assert video_write.output_size(640, 360, 256, even=True) == (256, 144)
+    with pytest.raises(video_read.VideoError, match="at least"):
+        video_write.output_size(640, 20, 256, even=True)
 
 
 def test_probe_reports_variable_frame_rate(tmp_path):
     path = str(tmp_path / "vfr.mp4")
     write_video(path, moving_frames(6, 64, 48), pts=[0, 40, 80, 200, 240, 400])
-    info = video.probe(path)
+    info = video_read.probe(path)
     assert info.frame_count == 6 and info.variable_rate is not None
     assert info.variable_rate[0] == pytest.approx(1 / 0.16, rel=0.01) and info.variable_rate[1] == pytest.approx(25)
 
@@ -149,8 +149,8 @@ def test_real_clip_flow_consistency_lowers_warping_error(data_dir):
     from nst_tf.images import load_image, resize_long_side
     from nst_tf.network import ArbitraryStyleNetwork
 
-    info = video.probe(f"{data_dir}/video/fox.mp4")
-    frames = [f.image for _, f in zip(range(10), video.read_frames(info, 96, 96))]
+    info = video_read.probe(f"{data_dir}/video/fox.mp4")
+    frames = [f.image for _, f in zip(range(10), video_read.read_frames(info, 96, 96))]
     net = ArbitraryStyleNetwork.load()
     vector = fast.style_vector(net, [resize_long_side(load_image(f"{data_dir}/styles/starry_night.jpg"), 128)])
     stylized = video.fast_stylizer(net, vector, 1.0)(np.stack(frames).astype(np.float32) / 255.0)
@@ -330,13 +330,13 @@ def test_fast_flags_consistency_weight_style_blend_and_mobile_model(moving, tmp_
     written = np.stack(read_folder(out))
     assert written.shape == (6, 48, 64, 3)
 
-    info = video.probe(source)
+    info = video_read.probe(source)
     pictures = [resize_long_side(load_image(p), 64) for p in styles]
 
     def library(model="mobile", blend=(0.8, 0.2), weight=0.3) -> np.ndarray:
         net = fast.load_network(model)
         stylize = video.fast_stylizer(net, fast.style_vector(net, pictures, blend), 1.0)
-        frames = video.read_frames(info, 64, 48)
+        frames = video_read.read_frames(info, 64, 48)
         outputs = video.stylize_frames(frames, stylize, video.FlowConsistency(weight), batch_size=4)
         return np.stack([o for o, _ in outputs]).astype(np.float32) / 255.0
 
@@ -366,7 +366,7 @@ def test_optimize_method_starts_each_frame_from_the_warped_previous_output(movin
         starts.append(init.copy())
         return gatys(frame, init)
 
-    outputs = [o for o, _ in video.optimize_frames([video.Frame(f, i) for i, f in enumerate(frames)], recording,
+    outputs = [o for o, _ in video.optimize_frames([video_read.Frame(f, i) for i, f in enumerate(frames)], recording,
                                                    video.FlowConsistency(0.8))]
     np.testing.assert_allclose(starts[0], frames[0] / 255.0, atol=1e-6)  # the first frame: from itself
     flow = video.FlowEstimator("dis")

@@ -97,10 +97,10 @@ def _describe(info) -> str:
 
 def _frames_out(info, width: int, height: int, style_paths: list[str], blend):
     """The iterator of (uint8 output, pts) for the chosen method and consistency."""
-    from nst_tf import images, video
+    from nst_tf import images, video, video_read
 
     consistency = video.FlowConsistency(FLAGS.consistency_weight) if FLAGS.consistency == "flow" else None
-    frames = video.read_frames(info, width, height)
+    frames = video_read.read_frames(info, width, height)
     if FLAGS.method == "fast":
         styles = [images.resize_long_side(images.load_image(p), FLAGS.style_size, p) for p in style_paths]
         from nst_tf import fast
@@ -111,7 +111,7 @@ def _frames_out(info, width: int, height: int, style_paths: list[str], blend):
     from nst_tf import features
 
     extractor = features.build_extractor(FLAGS.weights, FLAGS.backbone, preprocessing=FLAGS.preprocessing)
-    first = next(iter(video.read_frames(info, width, height))).image / 255.0
+    first = next(iter(video_read.read_frames(info, width, height))).image / 255.0
     gatys = video.GatysFrames(extractor, styles, first, FLAGS.steps, FLAGS.first_frame_steps,
                               FLAGS.learning_rate, blend=blend)
     return video.optimize_frames(frames, gatys, consistency), consistency
@@ -119,16 +119,16 @@ def _frames_out(info, width: int, height: int, style_paths: list[str], blend):
 
 def main(argv: list[str]) -> int:
     """Validate inputs and output before any work, then stream frames through the stylizer to the writer."""
-    from nst_tf import images, video
+    from nst_tf import images, video_read, video_write
 
     style_paths, blend = _validate()
     for path in style_paths:
         images.load_image(path)  # fail early, before the network is built
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        info = video.probe(FLAGS.input, FLAGS.fps)
-        codec = video.check_output(FLAGS.output, FLAGS.codec, FLAGS.overwrite)
-        width, height = video.output_size(info.width, info.height, FLAGS.size, even=bool(codec))
+        info = video_read.probe(FLAGS.input, FLAGS.fps)
+        codec = video_write.check_output(FLAGS.output, FLAGS.codec, FLAGS.overwrite)
+        width, height = video_write.output_size(info.width, info.height, FLAGS.size, even=bool(codec))
         print(_describe(info))
         if info.variable_rate:
             print("variable frame rate: " + ("the output keeps every source timestamp" if codec else
@@ -150,9 +150,9 @@ def _run(frames_out, info, width: int, height: int, codec: str) -> str:
     """Write every frame with a progress bar (frames/s, ETA); the output appears only when complete."""
     import keras
 
-    from nst_tf import video
+    from nst_tf import video_write
 
-    writer = video.open_writer(FLAGS.output, info, width, height, codec, FLAGS.overwrite)
+    writer = video_write.open_writer(FLAGS.output, info, width, height, codec, FLAGS.overwrite)
     progbar = keras.utils.Progbar(info.frame_count, unit_name="frame", stateful_metrics=["frames/s"])
     signal.signal(signal.SIGTERM, _raise_interrupt)
     started = time.time()
