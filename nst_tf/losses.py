@@ -94,18 +94,13 @@ def palette_loss(images: tf.Tensor, target: tf.Tensor, projections: int = 16,
 
     Both sets of pixels are projected on `projections` random unit directions of RGB (or the given [3, K]
     `directions`), sorted, and compared quantile by quantile (squared difference); target pixels are resampled at
-    the images' quantiles when the counts differ.
+    the images' quantiles when the counts differ (`step_quantiles`).
     """
-    a = tf.reshape(tf.cast(images, tf.float32), [tf.shape(images)[0], -1, 3])
-    b = tf.reshape(tf.cast(target, tf.float32), [tf.shape(target)[0], -1, 3])
     if directions is None:
         directions = tf.math.l2_normalize(tf.random.normal([3, projections]), axis=0)
-    pa = tf.sort(tf.einsum("bnc,ck->bkn", a, directions), axis=-1)
-    pb = tf.sort(tf.einsum("bnc,ck->bkn", b, directions), axis=-1)
-    n, m = tf.shape(pa)[-1], tf.shape(pb)[-1]
-    quantiles = (tf.range(n, dtype=tf.float32) + 0.5) * tf.cast(m, tf.float32) / tf.cast(n, tf.float32)
-    pb = tf.gather(pb, tf.cast(quantiles, tf.int32), axis=-1)
-    return tf.reduce_mean(tf.square(pa - pb), axis=[1, 2])
+    values = sorted_projections(images, directions)  # [B, K, N]
+    wanted = step_quantiles(sorted_projections(target, directions), tf.shape(values)[-1])
+    return tf.reduce_mean(tf.square(values - wanted), axis=[1, 2])
 
 
 def orthonormal_projections(channels: int, count: int | None = None, seed: int | None = None) -> tf.Tensor:
@@ -127,11 +122,23 @@ def sorted_projections(features: tf.Tensor, projections: tf.Tensor) -> tf.Tensor
     return tf.sort(tf.transpose(tf.einsum("bnc,ck->bnk", points, projections), [0, 2, 1]), axis=-1)
 
 
+def _level_ranks(n: int | tf.Tensor, m: int | tf.Tensor) -> tf.Tensor:
+    """The n quantile levels (i + 0.5) / n scaled to m sorted values: (i + 0.5) * m / n, [n]."""
+    return (tf.cast(tf.range(n), tf.float32) + 0.5) * tf.cast(m, tf.float32) / tf.cast(n, tf.float32)
+
+
+def step_quantiles(sorted_values: tf.Tensor, n: int | tf.Tensor) -> tf.Tensor:
+    """Resample sorted values [..., M] at the n quantile levels (i + 0.5) / n, not interpolated (the value at
+    index floor((i + 0.5) * M / n)): [..., n]."""
+    m = tf.shape(sorted_values)[-1]
+    return tf.gather(sorted_values, tf.cast(_level_ranks(n, m), tf.int32), axis=-1)
+
+
 def quantiles(sorted_values: tf.Tensor, n: int | tf.Tensor) -> tf.Tensor:
     """Resample sorted values [..., M] at the n quantile levels (i + 0.5) / n, linearly interpolated: [..., n]."""
     sorted_values = tf.cast(sorted_values, tf.float32)
     m = tf.shape(sorted_values)[-1]
-    position = (tf.cast(tf.range(n), tf.float32) + 0.5) * tf.cast(m, tf.float32) / tf.cast(n, tf.float32) - 0.5
+    position = _level_ranks(n, m) - 0.5
     position = tf.clip_by_value(position, 0.0, tf.cast(m - 1, tf.float32))
     below = tf.cast(tf.floor(position), tf.int32)
     above = tf.minimum(below + 1, m - 1)

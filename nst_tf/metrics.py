@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from nst_tf import losses
 from nst_tf.features import FeatureExtractor, build_extractor
+from nst_tf.sliced import sorted_quantiles
 
 VIEWING_SIZE = 256
 _XYZ_FROM_RGB = np.array([[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169],
@@ -50,12 +51,9 @@ def sliced_wasserstein_distance(a: np.ndarray, b: np.ndarray, directions: int = 
     axes = rng.normal(size=(a.shape[1], directions))
     axes /= np.linalg.norm(axes, axis=0, keepdims=True)
     n = max(len(a), len(b))
-    levels = (np.arange(n) + 0.5) / n
     total = 0.0
     for k in range(directions):
-        pa, pb = np.sort(a @ axes[:, k]), np.sort(b @ axes[:, k])
-        qa = np.interp(levels * len(pa) - 0.5, np.arange(len(pa)), pa)
-        qb = np.interp(levels * len(pb) - 0.5, np.arange(len(pb)), pb)
+        qa, qb = sorted_quantiles(a @ axes[:, k], n), sorted_quantiles(b @ axes[:, k], n)
         total += float(np.mean((qa - qb) ** 2))
     return float(np.sqrt(total / directions))
 

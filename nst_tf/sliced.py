@@ -84,6 +84,13 @@ def sliced_targets(extractor: FeatureExtractor, styles: Sequence[np.ndarray], bl
     return [layers]
 
 
+def sorted_quantiles(values: np.ndarray, n: int) -> np.ndarray:
+    """Values [M] sorted and resampled at the n quantile levels (i + 0.5) / n, linearly interpolated: [n]
+    (numpy, in float64; losses.quantiles on tensors)."""
+    levels = (np.arange(n) + 0.5) / n
+    return np.interp(levels * len(values) - 0.5, np.arange(len(values)), np.sort(values))
+
+
 def transfer_palette(image: np.ndarray, styles: Sequence[np.ndarray], blend: Sequence[float] | None = None,
                      iterations: int = 10, seed: int = 0) -> np.ndarray:
     """`image` with the styles' colour distribution: sliced optimal transport of its RGB pixels, rank kept."""
@@ -91,13 +98,11 @@ def transfer_palette(image: np.ndarray, styles: Sequence[np.ndarray], blend: Seq
     weights = blend_weights(blend, len(styles))
     pixels = image.reshape(-1, 3).astype(np.float64)
     targets = [s.reshape(-1, 3).astype(np.float64) for s in styles]
-    levels = (np.arange(len(pixels)) + 0.5) / len(pixels)
     for _ in range(iterations):
         rotation, _ = np.linalg.qr(rng.normal(size=(3, 3)))
         projected = pixels @ rotation
         for k in range(3):
-            wanted = sum(w * np.interp(levels * len(t) - 0.5, np.arange(len(t)), np.sort(t @ rotation[:, k]))
-                         for t, w in zip(targets, weights))
+            wanted = sum(w * sorted_quantiles(t @ rotation[:, k], len(pixels)) for t, w in zip(targets, weights))
             projected[np.argsort(projected[:, k], kind="stable"), k] = wanted
         pixels = projected @ rotation.T
     return np.clip(pixels.reshape(image.shape), 0.0, 1.0).astype(np.float32)
