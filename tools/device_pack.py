@@ -26,6 +26,9 @@
       float32: decoder_f16.npz, decoder_final.npz) on --model's config and encoder (and, with --linear_rank /
       --moment_head, the trained linear transform / moment head); --model=checkpoints/arbitrary_strength for the
       strength recipe (its strength input and palette layer).
+  python tools/device_pack.py trained --model=DIR --out=checkpoints/arbitrary_strength
+      DIR's config.json and trained parts, without the VGG16 encoder (loading fills in the bundled one's): a newer
+      network to start from that travels with the repository (an untracked one does not fit beside the data).
   python tools/device_pack.py unpack --transformer=OUT/transformer_final.npz --out=DIR
       a nst_tf.mobile network folder: the bundled network's encoder (its style predictor) + the trained transformer
       (its widths read from the file; --student_channels, if given, must match them).
@@ -86,18 +89,23 @@ def git_tracks(path: str) -> bool:
     return found.returncode == 0
 
 
-def pack_network(model_dir: str, out: str) -> str:
-    """What jax_train.py --network should name to start from `model_dir`: the folder itself when git tracks it,
-    else `out`/network, written here with its config.json and trained parts (the encoder is the bundled one's)."""
-    if git_tracks(os.path.join(model_dir, "weights.npz")) and git_tracks(os.path.join(model_dir, "config.json")):
-        return os.path.relpath(os.path.abspath(model_dir), ROOT)
-    from nst_tf.network import read_folder, write_folder
+def write_trained(model_dir: str, out: str) -> None:
+    """A network folder at `out` with `model_dir`'s config.json and trained parts, not its VGG16 encoder (loading
+    it fills in the bundled one's, as for checkpoints/arbitrary_strength)."""
+    from nst_tf.network_io import read_folder, write_folder
 
     config_json, arrays = read_folder(model_dir)
-    dst = os.path.join(out, "network")
-    write_folder(dst, {k: w.astype(np.float16) for k, w in arrays.items() if not k.startswith("encoder/")},
+    write_folder(out, {k: w.astype(np.float16) for k, w in arrays.items() if not k.startswith("encoder/")},
                  config_json)
-    return dst
+
+
+def pack_network(model_dir: str, out: str) -> str:
+    """What jax_train.py --network should name to start from `model_dir`: the folder itself when git tracks it,
+    else `out`/network, written here with its config.json and trained parts (write_trained)."""
+    if git_tracks(os.path.join(model_dir, "weights.npz")) and git_tracks(os.path.join(model_dir, "config.json")):
+        return os.path.relpath(os.path.abspath(model_dir), ROOT)
+    write_trained(model_dir, os.path.join(out, "network"))
+    return os.path.join(out, "network")
 
 
 def travel_bytes(out: str) -> tuple[int, int]:
@@ -185,11 +193,11 @@ def student_init(seed: int = 0, channels: str = "") -> dict[str, np.ndarray]:
     """{transformer/<layer>/<i>: float32} of a freshly initialised nst_tf.mobile transformer."""
     import keras
 
-    from nst_tf import mobile
+    from nst_tf import mobile, network_io
 
     keras.utils.set_random_seed(seed)
     model = mobile.build_transformer(student_config(channels))
-    return {f"transformer/{k}": w for k, w in mobile.weight_arrays(model).items()}
+    return {f"transformer/{k}": w for k, w in network_io.weight_arrays(model).items()}
 
 
 def fresh_arrays(build, seed: int = 0) -> dict[str, np.ndarray]:
@@ -238,7 +246,8 @@ def unpack_student(args) -> None:
 
 
 def unpack(args) -> None:
-    from nst_tf.network import ArbitraryStyleNetwork, parted, set_weight_arrays
+    from nst_tf.network import ArbitraryStyleNetwork
+    from nst_tf.network_io import parted, set_weight_arrays
 
     if args.transformer:
         return unpack_student(args)
@@ -259,6 +268,15 @@ def unpack(args) -> None:
             sys.exit(f"{args.decoder}: does not fit the {model.name} ({exc})")
     net.save(args.out)
     print(f"{args.out}: network written")
+
+
+def trained(args) -> None:
+    try:
+        write_trained(args.model, args.out)
+    except (OSError, ValueError) as exc:
+        sys.exit(str(exc))
+    size = os.path.getsize(os.path.join(args.out, "weights.npz"))
+    print(f"{args.out}: the trained parts of {args.model} ({size / 2**20:.1f} MiB)")
 
 
 def main() -> None:
@@ -297,14 +315,17 @@ def main() -> None:
                    help="the returned decoder has the linear transform of this rank (default: as --model)")
     u.add_argument("--moment_head", type=int, default=None,
                    help="the returned decoder has the moment head of this width (default: as --model)")
+    t = sub.add_parser("trained")
+    t.add_argument("--model", required=True, help="a network folder (nst-train's <model_dir>/network)")
+    t.add_argument("--out", required=True, help="the folder to write (checkpoints/arbitrary_strength)")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if args.student_channels:
+    if getattr(args, "student_channels", ""):
         try:
             student_config(args.student_channels)
         except ValueError as exc:
             sys.exit(f"error: {exc}")
-    pack(args) if args.command == "pack" else unpack(args)
+    {"pack": pack, "unpack": unpack, "trained": trained}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ per-example strength and its loss weighting; and the previous phone-sized studen
 against the TensorFlow trainer where JAX is installed.
 
 The strength recipe (docs/training.md, "On a lent GPU"):
-  python tools/device_pack.py pack --out=.device --crop=256 --quality=75 --extra_styles=configs/train_styles_extra.txt
+  python tools/device_pack.py pack --out=.device --crop=256 --model=checkpoints/arbitrary_strength \
+      --content_target=adain --quality=75 --style_quality=75 --extra_styles=configs/train_styles_extra.txt  # here
   python3 tools/jax_train.py --recipe=configs/train_arbitrary_strength.cfg --network=checkpoints/arbitrary_strength \
       --content_dir=.device/content --style_dir=.device/style,.device/style_extra:80 --out=runs/jax \
       --return_dir=$OUT --max_seconds=520                                                          # there
@@ -171,7 +172,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         raise SystemExit(f"{args.recipe}: flags this tool does not have: {', '.join(unknown)}")
     p.set_defaults(**defaults)
     args = p.parse_args(argv)
-    print(f"{args.recipe}: not used here: {', '.join(ignored)}", file=sys.stderr, flush=True)
+    checked = [k for k in ignored if k in ARCHITECTURE_FLAGS]
+    print(f"{args.recipe}: not used here: {', '.join(k for k in ignored if k not in checked)}; checked against the "
+          f"network: {', '.join(checked) or 'none'}", file=sys.stderr, flush=True)
     return args
 
 
