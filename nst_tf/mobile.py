@@ -27,22 +27,11 @@ import tensorflow as tf
 
 from nst_tf import palette as palette_lib
 from nst_tf import strength as strength_lib
+from nst_tf.adain import levels_vector, normalized_with, palette_with
+from nst_tf.layers import ReflectionPadding2D, ResizeUpsampling
 from nst_tf.network import BUNDLED_DIR as BUNDLED_ARBITRARY_DIR
-from nst_tf.network import (
-    ENCODER_CHANNELS,
-    NetworkConfig,
-    ReflectionPadding2D,
-    ResizeUpsampling,
-    build_encoder,
-    levels_vector,
-    load_vgg_encoder,
-    normalized_with,
-    palette_with,
-    parted,
-    set_weight_arrays,
-    weight_arrays,
-    write_folder,
-)
+from nst_tf.network import ENCODER_CHANNELS, NetworkConfig, build_encoder, load_vgg_encoder
+from nst_tf.network_io import parted, set_weight_arrays, weight_arrays, write_folder
 
 _EPS = 1e-5
 BUNDLED_DIR = os.path.join(os.path.dirname(__file__), "models", "mobile")

@@ -25,6 +25,8 @@ The head is part of the stylizer, so the style vector (the interface) stays the 
 The encoder is frozen; the decoder (and the transform) are trained. The decoder uses reflect padding and
 resize-then-convolve upsampling (no transposed convolutions, so no checkerboard artefacts). Every op maps onto
 a TFLite builtin.
+The layers are in nst_tf.layers, AdaIN and the moment statistics in nst_tf.adain, network folders on disk in
+nst_tf.network_io; this module holds the configuration, the model builders and ArbitraryStyleNetwork.
 """
 
 from __future__ import annotations
@@ -39,13 +41,31 @@ import tensorflow as tf
 
 from nst_tf import palette as palette_lib
 from nst_tf import strength as strength_lib
-from nst_tf.features import PREPROCESSORS
+from nst_tf.adain import (
+    blend_vectors,
+    collect_stats,
+    level_name,
+    levels_vector,
+    multi_adain,
+    normalized_with,
+    palette_with,
+    split_vector,
+    stats_moments,
+)
+from nst_tf.layers import (
+    Covariance,
+    InstanceNormalized,
+    MatrixMix,
+    ReflectionPadding2D,
+    ResizeUpsampling,
+    VGGPreprocessing,
+)
+from nst_tf.network_io import parted, read_folder, set_weight_arrays, weight_arrays, write_folder
 
 ENCODER_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1")
 ENCODER_CHANNELS = (64, 128, 256, 512)
 BOTTLENECK = "block4_conv1"
 STRIDE = 8  # relu4_1 is 1/8 of the input size
-_EPS = 1e-5
 BUNDLED_DIR = os.path.join(os.path.dirname(__file__), "models", "arbitrary")
 
 
@@ -107,166 +127,6 @@ class NetworkConfig:
         data.setdefault("strength_units", 0)  # and before the strength control
         data.setdefault("palette", False)  # and before the palette layer
         return cls(**data)
-
-
-def moments_vector(features: tf.Tensor) -> tf.Tensor:
-    """[B, H, W, C] features -> [B, 2C] style vector: per-channel mean then std."""
-    mean, variance = tf.nn.moments(features, axes=[1, 2])
-    return tf.concat([mean, tf.sqrt(variance + _EPS)], axis=-1)
-
-
-def adain(features: tf.Tensor, style_vector: tf.Tensor) -> tf.Tensor:
-    """Adaptive instance normalisation: give `features` the mean/std in `style_vector`."""
-    channels = features.shape[-1]
-    mean, variance = tf.nn.moments(features, axes=[1, 2], keepdims=True)
-    normalized = (features - mean) * tf.math.rsqrt(variance + _EPS)
-    style_mean = style_vector[:, None, None, :channels]
-    style_std = style_vector[:, None, None, channels:]
-    return normalized * style_std + style_mean
-
-
-def levels_vector(levels: list[tf.Tensor]) -> tf.Tensor:
-    """Feature maps of several levels -> one style vector: each level's [mean, std], shallow to deep."""
-    return tf.concat([moments_vector(f) for f in levels], axis=-1)
-
-
-def split_vector(vector: tf.Tensor, channels: tuple[int, ...]) -> list[tf.Tensor]:
-    """Inverse layout of levels_vector: [B, 2 * sum(channels)] -> one [B, 2C] vector per level."""
-    return tf.split(vector, [2 * c for c in channels], axis=-1)
-
-
-def multi_adain(levels: list[tf.Tensor], style_vector: tf.Tensor) -> list[tf.Tensor]:
-    """AdaIN of every level with its part of `style_vector`."""
-    parts = split_vector(style_vector, tuple(int(f.shape[-1]) for f in levels))
-    return [adain(f, v) for f, v in zip(levels, parts)]
-
-
-def blend_vectors(style_vector: tf.Tensor, content_vector: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
-    """alpha * style + (1 - alpha) * content; alpha is [B, 1] (or scalar) in [0, 1]."""
-    alpha = tf.clip_by_value(tf.cast(alpha, tf.float32), 0.0, 1.0)
-    return alpha * style_vector + (1.0 - alpha) * content_vector
-
-
-def level_name(layer: str) -> str:
-    """An encoder layer's name as a statistics site: block3_conv1 -> relu3_1."""
-    return layer.replace("block", "relu").replace("_conv", "_")
-
-
-def normalized_with(features: tf.Tensor, mean: tf.Tensor, variance: tf.Tensor) -> tf.Tensor:
-    """`features` with a given per-channel mean and variance ([B, C] each) removed: instance normalisation with
-    statistics from elsewhere (the whole image, when the features are one tile of it)."""
-    return (features - mean[:, None, None, :]) * tf.math.rsqrt(variance[:, None, None, :] + _EPS)
-
-
-def stats_moments(stats: dict[str, tf.Tensor], sites: list[str]) -> tf.Tensor:
-    """What levels_vector gives, from whole-image statistics: each site's [mean, std], in order."""
-    return tf.concat([tf.concat([stats[f"{s}/mean"], tf.sqrt(stats[f"{s}/variance"] + _EPS)], -1) for s in sites],
-                     axis=-1)
-
-
-def reduce_stats(features: dict[str, tuple[str, tf.Tensor]]) -> dict[str, tf.Tensor]:
-    """Site -> (kind, [B, H, W, C] features) -> the statistics the stats path reads: `<site>/mean` and
-    `<site>/variance` ([B, C]) of a 'norm' site, the Covariance layer's [B, C * C] of a 'cov' site, a 'whole' site's
-    value as it is (computed on the whole image)."""
-    stats = {}
-    for site, (kind, x) in features.items():
-        if kind == "norm":
-            stats[f"{site}/mean"], stats[f"{site}/variance"] = tf.nn.moments(x, axes=[1, 2])
-        elif kind == "cov":
-            stats[site] = Covariance()(x)
-        else:
-            stats[site] = x
-    return stats
-
-
-def collect_stats(net, content: tf.Tensor, style_vector: tf.Tensor, strength: float | tf.Tensor = 1.0
-                  ) -> dict[str, tf.Tensor]:
-    """Every whole-image statistic an untiled run of `net` on `content` uses, group by group (net.stat_groups)."""
-    content = tf.convert_to_tensor(content, tf.float32)
-    stats: dict[str, tf.Tensor] = {}
-    for group in net.stat_groups():
-        stats.update(reduce_stats(net.stat_features(content, style_vector, strength, stats, group)))
-    return stats
-
-
-def palette_with(images: tf.Tensor, palette: tf.Tensor, stats: dict[str, tf.Tensor]) -> tf.Tensor:
-    """The palette layer with the output's opponent moments from `stats` (`output/mean`, `output/variance`);
-    `images` unchanged when they are not there (the caller gives the assembled image its palette)."""
-    if "output/mean" not in stats:
-        return images
-    opponent = palette_lib.to_opponent(images)
-    normalized = ((opponent - stats["output/mean"][:, None, None, :])
-                  * tf.math.rsqrt(stats["output/variance"][:, None, None, :] + palette_lib._EPS))
-    return palette_lib.from_opponent(normalized * palette[:, None, None, 3:] + palette[:, None, None, :3])
-
-
-class VGGPreprocessing(keras.layers.Layer):
-    """RGB in [0, 1] -> the input normalisation of the VGG weights ('torch' or 'caffe')."""
-
-    def __init__(self, mode: str = "torch", **kwargs):
-        super().__init__(**kwargs)
-        self.mode = mode
-
-    def call(self, images):  # noqa: D102
-        return PREPROCESSORS[self.mode](images)
-
-    def get_config(self):  # noqa: D102
-        return {**super().get_config(), "mode": self.mode}
-
-
-def reflect_pad(x: tf.Tensor, pad: int) -> tf.Tensor:
-    """tf.pad(x, ..., mode="REFLECT") on height and width, built from one-row slices and concatenations.
-
-    Same values. TFLite's MIRROR_PAD kernel is not delegated to XNNPACK: it took 9.4 ms on a 384 x 384 x 16 map
-    here, the slices and concatenations 2.0 ms. (Reversed slices or MIRROR_PAD after MIRROR_PAD lose the channel
-    count in the TFLite converter when height and width are dynamic; one-row slices keep it.)
-    """
-    for axis in (1, 2):
-        def rows(start: int, stop: int | None, x=x, axis=axis) -> tf.Tensor:
-            return x[:, start:stop] if axis == 1 else x[:, :, start:stop]
-
-        before = [rows(i, i + 1) for i in range(pad, 0, -1)]  # rows pad .. 1
-        after = [rows(-i - 1, -i) for i in range(1, pad + 1)]  # rows n-2 .. n-1-pad
-        x = tf.concat([*before, x, *after], axis=axis)
-    return x
-
-
-class ReflectionPadding2D(keras.layers.Layer):
-    """Pad height and width by `pad` pixels, mirroring the border (as tf.pad's REFLECT mode)."""
-
-    def __init__(self, pad: int = 1, **kwargs):
-        super().__init__(**kwargs)
-        self.pad = pad
-
-    def call(self, x):  # noqa: D102
-        return reflect_pad(x, self.pad)
-
-    def get_config(self):  # noqa: D102
-        return {**super().get_config(), "pad": self.pad}
-
-
-class ResizeUpsampling(keras.layers.Layer):
-    """Upsampling as one resize op (TFLite RESIZE_NEAREST_NEIGHBOR); the channel count stays static.
-
-    Keras' UpSampling2D does nearest upsampling with repeat (tile + reshape to a computed shape), which
-    loses the channel count when height and width are dynamic, and the TFLite converter then needs Flex ops.
-    """
-
-    def __init__(self, size: tuple[int, int] = (2, 2), interpolation: str = "nearest", **kwargs):
-        super().__init__(**kwargs)
-        self.size = tuple(size)
-        self.interpolation = interpolation
-
-    def call(self, x):  # noqa: D102
-        shape = tf.shape(x)
-        return tf.image.resize(x, [shape[1] * self.size[0], shape[2] * self.size[1]], method=self.interpolation)
-
-    def compute_output_shape(self, input_shape):  # noqa: D102
-        b, h, w, c = input_shape
-        return (b, None if h is None else h * self.size[0], None if w is None else w * self.size[1], c)
-
-    def get_config(self):  # noqa: D102
-        return {**super().get_config(), "size": self.size, "interpolation": self.interpolation}
 
 
 def load_vgg_encoder(encoder: keras.Model, spec, preprocessing: str) -> None:
@@ -345,36 +205,6 @@ def build_decoder(config: NetworkConfig = NetworkConfig()) -> keras.Model:
     ins = inputs + ([strength] if strength is not None else [])
     return keras.Model(ins if len(ins) > 1 else ins[0], x, name="decoder")
 
-
-class InstanceNormalized(keras.layers.Layer):
-    """Each image's features with zero mean and unit std per channel over positions (no affine part)."""
-
-    def call(self, x):  # noqa: D102
-        mean, variance = tf.nn.moments(x, axes=[1, 2], keepdims=True)
-        return (x - mean) * tf.math.rsqrt(variance + _EPS)
-
-
-class Covariance(keras.layers.Layer):
-    """[B, H, W, C] features -> [B, C * C]: products of channel pairs averaged over positions, flattened."""
-
-    def call(self, x):  # noqa: D102
-        channels = x.shape[-1]
-        flat = tf.reshape(x, [tf.shape(x)[0], -1, channels])
-        positions = tf.cast(tf.shape(flat)[1], x.dtype)
-        return tf.reshape(tf.matmul(flat, flat, transpose_a=True) / positions, [-1, channels * channels])
-
-    def compute_output_shape(self, input_shape):  # noqa: D102
-        return (input_shape[0], input_shape[-1] ** 2)
-
-
-class MatrixMix(keras.layers.Layer):
-    """(z [B, H, W, r], S [B, r * r], C [B, r * r]) -> T z at every position, T = S @ C / r."""
-
-    def call(self, inputs):  # noqa: D102
-        z, style, content = inputs
-        rank = z.shape[-1]
-        t = tf.matmul(tf.reshape(style, [-1, rank, rank]), tf.reshape(content, [-1, rank, rank])) / rank
-        return tf.matmul(z, t[:, None], transpose_b=True)  # batch dims (B, H) against (B, 1): static channels
 
 
 def _covariance_head(x, rank: int, prefix: str):
@@ -653,75 +483,3 @@ class ArbitraryStyleNetwork:
             except (KeyError, ValueError) as exc:
                 raise ValueError(f"{weights_path}: does not fit the network ({exc})") from None
         return net
-
-
-def weight_arrays(model: keras.Model) -> dict[str, np.ndarray]:
-    """Every weight of `model` as `<layer>/<index>` (a layer holding sublayers' weights lists them all)."""
-    return {f"{layer.name}/{i}": w for layer in model.layers for i, w in enumerate(layer.get_weights())}
-
-
-def set_weight_arrays(model: keras.Model, arrays: dict[str, np.ndarray]) -> None:
-    """Inverse of weight_arrays; KeyError or ValueError when `arrays` does not fit."""
-    for layer in model.layers:
-        n = len(layer.get_weights())
-        if n:
-            layer.set_weights([np.asarray(arrays[f"{layer.name}/{i}"], np.float32) for i in range(n)])
-
-
-def parted(arrays: dict[str, np.ndarray], part: str) -> dict[str, np.ndarray]:
-    """The `<part>/<layer>/<i>` entries of a weights file as `<layer>/<i>` (set_weight_arrays' keys)."""
-    return {key[len(part) + 1:]: w for key, w in arrays.items() if key.startswith(part + "/")}
-
-
-def write_folder(directory: str, arrays: dict[str, np.ndarray], config_json: str) -> None:
-    """A network folder: weights.npz (`arrays`, compressed) and config.json, each written atomically."""
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, ".weights.tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, os.path.join(directory, "weights.npz"))
-    with open(os.path.join(directory, ".config.tmp"), "w") as f:
-        f.write(config_json)
-    os.replace(os.path.join(directory, ".config.tmp"), os.path.join(directory, "config.json"))
-
-
-def read_folder(directory: str) -> tuple[str, dict[str, np.ndarray]]:
-    """A network folder's config.json text and weights.npz arrays; a one-line error when either is missing."""
-    config_path, weights_path = os.path.join(directory, "config.json"), os.path.join(directory, "weights.npz")
-    for path in (config_path, weights_path):
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"{path}: missing (a model folder holds config.json and weights.npz)")
-    with open(config_path) as f:
-        config_json = f.read()
-    with np.load(weights_path) as data:
-        return config_json, dict(data)
-
-
-def average_folders(folders: list[str], out: str, weights: list[float] | None = None) -> None:
-    """Write the (weighted) mean of several saved networks of one architecture: iterate averaging of training
-    snapshots, or interpolation between a network and the one it was fine-tuned from.
-
-    A network without the moment head counts as the same network with a zero head (its output projection zero,
-    its first layer that of the first folder with a head): it computes exactly what the network without it does.
-    """
-    if not folders:
-        raise ValueError("average_folders: no network folders given")
-    weights = [1.0] * len(folders) if weights is None else [float(w) for w in weights]
-    if len(weights) != len(folders) or any(w < 0 for w in weights) or sum(weights) <= 0:
-        raise ValueError(f"average_folders: {len(weights)} weights for {len(folders)} folders; they must be >= 0 "
-                         "and not all zero")
-    loaded = [read_folder(f) for f in folders]
-    configs = [json.loads(text) for text, _ in loaded]
-    reference = next((i for i, c in enumerate(configs) if c.get("moment_head")), 0)
-    config_json, first = loaded[reference]
-    config = configs[reference]
-    head = {k: (np.zeros_like(v) if k.startswith("moment_head/mhead_2/") else v)
-            for k, v in first.items() if k.startswith("moment_head/")}
-    total = {k: np.zeros(v.shape, np.float64) for k, v in first.items()}
-    for folder, other, (_, arrays), weight in zip(folders, configs, loaded, weights):
-        if other.get("moment_head", 0) == 0 and config.get("moment_head"):
-            other, arrays = {**other, "moment_head": config["moment_head"]}, {**arrays, **head}
-        if other != config or arrays.keys() != total.keys() or any(arrays[k].shape != total[k].shape for k in total):
-            raise ValueError(f"{folder}: not the architecture of {folders[reference]}; only networks of one design "
-                             "average (with or without the moment head)")
-        total = {k: total[k] + weight * arrays[k] for k in total}
-    write_folder(out, {k: (v / sum(weights)).astype(np.float16) for k, v in total.items()}, config_json)

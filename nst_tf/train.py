@@ -42,8 +42,9 @@ from nst_tf import losses
 from nst_tf import palette as palette_lib
 from nst_tf import strength as strength_lib
 from nst_tf import weights as weights_lib
+from nst_tf.adain import levels_vector
 from nst_tf.mobile import MobileConfig, MobileStyleNetwork, config_from_json, load_part
-from nst_tf.network import BOTTLENECK, ENCODER_LAYERS, ArbitraryStyleNetwork, NetworkConfig, levels_vector
+from nst_tf.network import BOTTLENECK, ENCODER_LAYERS, ArbitraryStyleNetwork, NetworkConfig
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 CONTENT_TARGETS = ("adain", "photo")

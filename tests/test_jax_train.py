@@ -17,7 +17,7 @@ import tensorflow as tf
 
 jax = pytest.importorskip("jax")
 
-from nst_tf import network, train  # noqa: E402
+from nst_tf import network, network_io, train  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -35,7 +35,7 @@ def _port_design(directory: str) -> str:
     out = tempfile.mkdtemp(prefix="nst_port_design_")
     with np.load(os.path.join(directory, "weights.npz")) as data:
         kept = {k: data[k] for k in data.files if not (k.split("/")[1].startswith("strength_") or "_film" in k)}
-    network.write_folder(out, kept, json.dumps({**config, "strength_units": 0, "palette": False}, sort_keys=True))
+    network_io.write_folder(out, kept, json.dumps({**config, "strength_units": 0, "palette": False}, sort_keys=True))
     return out
 
 
@@ -319,11 +319,11 @@ def _student(blocks=2):
     keras.utils.set_random_seed(3)
     model = mobile.build_transformer(mobile.MobileConfig(channels=(4, 8, 8), residual_blocks=blocks, bottleneck=6))
     rng = np.random.default_rng(0)
-    arrays = mobile.weight_arrays(model)
+    arrays = network_io.weight_arrays(model)
     for key, w in arrays.items():
         if w.ndim == 2 or key.endswith("/1"):
             arrays[key] = rng.normal(0, 0.05, w.shape).astype(np.float32)
-    mobile.set_weight_arrays(model, arrays)
+    network_io.set_weight_arrays(model, arrays)
     params = {}
     for key, w in arrays.items():
         layer, index = key.split("/")
@@ -342,7 +342,7 @@ def test_student_transform_matches_keras():
 
 
 def test_student_terms(trainer):
-    from nst_tf import network
+    from nst_tf import adain
 
     _, params = _student()
     content, style = _batch()
@@ -352,9 +352,9 @@ def test_student_terms(trainer):
     # the style vector is nst_tf.network's, and distill is 10 x the squared pixel error to the teacher's output
     levels = trainer.net.encode(tf.constant(style))
     own = np.asarray(jm.levels_vector([np.asarray(f) for f in levels]))
-    np.testing.assert_allclose(own, network.levels_vector(levels).numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(own, adain.levels_vector(levels).numpy(), rtol=1e-4, atol=1e-5)
     teacher = trainer.net.stylize(tf.constant(content), trainer.net.vector_of(levels)).numpy()
-    vector = network.levels_vector(levels).numpy()
+    vector = adain.levels_vector(levels).numpy()
     output = np.asarray(jm.transform(params, content, vector, 2))
     expected = 10.0 * np.mean(np.square(output - teacher), axis=(1, 2, 3))
     np.testing.assert_allclose(np.asarray(terms["distill"]), expected, rtol=1e-3)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nst_tf import fast, mobile, network
+from nst_tf import fast, mobile, network, network_io
 
 SMALL = mobile.MobileConfig(channels=(4, 8, 8), residual_blocks=1, bottleneck=6)
 
@@ -19,11 +19,11 @@ def net():
     n = mobile.MobileStyleNetwork(SMALL)
     n.load_encoder_from()
     rng = np.random.default_rng(0)
-    arrays = mobile.weight_arrays(n.transformer)
+    arrays = network_io.weight_arrays(n.transformer)
     for key, w in arrays.items():
         if w.ndim == 2 or key.endswith("/1"):  # dense (bottleneck, conditioning) weights and every bias
             arrays[key] = rng.normal(0, 0.05, w.shape).astype(np.float32)
-    mobile.set_weight_arrays(n.transformer, arrays)
+    network_io.set_weight_arrays(n.transformer, arrays)
     return n
 
 

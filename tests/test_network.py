@@ -1,74 +1,20 @@
-"""The arbitrary-style network: AdaIN math, the two-part interface, any-size input, saving."""
+"""The arbitrary-style network: its configuration, the two-part interface, any-size input, saving, the linear
+transform and the moment head."""
 
 import dataclasses
-import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import ROOT, last_line
 
 from nst_tf import fast
-from nst_tf.network import (
-    ArbitraryStyleNetwork,
-    Covariance,
-    MatrixMix,
-    NetworkConfig,
-    adain,
-    average_folders,
-    blend_vectors,
-    build_decoder,
-    levels_vector,
-    moments_vector,
-    multi_adain,
-    reflect_pad,
-    split_vector,
-    write_folder,
-)
+from nst_tf.network import ArbitraryStyleNetwork, NetworkConfig, build_decoder
 
 
 @pytest.fixture(scope="module")
 def net():
     return ArbitraryStyleNetwork.load()  # the bundled weights
-
-
-def test_moments_vector_hand_computed():
-    # one channel with values 1, 3 -> mean 2, std sqrt(1 + eps); second channel constant 5
-    features = tf.constant([[[[1.0, 5.0], [3.0, 5.0]]]])
-    vector = moments_vector(features).numpy()
-    np.testing.assert_allclose(vector, [[2.0, 5.0, np.sqrt(1.0 + 1e-5), np.sqrt(1e-5)]], rtol=1e-6)
-
-
-def test_adain_gives_target_statistics():
-    rng = np.random.default_rng(0)
-    features = tf.constant(rng.normal(3.0, 2.0, (2, 6, 5, 4)), tf.float32)
-    target = tf.constant(np.concatenate([rng.normal(size=(2, 4)), rng.uniform(0.5, 2, (2, 4))], -1), tf.float32)
-    out = adain(features, target)
-    np.testing.assert_allclose(moments_vector(out).numpy(), target.numpy(), atol=1e-3)
-
-
-def test_levels_vector_layout_by_hand():
-    # level 1: one channel, values 1, 3 -> [2, ~1]; level 2: two channels, constants 4 and 6 -> [4, 6, ~0, ~0]
-    shallow = tf.constant([[[[1.0], [3.0]]]])
-    deep = tf.constant([[[[4.0, 6.0]]]])
-    eps = np.sqrt(1e-5)
-    vector = levels_vector([shallow, deep])
-    np.testing.assert_allclose(vector.numpy(), [[2.0, np.sqrt(1 + 1e-5), 4.0, 6.0, eps, eps]], rtol=1e-6)
-    parts = split_vector(vector, (1, 2))
-    np.testing.assert_allclose(parts[0].numpy(), [[2.0, np.sqrt(1 + 1e-5)]], rtol=1e-6)
-    np.testing.assert_allclose(parts[1].numpy(), [[4.0, 6.0, eps, eps]], rtol=1e-6)
-
-
-def test_multi_adain_gives_each_level_its_statistics():
-    rng = np.random.default_rng(4)
-    levels = [tf.constant(rng.normal(1.0, 3.0, (1, 8, 8, c)), tf.float32) for c in (3, 5)]
-    target = [np.concatenate([rng.normal(size=(1, c)), rng.uniform(0.5, 2, (1, c))], -1) for c in (3, 5)]
-    out = multi_adain(levels, tf.constant(np.concatenate(target, -1), tf.float32))
-    for o, t in zip(out, target):
-        np.testing.assert_allclose(moments_vector(o).numpy(), t, atol=1e-3)
 
 
 def test_config_levels_and_old_files():
@@ -79,12 +25,6 @@ def test_config_levels_and_old_files():
     assert NetworkConfig.from_json(old).vector_size == 1024
     with pytest.raises(ValueError, match="skip_levels"):
         NetworkConfig(skip_levels=4)
-
-
-def test_blend_vectors():
-    style, content = tf.constant([[4.0, 8.0]]), tf.constant([[0.0, 0.0]])
-    np.testing.assert_allclose(blend_vectors(style, content, 0.25).numpy(), [[1.0, 2.0]])
-    np.testing.assert_allclose(blend_vectors(style, content, 1.5).numpy(), [[4.0, 8.0]])  # clipped to 1
 
 
 def test_decoder_is_checkerboard_free():
@@ -136,42 +76,6 @@ def test_save_load_round_trip(net, tmp_path):
     np.testing.assert_allclose(again(x, x).numpy(), net(x, x).numpy(), atol=1e-6)
 
 
-def test_average_folders_by_hand(tmp_path):
-    config = NetworkConfig().to_json()
-    write_folder(str(tmp_path / "a"), {"decoder/x/0": np.array([1.0, 2.0]), "decoder/y/0": np.array([[3.0]])}, config)
-    write_folder(str(tmp_path / "b"), {"decoder/x/0": np.array([3.0, 5.0]), "decoder/y/0": np.array([[6.0]])}, config)
-    average_folders([str(tmp_path / "a"), str(tmp_path / "b")], str(tmp_path / "mean"))
-    with np.load(tmp_path / "mean" / "weights.npz") as mean:
-        np.testing.assert_array_equal(mean["decoder/x/0"], [2.0, 3.5])
-        np.testing.assert_array_equal(mean["decoder/y/0"], [[4.5]])
-        assert mean["decoder/x/0"].dtype == np.float16  # as every saved network
-    assert (tmp_path / "mean" / "config.json").read_text() == config
-    write_folder(str(tmp_path / "c"), {"decoder/x/0": np.array([1.0, 2.0])}, config)
-    with pytest.raises(ValueError, match="not the architecture"):
-        average_folders([str(tmp_path / "a"), str(tmp_path / "c")], str(tmp_path / "bad"))
-    with pytest.raises(FileNotFoundError, match=r"/nope/config.json: missing \(a model folder holds"):
-        average_folders([str(tmp_path / "a"), str(tmp_path / "nope")], str(tmp_path / "bad"))
-    assert not (tmp_path / "bad").exists()  # nothing written on either error
-    tool = [sys.executable, os.path.join(ROOT, "tools", "average_networks.py")]  # its command line
-    proc = subprocess.run([*tool, f"--out={tmp_path / 'cli2'}", str(tmp_path / "a"), str(tmp_path / "c")],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 1 and last_line(proc.stderr).startswith(f"error: {tmp_path / 'c'}: not the arch")
-    assert not (tmp_path / "cli2" / "weights.npz").exists()
-    # weighted: 0.75 a + 0.25 b; and a network without the moment head counts as one with a zero head
-    headed = NetworkConfig(moment_head=2).to_json()
-    write_folder(str(tmp_path / "h"), {"decoder/x/0": np.array([3.0, 5.0]), "decoder/y/0": np.array([[6.0]]),
-                                       "moment_head/mhead_1/0": np.array([7.0]),
-                                       "moment_head/mhead_2/0": np.array([8.0])}, headed)
-    average_folders([str(tmp_path / "a"), str(tmp_path / "h")], str(tmp_path / "mix"), weights=[3, 1])
-    with np.load(tmp_path / "mix" / "weights.npz") as mix:
-        np.testing.assert_array_equal(mix["decoder/x/0"], [1.5, 2.75])
-        np.testing.assert_array_equal(mix["moment_head/mhead_1/0"], [7.0])  # the same first layer in both
-        np.testing.assert_array_equal(mix["moment_head/mhead_2/0"], [2.0])  # 0.75 * 0 + 0.25 * 8
-    assert (tmp_path / "mix" / "config.json").read_text() == headed
-    with pytest.raises(ValueError, match="2 weights for 1 folders"):
-        average_folders([str(tmp_path / "a")], str(tmp_path / "bad"), weights=[1, 1])
-
-
 def test_load_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json"):
         ArbitraryStyleNetwork.load(str(tmp_path))
@@ -184,29 +88,6 @@ def test_bundled_weights_small():
 
     size = sum(os.path.getsize(os.path.join(BUNDLED_DIR, f)) for f in os.listdir(BUNDLED_DIR))
     assert size < 20 * 1024 * 1024
-
-
-def test_reflect_pad_by_hand_and_as_tf_pad():
-    row = tf.constant([[[[1.0], [2.0], [3.0]]]])  # [1, 1, 3, 1]: one row, width 3
-    x = tf.concat([row, row + 10.0], axis=1)  # rows 1 2 3 / 11 12 13
-    padded = reflect_pad(x, 1)[0, :, :, 0].numpy()
-    np.testing.assert_array_equal(padded, [[12, 11, 12, 13, 12], [2, 1, 2, 3, 2], [12, 11, 12, 13, 12],
-                                           [2, 1, 2, 3, 2]])
-    images = tf.random.normal([2, 7, 9, 3], seed=7)
-    for pad in (1, 2, 4):
-        expected = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
-        np.testing.assert_array_equal(reflect_pad(images, pad).numpy(), expected.numpy())
-
-
-def test_covariance_and_matrix_mix_by_hand():
-    rng = np.random.default_rng(7)
-    z = rng.normal(size=(1, 2, 3, 2)).astype(np.float32)
-    flat = z.reshape(6, 2)
-    np.testing.assert_allclose(Covariance()(tf.constant(z)).numpy()[0], (flat.T @ flat / 6).ravel(), rtol=1e-5)
-    s, c = np.array([[1.0, 2.0], [0.0, 1.0]], np.float32), np.array([[0.0, 1.0], [1.0, 0.0]], np.float32)
-    mixed = MatrixMix()([tf.constant(z), tf.constant(s.reshape(1, 4)), tf.constant(c.reshape(1, 4))]).numpy()
-    t = s @ c / 2  # T = S @ C / rank
-    np.testing.assert_allclose(mixed[0, 1, 2], t @ z[0, 1, 2], rtol=1e-5)
 
 
 def _variant(net: ArbitraryStyleNetwork, **changes) -> ArbitraryStyleNetwork:

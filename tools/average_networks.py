@@ -18,7 +18,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from nst_tf.network import average_folders  # noqa: E402
+from nst_tf.network_io import average_folders  # noqa: E402
 
 
 def main() -> int:

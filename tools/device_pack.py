@@ -92,7 +92,7 @@ def git_tracks(path: str) -> bool:
 def write_trained(model_dir: str, out: str) -> None:
     """A network folder at `out` with `model_dir`'s config.json and trained parts, not its VGG16 encoder (loading
     it fills in the bundled one's, as for checkpoints/arbitrary_strength)."""
-    from nst_tf.network import read_folder, write_folder
+    from nst_tf.network_io import read_folder, write_folder
 
     config_json, arrays = read_folder(model_dir)
     write_folder(out, {k: w.astype(np.float16) for k, w in arrays.items() if not k.startswith("encoder/")},
@@ -193,11 +193,11 @@ def student_init(seed: int = 0, channels: str = "") -> dict[str, np.ndarray]:
     """{transformer/<layer>/<i>: float32} of a freshly initialised nst_tf.mobile transformer."""
     import keras
 
-    from nst_tf import mobile
+    from nst_tf import mobile, network_io
 
     keras.utils.set_random_seed(seed)
     model = mobile.build_transformer(student_config(channels))
-    return {f"transformer/{k}": w for k, w in mobile.weight_arrays(model).items()}
+    return {f"transformer/{k}": w for k, w in network_io.weight_arrays(model).items()}
 
 
 def fresh_arrays(build, seed: int = 0) -> dict[str, np.ndarray]:
@@ -246,7 +246,8 @@ def unpack_student(args) -> None:
 
 
 def unpack(args) -> None:
-    from nst_tf.network import ArbitraryStyleNetwork, parted, set_weight_arrays
+    from nst_tf.network import ArbitraryStyleNetwork
+    from nst_tf.network_io import parted, set_weight_arrays
 
     if args.transformer:
         return unpack_student(args)

@@ -67,7 +67,7 @@ def moments(x):
 
 
 def levels_vector(levels):
-    """relu1_1..relu4_1 feature maps -> [B, 1920]: nst_tf.network.levels_vector (mean, std per level)."""
+    """relu1_1..relu4_1 feature maps -> [B, 1920]: nst_tf.adain.levels_vector (mean, std per level)."""
     parts = []
     for f in levels:
         mean, var = moments(f)
@@ -76,7 +76,7 @@ def levels_vector(levels):
 
 
 def instance_normalized(x):
-    """Zero mean, unit std per image and channel over positions (nst_tf.network.InstanceNormalized)."""
+    """Zero mean, unit std per image and channel over positions (nst_tf.layers.InstanceNormalized)."""
     mean, var = moments(x)
     return (x - mean) / jnp.sqrt(var + _ADAIN_EPS)
 
