@@ -59,12 +59,16 @@ def test_flag_errors_come_before_tensorflow(name, args, message):
     assert not tf_loaded
 
 
-def test_deprecated_alpha_warns_and_is_the_strength(tmp_path):
-    """nst-stylize --alpha: a warning naming --strength, then the run goes on (here to the missing content file)."""
+@pytest.mark.parametrize("name, args", [
+    ("stylize", ["--content={missing}", "--style={missing}", "--output={tmp}/o.jpg", "--method=fast"]),
+    ("video", ["--input={missing}", "--style={missing}", "--output={tmp}/o.mp4"]),
+])
+def test_deprecated_alpha_warns_and_is_the_strength(name, args, tmp_path):
+    """nst-stylize and nst-video --alpha: the same warning naming --strength, then the run goes on (here to the
+    missing input file)."""
     missing = str(tmp_path / "missing.jpg")
-    proc, tf_loaded = launch("stylize", f"--content={missing}", f"--style={missing}", f"--output={tmp_path}/o.jpg",
-                             "--method=fast", "--alpha=0.5")
-    assert "warning: --alpha is deprecated; use --strength" in proc.stderr
+    proc, tf_loaded = launch(name, *(a.format(missing=missing, tmp=tmp_path) for a in args), "--alpha=0.5")
+    assert "warning: --alpha is deprecated; use --strength (the same below 1)" in proc.stderr
     assert proc.returncode == 1 and last_line(proc.stderr.rsplit("tensorflow loaded", 1)[0]).startswith(
         f"error: {missing}") and not tf_loaded
 

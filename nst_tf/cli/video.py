@@ -72,6 +72,7 @@ def _validate() -> tuple[list[str], list[float] | None]:
         if getattr(FLAGS, name) is not None and not 0.0 <= getattr(FLAGS, name) <= 1.0:
             raise common.UsageError(f"--{name} must be in [0, 1], got {getattr(FLAGS, name)}")
     if FLAGS.alpha is not None:
+        print("warning: --alpha is deprecated; use --strength (the same below 1)", file=sys.stderr)
         FLAGS.strength = FLAGS.alpha
     if not 0.0 <= FLAGS.strength <= 2.0:
         raise common.UsageError(f"--strength must be in [0, 2], got {FLAGS.strength}")
