@@ -81,6 +81,7 @@ class NetworkConfig:
     moment_head: int = 0  # > 0: hidden units of the learned correction of the target moments (0: none)
     strength_units: int = 0  # > 0: the decoder is modulated by the strength (FiLM from an embedding this wide)
     palette: bool = False  # the output gets the style's pixel colour moments (6 more floats in the style vector)
+    skip_fade: bool = False  # above strength 1 the skip projections fade out (none at the top): more painterly
 
     def __post_init__(self):
         if not 0 <= self.skip_levels <= 3:
@@ -91,6 +92,8 @@ class NetworkConfig:
             raise ValueError(f"moment_head must be 0..4096, got {self.moment_head}")
         if not 0 <= self.strength_units <= 1024:
             raise ValueError(f"strength_units must be 0..1024, got {self.strength_units}")
+        if self.skip_fade and not (self.strength_units and self.skip_levels):
+            raise ValueError("skip_fade needs strength_units > 0 and skip_levels > 0")
 
     @property
     def levels(self) -> tuple[str, ...]:
@@ -126,6 +129,7 @@ class NetworkConfig:
         data.setdefault("moment_head", 0)  # and before the moment head
         data.setdefault("strength_units", 0)  # and before the strength control
         data.setdefault("palette", False)  # and before the palette layer
+        data.setdefault("skip_fade", False)  # and before the skips faded with the strength
         return cls(**data)
 
 
@@ -168,13 +172,15 @@ def _conv(x, channels: int, name: str, activation: str | None = "relu"):
     return keras.layers.Conv2D(channels, 3, padding="valid", activation=activation, name=name)(x)
 
 
-def _up(x, skips: dict, level: int, channels: int, config: NetworkConfig, embedding=None):
+def _up(x, skips: dict, level: int, channels: int, config: NetworkConfig, embedding=None, share=None):
     """Resize x2, then add a (zero-initialised) 1x1 projection of the level's skip features if fed, modulated by the
-    strength embedding if any."""
+    strength embedding if any and scaled by the skips' share ([B, 1], skip_fade) if given."""
     x = ResizeUpsampling((2, 2), config.upsample, name=f"up{level}")(x)
     if level in skips:
         projected = keras.layers.Conv2D(channels, 1, kernel_initializer="zeros", name=f"skip{level}")(skips[level])
         projected = strength_lib.film(projected, embedding, f"skip{level}")
+        if share is not None:
+            projected = keras.layers.Multiply(name=f"skip{level}_faded")([projected, share])
         x = keras.layers.Add(name=f"add{level}")([x, projected])
     return x
 
@@ -188,18 +194,20 @@ def build_decoder(config: NetworkConfig = NetworkConfig()) -> keras.Model:
     skips = {level: inputs[level - 4 + config.skip_levels] for level in range(4 - config.skip_levels, 4)}
     strength = keras.Input((1,), name="strength") if config.strength_units else None
     e = strength_lib.embed(strength, config.strength_units) if strength is not None else None
+    share = (strength_lib.SkipFade(name="skip_share")(strength)
+             if strength is not None and config.skip_fade else None)
 
     def conv(x, channels, name):
         return strength_lib.film(_conv(x, channels, name), e, name)
 
     x = conv(inputs[-1], c[0], "dec4_1")
-    x = _up(x, skips, 3, c[0], config, e)
+    x = _up(x, skips, 3, c[0], config, e, share)
     x = conv(x, c[1], "dec3_2")
     x = conv(x, c[2], "dec3_1")
-    x = _up(x, skips, 2, c[2], config, e)
+    x = _up(x, skips, 2, c[2], config, e, share)
     x = conv(x, c[3], "dec2_2")
     x = conv(x, c[4], "dec2_1")
-    x = _up(x, skips, 1, c[4], config, e)
+    x = _up(x, skips, 1, c[4], config, e, share)
     x = conv(x, c[5], "dec1_2")
     x = _conv(x, 3, "dec1_1", activation=None)
     ins = inputs + ([strength] if strength is not None else [])

@@ -57,6 +57,16 @@ class Excess(keras.layers.Layer):
         return tf.nn.relu(strength - 1.0)
 
 
+class SkipFade(keras.layers.Layer):
+    """The share of the photo's shallow (skip) features the decoder gets: 1 up to strength 1, then falling linearly
+    to 0 at STRENGTH_MAX, where only the AdaIN'd relu4_1 is left (Huang & Belongie's painterly decoder). [B, 1]
+    strength -> [B, 1, 1, 1], to scale feature maps."""
+
+    def call(self, strength):  # noqa: D102
+        share = tf.clip_by_value((STRENGTH_MAX - strength) / (STRENGTH_MAX - 1.0), 0.0, 1.0)
+        return tf.reshape(share, [-1, 1, 1, 1])
+
+
 def embed(strength: keras.KerasTensor, units: int) -> keras.KerasTensor:
     """[B, 1] strength -> [B, units] features that every FiLM layer reads.
 

@@ -1,12 +1,14 @@
 """The strength control and the palette layer: hand-computed moments, exact warm starts, the trainer's sampled path."""
 
+import json
 from dataclasses import replace
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from nst_tf import fast, losses, palette, strength, train
+from nst_tf import fast, losses, network, palette, strength, train
 from nst_tf import weights as weights_lib
 from nst_tf.mobile import MobileConfig, MobileStyleNetwork
 from nst_tf.network import ArbitraryStyleNetwork, NetworkConfig
@@ -191,3 +193,123 @@ def test_excess_ramps_zero_up_to_one_and_fresh_in_a_warm_start(train_folders, tm
     for value in (0.0, 0.7, 1.0):  # the ramps are zero up to strength 1: the warm start is exact there
         np.testing.assert_allclose(trainer.net.stylize(content, vector, value).numpy(),
                                    old.stylize(content, vector, value).numpy(), atol=1e-5)
+
+
+FADE = replace(STRONG, skip_fade=True)
+
+
+def _random_skips(decoder, seed: int = 0):
+    """`decoder` with random weights in its (zero-initialised) skip projections and FiLM projections, as training
+    leaves them: without them the skips add nothing and fading them changes nothing."""
+    rng = np.random.default_rng(seed)
+    for layer in decoder.layers:
+        if layer.weights and (layer.name.endswith("_film") or layer.name in ("skip1", "skip2", "skip3")):
+            kernel, bias = layer.get_weights()
+            layer.set_weights([rng.normal(0, 0.3, kernel.shape).astype(np.float32),
+                               rng.normal(0, 0.1, bias.shape).astype(np.float32)])
+    return decoder
+
+
+def _decoder_inputs(seed: int, batch: int = 2):
+    """Random relu1_1..relu4_1-shaped inputs of a 32 x 40 px image (the decoder's AdaIN'd levels)."""
+    rng = np.random.default_rng(seed)
+    return [tf.constant(rng.normal(size=(batch, 32 // f, 40 // f, c)), tf.float32)
+            for f, c in ((1, 64), (2, 128), (4, 256), (8, 512))]
+
+
+def test_skip_fade_share_by_hand():
+    share = strength.SkipFade()(tf.constant([[0.0], [1.0], [1.5], [2.0]])).numpy()
+    assert share.shape == (4, 1, 1, 1)
+    # (2 - s) / (2 - 1) clipped to [0, 1]: 2 -> 1 at 0 and 1, 0.5 / 1 at 1.5, 0 / 1 at 2
+    np.testing.assert_array_equal(share.reshape(-1), [1.0, 1.0, 0.5, 0.0])
+
+
+def test_skip_fade_config_round_trip_and_checks():
+    assert json.loads(FADE.to_json())["skip_fade"] is True
+    assert NetworkConfig.from_json(FADE.to_json()) == FADE
+    old = json.loads(STRONG.to_json())
+    del old["skip_fade"]  # a network saved before skip_fade existed
+    loaded = NetworkConfig.from_json(json.dumps(old))
+    assert loaded.skip_fade is False and loaded == STRONG
+    with pytest.raises(ValueError, match="skip_fade needs strength_units > 0 and skip_levels > 0"):
+        replace(SMALL, skip_fade=True)  # no strength input
+    with pytest.raises(ValueError, match="skip_fade needs strength_units > 0 and skip_levels > 0"):
+        replace(FADE, skip_levels=0)  # no skips to fade
+
+
+def test_skip_fade_decoder_is_the_plain_one_up_to_strength_1_then_drops_the_skips():
+    """The same weights with and without skip_fade: equal outputs up to strength 1; at 1.5 the faded decoder is the
+    plain one with half of every skip projection (conv and FiLM shift halved: the projection is linear in them); at
+    2 the skip inputs do not reach the output."""
+    keras.utils.set_random_seed(0)
+    plain = _random_skips(network.build_decoder(STRONG))
+    faded = network.build_decoder(FADE)
+    assert {layer.name for layer in faded.layers if layer.weights} == \
+        {layer.name for layer in plain.layers if layer.weights}  # no weights of its own: a warm start fits
+    for layer in plain.layers:
+        if layer.weights:
+            faded.get_layer(layer.name).set_weights(layer.get_weights())
+    levels = _decoder_inputs(1)
+
+    def run(decoder, value, inputs=levels):
+        return decoder([*inputs, tf.fill([2, 1], value)]).numpy()
+
+    for value in (0.0, 0.5, 1.0):
+        np.testing.assert_array_equal(run(faded, value), run(plain, value))
+    for value in (1.5, 2.0):
+        assert np.abs(run(faded, value) - run(plain, value)).mean() > 1e-3
+    halved = network.build_decoder(STRONG)
+    halved.set_weights(plain.get_weights())
+    for level in (1, 2, 3):
+        kernel, bias = plain.get_layer(f"skip{level}").get_weights()
+        halved.get_layer(f"skip{level}").set_weights([kernel / 2, bias / 2])
+        kernel, bias = plain.get_layer(f"skip{level}_film").get_weights()
+        shift = kernel.shape[-1] // 2  # scale then shift
+        kernel, bias = kernel.copy(), bias.copy()
+        kernel[:, shift:] /= 2
+        bias[shift:] /= 2
+        halved.get_layer(f"skip{level}_film").set_weights([kernel, bias])
+    np.testing.assert_allclose(run(faded, 1.5), run(halved, 1.5), atol=1e-5)
+    other = [*_decoder_inputs(2)[:3], levels[3]]  # other skip inputs, the same relu4_1
+    np.testing.assert_array_equal(run(faded, 2.0, other), run(faded, 2.0))
+    assert np.abs(run(faded, 1.9, other) - run(faded, 1.9)).mean() > 1e-4  # below 2 they still count
+    assert np.abs(run(plain, 2.0, other) - run(plain, 2.0)).mean() > 1e-3  # and without skip_fade at 2
+
+
+def test_skip_fade_network_stylizes_tiled_and_saves(random_vgg16_weights, tmp_path):
+    """fast.stylize of a skip_fade network: the tiled path (whole-image statistics) gives the untiled output at a
+    strength where the skips are half faded, strengths 1 and 2 differ, and the network saves and loads."""
+    keras.utils.set_random_seed(0)
+    net = _random_network(FADE, random_vgg16_weights)
+    _random_skips(net.decoder)
+    net.save(str(tmp_path / "net"))
+    net = fast.load_network(str(tmp_path / "net"))
+    assert net.config == FADE
+    rng = np.random.default_rng(3)
+    photo = rng.uniform(size=(150, 270, 3)).astype(np.float32)
+    style = rng.uniform(size=(48, 48, 3)).astype(np.float32)
+    untiled = fast.stylize(net, photo, [style], strength=1.5, tile=0)
+    tiled = fast.stylize(net, photo, [style], strength=1.5, tile=256)
+    np.testing.assert_allclose(tiled, untiled, atol=2e-4)
+    assert np.abs(fast.stylize(net, photo, [style], strength=2.0, tile=0) - fast.stylize(
+        net, photo, [style], strength=1.0, tile=0)).mean() > 1e-3
+
+
+def test_warm_start_into_skip_fade_is_exact_up_to_strength_1(train_folders, tmp_path, random_vgg16_weights):
+    """Trainer.init_decoder_from a network without skip_fade into one with it: every layer copied (skip_fade has no
+    weights), the same output up to strength 1, another above."""
+    keras.utils.set_random_seed(0)
+    source = _random_network(STRONG, random_vgg16_weights)
+    _random_skips(source.decoder)
+    source.save(str(tmp_path / "source"))
+    old = ArbitraryStyleNetwork.load(str(tmp_path / "source"))
+    trainer = train.Trainer(_config(train_folders, tmp_path / "run", random_vgg16_weights), network_config=FADE)
+    assert trainer.init_decoder_from(str(tmp_path / "source")) == []
+    trainer.net.encoder.set_weights(old.encoder.get_weights())
+    content = tf.random.uniform([1, 40, 48, 3], seed=1)
+    vector = old.predict_style(tf.random.uniform([1, 32, 32, 3], seed=2))
+    for value in (0.0, 0.5, 1.0):
+        np.testing.assert_allclose(trainer.net.stylize(content, vector, value).numpy(),
+                                   old.stylize(content, vector, value).numpy(), atol=1e-5)
+    assert np.abs(trainer.net.stylize(content, vector, 2.0).numpy() - old.stylize(content, vector, 2.0).numpy()
+                  ).mean() > 1e-3

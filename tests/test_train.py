@@ -216,6 +216,11 @@ def test_cli_errors(folders, tmp_path):
     assert proc.returncode != 0
     assert last_line(proc.stderr) == ("error: --viewing_weight must be non-negative and --viewing_scale in (0, 1), "
                                       "got 1.0, 1.5")
+    for extra in ([], ["--strength_units=8", "--skip_levels=0"], ["--strength_units=8", "--network=mobile"]):
+        proc = run_cli("nst_tf.cli.train", "--content_dir=a", "--style_dir=b", "--model_dir=c", "--skip_fade", *extra)
+        assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-1500:]
+        assert last_line(proc.stderr) == ("error: --skip_fade needs the arbitrary network with --strength_units > 0 "
+                                          "and --skip_levels > 0")
 
 
 def test_cli_trains_a_phone_sized_network_of_other_widths(folders, tmp_path, lpips_weights):

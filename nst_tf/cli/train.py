@@ -70,6 +70,9 @@ flags.DEFINE_float("strength_zero", 0.0, "With --strength_max: the fraction of e
 flags.DEFINE_integer("strength_units", 0, "Width of the strength embedding that modulates the decoder (FiLM) or the "
                      "phone-sized network's style bottleneck (0: no strength input; --network=mobile with "
                      "--strength_max: 16).")
+flags.DEFINE_bool("skip_fade", False, "Above strength 1 the decoder's skip projections (the photo's shallow "
+                  "features) fade out, none at strength 2: the top of the range is more painterly (needs "
+                  "--strength_units and --skip_levels).")
 flags.DEFINE_bool("palette", False, "The output gets the style's pixel colour moments (a palette layer; the style "
                   "vector grows by 6 floats).")
 flags.DEFINE_float("palette_weight", 0.0, "Weight of the palette loss: sliced Wasserstein distance between the "
@@ -115,6 +118,9 @@ def main(argv: list[str]) -> int:
         raise common.UsageError(f"--strength_max must be in [0, 2], got {FLAGS.strength_max}")
     if FLAGS.strength_max and not (FLAGS.strength_units or FLAGS.network == "mobile"):
         raise common.UsageError("--strength_max needs --strength_units > 0 (the decoder's strength input)")
+    if FLAGS.skip_fade and (FLAGS.network == "mobile" or not FLAGS.strength_units or not FLAGS.skip_levels):
+        raise common.UsageError("--skip_fade needs the arbitrary network with --strength_units > 0 and "
+                                "--skip_levels > 0")
     if not 0 <= FLAGS.strength_zero < 1:
         raise common.UsageError(f"--strength_zero must be in [0, 1), got {FLAGS.strength_zero}")
     if FLAGS.crop < 32 or (FLAGS.style_crop != 0 and FLAGS.style_crop < 32):
@@ -168,7 +174,8 @@ def main(argv: list[str]) -> int:
                                           palette=FLAGS.palette) if mobile_run
                       else network.NetworkConfig(preprocessing=preprocessing, skip_levels=FLAGS.skip_levels,
                                              linear_rank=FLAGS.linear_rank, moment_head=FLAGS.moment_head,
-                                             strength_units=FLAGS.strength_units, palette=FLAGS.palette))
+                                             strength_units=FLAGS.strength_units, palette=FLAGS.palette,
+                                             skip_fade=FLAGS.skip_fade))
     try:
         trainer = train.Trainer(config, strategy, network_config)
         if FLAGS.init_from and trainer.resumed_from is None:
