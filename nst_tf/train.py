@@ -80,6 +80,8 @@ class TrainConfig:
     palette_weight: float = 0.0  # sliced Wasserstein distance of the output's pixel colours to the style crop's
     viewing_weight: float = 0.0  # a second Gram style term, output and style crop both resized by viewing_scale,
     viewing_scale: float = 0.5  # relative to the style term: strokes the size a viewer sees at a reduced size
+    viewing_target: str = "shrunk"  # the style crop in that term: shrunk too, or "whole" (the painting as the viewer
+    # sees it beside the reduced output: strokes viewing_scale times as big in the output as in the style crop)
     strength_max: float = 0.0  # > 0: a strength per example, uniform in [0, this], fed to the network and weighing
     # the style and palette terms by strength squared (Babaeizadeh & Ghiasi 2020); 0: strength 1 throughout
     strength_zero: float = 0.0  # with strength_max: this fraction of the examples at strength 0 exactly (the photo)
@@ -143,6 +145,8 @@ class Trainer:
             raise ValueError(f"strength_max must be in [0, {strength_lib.STRENGTH_MAX:g}], got {config.strength_max}")
         if not 0.0 < config.viewing_scale < 1.0:
             raise ValueError(f"viewing_scale must be in (0, 1), got {config.viewing_scale}")
+        if config.viewing_target not in ("shrunk", "whole"):
+            raise ValueError(f"viewing_target must be 'shrunk' or 'whole', got {config.viewing_target!r}")
         if config.inversion_weight and (self.student or config.content_target != "photo"):
             raise ValueError("inversion_weight is for the arbitrary-style network with content_target='photo' (with "
                              "'adain' the content term is already the inversion term)")
@@ -341,7 +345,7 @@ class Trainer:
         style_grams = {n: losses.gram_matrix(style_feats[n]) for n in self.style_layers}
         style_term = self._style_term(output_feats, style_grams)
         if cfg.viewing_weight and style is not None:
-            style_term += cfg.viewing_weight * self._viewing_style_term(output, style)
+            style_term += cfg.viewing_weight * self._viewing_style_term(output, style, style_grams)
         if cfg.style_relative:
             style_term = losses.relative_style_loss(style_term, self._style_term(content_feats, style_grams),
                                                     cfg.style_target)
@@ -362,15 +366,18 @@ class Trainer:
         """Gram style loss of `feats` against the style's Grams, averaged over the style layers: [B]."""
         return tf.add_n([losses.style_loss(feats[n], style_grams[n]) for n in self.style_layers]) / len(style_grams)
 
-    def _viewing_style_term(self, output: tf.Tensor, style: tf.Tensor) -> tf.Tensor:
-        """The Gram style term of output and style crop both shrunk by viewing_scale (antialiased): [B]."""
+    def _viewing_style_term(self, output: tf.Tensor, style: tf.Tensor, style_grams: dict[str, tf.Tensor]
+                            ) -> tf.Tensor:
+        """The Gram style term of the output shrunk by viewing_scale (antialiased) against the style crop shrunk
+        alike (viewing_target 'shrunk') or as it is ('whole': `style_grams`, the full-size crop's Grams): [B]."""
         def shrink(images: tf.Tensor) -> tf.Tensor:
             size = tf.cast(tf.round(tf.cast(tf.shape(images)[1:3], tf.float32) * self.config.viewing_scale), tf.int32)
             return tf.image.resize(images, size, method="bilinear", antialias=True)
 
-        small_style = self._loss_features(shrink(style))
-        grams = {n: losses.gram_matrix(small_style[n]) for n in self.style_layers}
-        return self._style_term(self._loss_features(shrink(output)), grams)
+        if self.config.viewing_target == "shrunk":
+            small_style = self._loss_features(shrink(style))
+            style_grams = {n: losses.gram_matrix(small_style[n]) for n in self.style_layers}
+        return self._style_term(self._loss_features(shrink(output)), style_grams)
 
     def _student_losses(self, content: tf.Tensor, style: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
         """The phone-sized network's terms: identity, distill (to the teacher), content, style, TV."""

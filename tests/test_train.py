@@ -439,5 +439,15 @@ def test_viewing_term_is_the_gram_loss_of_both_images_shrunk(folders, tmp_path, 
     assert np.all(small.numpy() > 0)
     np.testing.assert_allclose(viewed["style"].numpy() - plain["style"].numpy(), 3.0 * 2.0 * small.numpy(),
                                rtol=1e-3)
+    # 'whole': the shrunk output against the full-size style crop's Grams
+    trainer.config = replace(trainer.config, viewing_target="whole")
+    whole, _ = trainer.compute_losses(content, style)
+    _, full_style = extractor(style)
+    against_whole = sum(losses.style_loss(o, losses.gram_matrix(s)) for o, s in zip(small_out, full_style)) / 2
+    assert not np.allclose(against_whole.numpy(), small.numpy(), rtol=1e-2)
+    np.testing.assert_allclose(whole["style"].numpy() - plain["style"].numpy(), 3.0 * 2.0 * against_whole.numpy(),
+                               rtol=1e-3)
     with pytest.raises(ValueError, match="viewing_scale"):
         train.Trainer(make_config(folders, tmp_path / "bad", random_vgg16_weights, viewing_scale=1.0))
+    with pytest.raises(ValueError, match="viewing_target"):
+        train.Trainer(make_config(folders, tmp_path / "bad2", random_vgg16_weights, viewing_target="half"))

@@ -80,6 +80,9 @@ flags.DEFINE_float("palette_weight", 0.0, "Weight of the palette loss: sliced Wa
 flags.DEFINE_float("viewing_weight", 0.0, "Weight, relative to the style term, of a second Gram style term with the "
                    "output and the style crop both shrunk by --viewing_scale: strokes sized for a reduced view.")
 flags.DEFINE_float("viewing_scale", 0.5, "Shrink factor of the --viewing_weight term, in (0, 1).")
+flags.DEFINE_enum("viewing_target", "shrunk", ["shrunk", "whole"], "The style crop in the --viewing_weight term: "
+                  "shrunk like the output, or whole (the painting as a viewer sees it beside the reduced output: "
+                  "strokes 1/--viewing_scale times as big in the output).")
 flags.DEFINE_integer("log_every", 10, "Print and log scalars every N steps.")
 flags.DEFINE_integer("image_every", 200, "Log a preview image grid every N steps.")
 flags.DEFINE_integer("checkpoint_every", 100, "Checkpoint every N steps.")
@@ -146,7 +149,8 @@ def main(argv: list[str]) -> int:
         distill_weight=FLAGS.distill_weight, teacher=FLAGS.teacher, style_relative=FLAGS.style_relative,
         style_target=FLAGS.style_target, snapshot_every=FLAGS.snapshot_every, inversion_weight=FLAGS.inversion_weight,
         strength_max=FLAGS.strength_max, palette_weight=FLAGS.palette_weight, strength_zero=FLAGS.strength_zero,
-        viewing_weight=FLAGS.viewing_weight, viewing_scale=FLAGS.viewing_scale)
+        viewing_weight=FLAGS.viewing_weight, viewing_scale=FLAGS.viewing_scale,
+        viewing_target=FLAGS.viewing_target)
     if not 0 <= FLAGS.skip_levels <= 3:
         raise common.UsageError(f"--skip_levels must be 0..3, got {FLAGS.skip_levels}")
     if not 0 <= FLAGS.linear_rank <= 128:
