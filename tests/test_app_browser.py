@@ -26,6 +26,7 @@ if not os.path.exists(CHROMIUM):
     MISSING.append("chromium (apt-get install chromium)")
 browser_only = pytest.mark.skipif(bool(MISSING), reason=f"needs {', '.join(MISSING)} (.ci/run installs them)")
 LOCAL = {"127.0.0.1", "localhost"}
+ASSETS = os.path.join(ROOT, "nst_tf", "assets")  # the package's own samples: no skip without ../shared/data
 
 
 def free_port() -> int:
@@ -89,12 +90,12 @@ def wait_status(tab, text: str) -> str:
 
 
 @browser_only
-def test_stylize_in_the_browser_and_download(page, server, data_dir, tmp_path):
+def test_stylize_in_the_browser_and_download(page, server, tmp_path):
     photo = str(tmp_path / "photo.jpg")  # 320 px: the full-size download stays quick
-    Image.open(f"{data_dir}/content/tubingen.jpg").convert("RGB").resize((320, 240)).save(photo, quality=95)
+    Image.open(os.path.join(ASSETS, "tubingen.jpg")).convert("RGB").resize((320, 240)).save(photo, quality=95)
     page.locator("#photo input[type=file]").set_input_files(photo)
     wait_status(page, "photo: ")
-    page.locator("#painting input[type=file]").set_input_files(f"{data_dir}/styles/starry_night.jpg")
+    page.locator("#painting input[type=file]").set_input_files(os.path.join(ASSETS, "starry_night.jpg"))
     first = wait_status(page, "preview: ")
     assert "strength 1" in first and "strength 1." not in first, first
     box = page.locator("#strength input[type=range]").bounding_box()
@@ -128,7 +129,7 @@ def test_bad_uploads_get_a_message_and_the_server_keeps_serving(page, server, tm
     assert "⚠ photo (notes.jpg): not an image file" in message, message
     assert page.get_by_text("not an image file").count() >= 1
     truncated = tmp_path / "cut.jpg"
-    with open(os.path.join(ROOT, "nst_tf", "assets", "tubingen.jpg"), "rb") as f:
+    with open(os.path.join(ASSETS, "tubingen.jpg"), "rb") as f:
         truncated.write_bytes(f.read()[:2000])
     page.locator("#painting input[type=file]").set_input_files(str(truncated))
     message = wait_status(page, "cut.jpg")
