@@ -6,10 +6,11 @@ Each case runs `python -m nst_tf.cli.<command> ...` in a new process (what a con
 launcher) and times it from start to exit: --help (flags parsed, no TensorFlow), and a first result on a tiny
 input (64-px images from nst_tf/assets): nst-stylize (one optimiser step, offline VGG16; and --method=fast),
 nst-train (one step at batch 1, 32-px crops, then its checkpoint), nst-export (the SavedModel alone, parity on one
-32-px pair), nst-video (three 64-px frames), nst-augment (one 64-px image). --warmup untimed runs per case first
-(they convert the offline weights once and warm the file cache). Median, min and max wall seconds over --repeats,
-and the median CPU seconds (user + system) of the process, with the load average before and after: other work on
-the machine inflates the wall times much more than the CPU times.
+32-px pair), nst-video (three 64-px frames), nst-augment (one 64-px image); nst-app, a server, to ready (its page
+answers on a free port and its log says its warm-up loaded the bundled network), then it is stopped. --warmup
+untimed runs per case first (they convert the offline weights once and warm the file cache). Median, min and max
+wall seconds over --repeats, and the median CPU seconds (user + system) of the process, with the load average
+before and after: other work on the machine inflates the wall times much more than the CPU times.
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ import argparse
 import os
 import resource
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 from _report import emit
 
@@ -58,7 +61,7 @@ def cases(paths: dict[str, str], out: str) -> list[tuple[str, str, list[str]]]:
     """(command, case, arguments) for each measurement; outputs go under `out` (emptied before each run)."""
     content, style = paths["content"], paths["style"]
     return [
-        *((f"nst-{c}", "--help", ["--help"]) for c in ("stylize", "train", "export", "video", "augment")),
+        *((f"nst-{c}", "--help", ["--help"]) for c in ("stylize", "train", "export", "video", "augment", "app")),
         ("nst-stylize", "first result (optimiser, 1 step)",
          [f"--content={content}", f"--style={style}", f"--output={out}/o.png", "--weights=lpips", f"--size={SIZE}",
           "--steps=1"]),
@@ -74,7 +77,41 @@ def cases(paths: dict[str, str], out: str) -> list[tuple[str, str, list[str]]]:
          [f"--input={paths['frames']}", f"--style={style}", f"--output={out}/v.mp4", f"--size={SIZE}"]),
         ("nst-augment", "first result (1 image)",
          [f"--input_dir={paths['photos']}", f"--output_dir={out}/aug", f"--styles={style}", f"--size={SIZE}"]),
+        ("nst-app", "ready (page served, network loaded)", ["--weights=lpips", f"--preview_size={SIZE}"]),
     ]
+
+
+def free_port() -> int:
+    """An unused TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve_until_ready(command: list[str], out: str, env: dict[str, str], timeout: float = 1800.0) -> None:
+    """Start nst-app, wait until its page answers and its log says 'nst-app: ready', then stop it."""
+    port = free_port()
+    log = os.path.join(out, "app.log")
+    with open(log, "w") as sink:
+        proc = subprocess.Popen([*command, f"--port={port}"], cwd=out, env=env, stdout=sink, stderr=subprocess.STDOUT)
+    deadline = time.perf_counter() + timeout
+    try:
+        while True:
+            if proc.poll() is not None or time.perf_counter() > deadline:
+                with open(log) as f:
+                    raise RuntimeError(f"nst-app did not get ready: {f.read().strip().splitlines()[-1:]}")
+            with open(log) as f:
+                ready = "nst-app: ready" in f.read()
+            if ready:
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read()
+                    return
+                except OSError:
+                    pass
+            time.sleep(0.2)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
 
 
 def run(command: str, args: list[str], out: str) -> tuple[float, float]:
@@ -82,14 +119,18 @@ def run(command: str, args: list[str], out: str) -> tuple[float, float]:
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(out)
     module = f"nst_tf.cli.{command.removeprefix('nst-')}"
-    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2", GRADIO_ANALYTICS_ENABLED="False")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=out, env=env, capture_output=True, text=True)
+    if command == "nst-app" and args != ["--help"]:  # a server: timed to ready, then stopped
+        serve_until_ready([sys.executable, "-m", module, *args], out, env)
+        proc = None
+    else:
+        proc = subprocess.run([sys.executable, "-m", module, *args], cwd=out, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
-    if proc.returncode and args != ["--help"]:
+    if proc is not None and proc.returncode and args != ["--help"]:
         raise RuntimeError(f"{command} {' '.join(args)}: {proc.stderr.strip().splitlines()[-1:]}")
     return seconds, cpu
 
