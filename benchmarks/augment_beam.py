@@ -1,7 +1,7 @@
 """Throughput of nst-augment: the single-process path against Apache Beam's direct runner with worker processes.
 
-  python benchmarks/augment_beam.py --images=24 --small_images=8 --size=256 --workers=2 \
-      --output=benchmarks/augment_beam.json
+  python benchmarks/augment_beam.py --images=64 --small_images=16 --size=256 --workers=2 \
+      --output=benchmarks/results/augment_beam.json --condition="idle"
 
 Both run `nst-augment` as a user would (a fresh process each, into a fresh output folder) on copies of the first
 --images (and, separately, --small_images) photos of ../shared/data/train_content, stylized at --size px (long
@@ -11,13 +11,14 @@ the pipeline's stages) and the seconds the tool itself reports (single process: 
 pipeline's run); from the two counts, the per-image rate once started ((images - small) / (wall - small wall))
 and the fixed start-up seconds. Beam's outputs are checked against the single-process path's: the largest pixel
 difference (0-255) per run, or null if the file lists or the manifests differ. Median, min and max over
---repeats runs. Prints the JSON and writes it to --output."""
+--repeats runs; beam_over_single: the ratio of the two paths' median images/s, per count and once started, from
+this same invocation. --condition records how the machine was (with the load average before and after): the CPUs
+may be shared with a training run, which inflates both paths' seconds. Prints the JSON and writes it to --output."""
 
 from __future__ import annotations
 
 import argparse
 import filecmp
-import json
 import os
 import platform
 import re
@@ -28,8 +29,10 @@ import sys
 import tempfile
 import time
 
+from _report import emit
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DATA = os.path.join(os.path.dirname(ROOT), "shared", "data")
+DATA = os.environ.get("NST_TF_DATA", os.path.join(os.path.dirname(ROOT), "shared", "data"))
 
 
 def summary(values: list[float]) -> dict:
@@ -97,8 +100,10 @@ def main() -> None:
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--data", default=DATA)
-    parser.add_argument("--output", default=os.path.join(ROOT, "benchmarks", "augment_beam.json"))
+    parser.add_argument("--output", default=os.path.join(ROOT, "benchmarks", "results", "augment_beam.json"))
+    parser.add_argument("--condition", default="", help="how the machine was during this run (stored in the report)")
     args = parser.parse_args()
+    load_before = [round(x, 2) for x in os.getloadavg()]
 
     beam_flags = ["--runner=direct", f"--direct_num_workers={args.workers}", "--direct_running_mode=multi_processing",
                   f"--batch_size={args.batch_size}"]
@@ -108,9 +113,9 @@ def main() -> None:
     reported = {key: [] for key in wall}
     difference: dict[str, list] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for count in counts:
-            src = copy_photos(args, os.path.join(tmp, f"in_{count}"), count)
-            for repeat in range(args.repeats):
+        sources = {count: copy_photos(args, os.path.join(tmp, f"in_{count}"), count) for count in counts}
+        for repeat in range(args.repeats):  # each repeat runs every count and path, close in time
+            for count, src in sources.items():
                 for k, (name, extra) in enumerate(paths.items()):
                     out = os.path.join(tmp, f"out_{count}_{repeat}_{k}")
                     seconds, own, _ = run_augment(args, src, out, extra, count)
@@ -135,12 +140,18 @@ def main() -> None:
         if name in difference:
             row["max_pixel_difference_to_single"] = difference[name]
         rows.append(row)
+    single, beam = (rows[0], rows[1])
+    ratio = {f"{c}_images": beam[f"{c}_images"]["images_per_second"]["median"]
+             / single[f"{c}_images"]["images_per_second"]["median"] for c in counts}
+    if len(counts) == 2:
+        ratio["per_image_rate"] = (beam["per_image_rate"]["images_per_second"]
+                                   / single["per_image_rate"]["images_per_second"])
     report = {"machine": f"{platform.platform()}, {os.cpu_count()} CPUs", "size": args.size,
-              "per_image": args.per_image, "batch_size": args.batch_size, "counts": counts, "rows": rows}
-    text = json.dumps(report, indent=2)
-    print(text)
-    with open(args.output, "w") as f:
-        f.write(text + "\n")
+              "per_image": args.per_image, "batch_size": args.batch_size, "workers": args.workers,
+              "repeats": args.repeats, "counts": counts, "rows": rows, "beam_over_single": ratio,
+              "condition": args.condition, "load_average_before": load_before,
+              "load_average_after": [round(x, 2) for x in os.getloadavg()]}
+    emit(report, args.output)
 
 
 if __name__ == "__main__":

@@ -5,14 +5,18 @@
 Three parts, each measurement in a child process of its own (peak memory: the child's VmHWM, /proc/self/status):
 - probe: one window's forward pass (the stats path) at 512 and 1024 px a side per network: the slope gives the
   bytes per window pixel that nst_tf.tiling.BYTES_PER_PIXEL (the automatic tile size) is set from;
-- large: a photo (data/content/tubingen.jpg upscaled to 4:3 at 1, 4, 12 and 24 megapixels, written as a JPEG) read,
+- large: a photo (data/content/tubingen.jpg upscaled to 4:3 at 1, 4 and 24 megapixels and to 4032x3024, a 12-megapixel
+  phone photo; written as a JPEG) read,
   stylized by fast.stylize with the automatic tile size (or --tile) and written as a JPEG, per network: seconds of
   each step and the peak RSS of the whole process (TensorFlow, the networks, the photo, the canvas);
 - quality: the eight held-out pairs of benchmarks/fast_quality.py at 1024 px long side, per network: the mean and
   max absolute difference (in 1/255) between the untiled output and tiled ones (windows of --quality_tile px):
   statistics accumulated over the tiles, and statistics of a downscaled copy (long side 512 and 256: what
   stats='downscaled' costs at 2x and 4x).
-The machine is shared (a training run has priority), so seconds are inflated; peak memory is not.
+The machine is shared (a training run has priority), so seconds are inflated unless the run was made with the
+other work paused; peak memory is not. --condition records how the machine was (stored in every record, with the
+load average at its start); --append adds the records to those already in --output, so that the parts and
+sizes can be run one invocation at a time (e.g. each with the training run paused only for its own length).
 """
 
 from __future__ import annotations
@@ -102,6 +106,7 @@ def child(spec: dict) -> dict:
 
 def run_child(spec: dict, timeout: float) -> dict:
     """Run `child(spec)` in a fresh process; its result, or the error it ended with."""
+    spec = {**spec, "load_average_start": [round(x, 2) for x in os.getloadavg()]}
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), TF_CPP_MIN_LOG_LEVEL="2")
     started = time.time()
     try:
@@ -118,29 +123,37 @@ def run_child(spec: dict, timeout: float) -> dict:
     return {**spec, **json.loads(lines[-1]), "process_s": round(time.time() - started, 1)}
 
 
-def photo(megapixels: float, directory: str) -> tuple[str, list[int]]:
-    """tubingen.jpg upscaled to 4:3 at `megapixels`, written as a JPEG (quality 92); its path and [H, W]."""
+def photo(case: str, directory: str) -> tuple[str, list[int], float]:
+    """tubingen.jpg upscaled to `case` ('12': 4:3 at 12 megapixels, '4032x3024': that width and height), written as a
+    JPEG (quality 92); its path, [H, W] and megapixels."""
     from PIL import Image
 
-    width = round((megapixels * 1e6 * 4 / 3) ** 0.5)
-    height = round(width * 3 / 4)
+    if "x" in case:
+        width, height = (int(v) for v in case.split("x"))
+    else:
+        width = round((float(case) * 1e6 * 4 / 3) ** 0.5)
+        height = round(width * 3 / 4)
     with Image.open(f"{DATA}/content/tubingen.jpg") as image:
         big = image.convert("RGB").resize((width, height), Image.Resampling.BICUBIC)
-    path = os.path.join(directory, f"photo_{megapixels:g}mp.jpg")
+    path = os.path.join(directory, f"photo_{width}x{height}.jpg")
     big.save(path, quality=92)
-    return path, [height, width]
+    return path, [height, width], round(width * height / 1e6, 2)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--child", default="", help=argparse.SUPPRESS)
     parser.add_argument("--networks", default="arbitrary,mobile")
-    parser.add_argument("--megapixels", default="1,4,12,24")
+    parser.add_argument("--megapixels", default="1,4,4032x3024,24",
+                        help="photo sizes: megapixels (4:3) or WIDTHxHEIGHT (4032x3024: a 12-megapixel phone photo)")
     parser.add_argument("--tile", type=int, default=None, help="window side (default: chosen from free memory)")
     parser.add_argument("--quality_tile", type=int, default=512)
     parser.add_argument("--parts", default="probe,quality,large")
     parser.add_argument("--timeout", type=float, default=6 * 3600)
     parser.add_argument("--output", default="")
+    parser.add_argument("--condition", default="shared: a training run at higher priority",
+                        help="how the machine was during this invocation (stored in each record)")
+    parser.add_argument("--append", action="store_true", help="add to the records already in --output")
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(json.loads(args.child))), flush=True)
@@ -150,8 +163,15 @@ def main() -> None:
               "note": "each case a child process; peak_rss_mb is its VmHWM. The CPUs are shared with a training "
                       "run at higher priority: seconds are inflated, memory is not.", "probe": [], "quality": [],
               "large": []}
+    if args.append and args.output and os.path.exists(args.output):
+        with open(args.output) as f:
+            previous = json.load(f)
+        report = {**previous, **{k: previous.get(k, []) + report[k] for k in ("probe", "quality", "large")}}
+        report["note"] = ("each case a child process; peak_rss_mb is its VmHWM. Records from several invocations: "
+                          "each says how the machine was (condition, load average at its start).")
 
     def record(part: str, result: dict) -> None:
+        result = {**result, "condition": args.condition}
         report[part].append(result)
         print(json.dumps(result), file=sys.stderr, flush=True)
         if args.output:
@@ -167,8 +187,8 @@ def main() -> None:
                                         args.timeout))
     if "large" in parts:
         with tempfile.TemporaryDirectory() as directory:
-            for megapixels in (float(m) for m in args.megapixels.split(",")):
-                path, size = photo(megapixels, directory)
+            for case in args.megapixels.split(","):
+                path, size, megapixels = photo(case, directory)
                 for network in networks:
                     spec = {"part": "large", "network": network, "megapixels": megapixels, "size": size,
                             "path": path, "output": os.path.join(directory, "out.jpg"), "tile": args.tile}

@@ -40,6 +40,8 @@ BENCHMARKS = {
     "peer_quality": ("peer_quality.py", None, []),
     "slow_checks": ("slow_checks.py", None, []),
     "cold_start": ("cold_start.py", ["--repeats=1", "--only=nst-stylize"], ["--repeats=3"]),
+    "fast_large": ("fast_large.py", None, []),
+    "augment_beam": ("augment_beam.py", None, ["--repeats=3"]),
 }
 NOTES = "Notes on these figures"  # a hand-written section from this line on survives re-rendering the Markdown
 
@@ -131,13 +133,56 @@ def table(results: dict) -> list[str]:
         rows.append(f"| augmentation (tf.data, batch {va['augment']['batch']}) | {va['augment']['size']} px | "
                     f"{a['median']:.2f} img/s | {a['min']:.2f} | {a['max']:.2f} | p={va['augment']['p']} |")
     cold = results.get("cold_start", {})
+    condition = cold.get("condition", "")
+    condition = condition.get("training_run", "") if isinstance(condition, dict) else condition
     for r in cold.get("results", []):
         rows.append(f"| cold start (CPU seconds) | {r['command']} {r['case']} | {_fmt(r['cpu_seconds'], ' s')} | | | "
                     f"fresh process to exit; wall {_fmt(r['seconds'], ' s')} at load "
-                    f"{cold['load_average_before'][0]:.0f} on {cold['cpus']} CPUs |")
+                    f"{cold['load_average_before'][0]:.0f} on {cold['cpus']} CPUs"
+                    f"{'; training run ' + condition if condition else ''} |")
+    rows += _fast_large_rows(results.get("fast_large", {})) + _augment_beam_rows(results.get("augment_beam", {}))
     for name, r in results.items():
         if isinstance(r, dict) and "error" in r:
             rows.append(f"| {name} | failed | | | | {r['error']} |")
+    return rows
+
+
+def _fast_large_rows(report: dict) -> list[str]:
+    """Rows of fast_large.py: time and peak memory per network and photo size; tiled vs untiled at 1024 px."""
+    rows = []
+    for r in report.get("large", []):
+        how = "training paused" if r.get("condition", "").startswith("training run paused") else "shared CPU"
+        h, w = r["size"]
+        rows.append(f"| fast path, full size ({r['network']}) | {w}×{h} ({r['megapixels']:g} MP), tile {r.get('tile')} "
+                    f"| {_fmt(r.get('stylize_s'), ' s')} | | | peak {r.get('peak_rss_mb', '–')} MB; {how}"
+                    f"{'; ' + r['error'] if 'error' in r else ''} |")
+    for r in report.get("quality", []):
+        pairs = r.get("pairs", [])
+        if not pairs:
+            continue
+        worst = {m: max(p[m]["mae_255"] for p in pairs) for m in ("tiles", "downscaled_512", "downscaled_256")}
+        rows.append(f"| tiled vs untiled, {len(pairs)} held-out pairs at 1024 px ({r['network']}) | tiles of "
+                    f"{r['tile']} px, statistics over tiles | MAE {worst['tiles']:.3f}/255 (worst pair) | | | "
+                    f"downscaled statistics: {worst['downscaled_512']:.2f}/255 (512 px), "
+                    f"{worst['downscaled_256']:.2f}/255 (256 px) |")
+    return rows
+
+
+def _augment_beam_rows(report: dict) -> list[str]:
+    """Rows of augment_beam.py: images a second end to end per path and image count."""
+    rows = []
+    for r in report.get("rows", []):
+        for count in report.get("counts", []):
+            c = r[f"{count}_images"]
+            rate = c["images_per_second"]
+            rows.append(f"| nst-augment ({report['size']} px, {count} images) | {r['path']} | "
+                        f"{rate['median']:.2f} img/s | {rate['min']:.2f} | {rate['max']:.2f} | "
+                        f"wall {c['wall_seconds']['median']:.0f} s, the tool's own "
+                        f"{c['reported_seconds']['median']:.0f} s |")
+    for key, ratio in report.get("beam_over_single", {}).items():
+        case = "once started" if key == "per_image_rate" else key.replace("_", " ")
+        rows.append(f"| nst-augment Beam / single process ({report['size']} px) | {case} | {ratio:.2f}× | | | "
+                    f"same run; {report.get('condition') or 'machine state not recorded'} |")
     return rows
 
 
