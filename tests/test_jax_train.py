@@ -35,7 +35,8 @@ def _port_design(directory: str) -> str:
     out = tempfile.mkdtemp(prefix="nst_port_design_")
     with np.load(os.path.join(directory, "weights.npz")) as data:
         kept = {k: data[k] for k in data.files if not (k.split("/")[1].startswith("strength_") or "_film" in k)}
-    network_io.write_folder(out, kept, json.dumps({**config, "strength_units": 0, "palette": False}, sort_keys=True))
+    network_io.write_folder(out, kept, json.dumps({**config, "strength_units": 0, "palette": False, "skip_fade": False},
+                                                  sort_keys=True))
     return out
 
 
@@ -387,20 +388,39 @@ STRENGTH_RECIPE = os.path.join(ROOT, "configs", "train_arbitrary_strength.cfg")
 STRENGTHS = np.array([[0.0], [0.7], [1.6]], np.float32)  # the photo, a blend, and above 1 (the excess ramps)
 
 
+def _with_skip_fade(directory: str) -> str:
+    """A copy of the network folder `directory` with skip_fade on, as the recipe asks (its skip projections fade out
+    above strength 1; no weights of its own, so the same weights.npz): what nst-train --init_from warm-starts."""
+    import json
+    import shutil
+    import tempfile
+
+    out = tempfile.mkdtemp(prefix="nst_skip_fade_")
+    shutil.copyfile(os.path.join(directory, "weights.npz"), os.path.join(out, "weights.npz"))
+    with open(os.path.join(directory, "config.json")) as f:
+        config = {**json.load(f), "skip_fade": True}
+    with open(os.path.join(out, "config.json"), "w") as f:
+        json.dump(config, f, sort_keys=True)
+    return out
+
+
+FADE_DIR = _with_skip_fade(STRENGTH_DIR)  # checkpoints/arbitrary_strength with the recipe's skip_fade
+
+
 def _jax_train():
     return _load_tool("jax_train")
 
 
 def _recipe_args(*extra):
     """jax_train.py's arguments for the strength recipe (the flag file read as the tool reads it)."""
-    return _jax_train().parse([f"--recipe={STRENGTH_RECIPE}", f"--network={STRENGTH_DIR}", "--content_dir=c",
+    return _jax_train().parse([f"--recipe={STRENGTH_RECIPE}", f"--network={FADE_DIR}", "--content_dir=c",
                                "--style_dir=s", "--out=o", *extra])
 
 
 @pytest.fixture(scope="module")
 def strength_trainer(tmp_path_factory, lpips_weights):
     """The TensorFlow trainer of the strength recipe (its flag file's loss weights and strength sampling), warm-started
-    from checkpoints/arbitrary_strength, batches of three."""
+    from checkpoints/arbitrary_strength with skip_fade on (FADE_DIR), batches of three."""
     flags = _jax_train().read_recipe(STRENGTH_RECIPE)
     fields = {f.name: f.default for f in train.TrainConfig.__dataclass_fields__.values()}
     typed = {k: (v if isinstance(fields[k], bool) else type(fields[k])(v)) for k, v in flags.items()
@@ -409,11 +429,12 @@ def strength_trainer(tmp_path_factory, lpips_weights):
     config = train.TrainConfig(**{**typed, "content_dir": str(root), "style_dir": str(root),
                                   "model_dir": str(root / "run"), "weights": lpips_weights, "batch_size": 3})
     assert config.content_target == "adain" and config.strength_max == 2 and config.palette_weight > 0
-    assert config.viewing_weight > 0
-    with open(os.path.join(STRENGTH_DIR, "config.json")) as f:
+    assert config.viewing_weight > 0 and config.viewing_target == "whole"
+    with open(os.path.join(FADE_DIR, "config.json")) as f:
         net_config = network.NetworkConfig.from_json(f.read())
+    assert net_config.skip_fade
     t = train.Trainer(config, network_config=net_config)
-    assert t.init_decoder_from(STRENGTH_DIR) == []
+    assert t.init_decoder_from(FADE_DIR) == []
     return t
 
 
@@ -439,12 +460,54 @@ def test_recipe_flags_reach_the_tool():
     args = _recipe_args("--batch_size=2")
     assert (args.content_target, args.crop, args.batch_size, args.strength_max, args.strength_zero) == \
         ("adain", 256, 2, 2.0, 0.15)  # the command line wins over the flag file
-    recipe = jtr.recipe_from(args, palette=True)
-    assert (recipe.content_weight, recipe.style_weight, recipe.palette_weight, recipe.viewing_weight) == \
-        (1.5, 20.0, 100.0, 1.0)
-    with pytest.raises(SystemExit, match="strength_units is 0"):  # the recipe's architecture against the network's
-        _jax_train().parse([f"--recipe={STRENGTH_RECIPE}", f"--network={network.BUNDLED_DIR}", "--content_dir=c",
-                            "--style_dir=s", "--out=o"])
+    assert args.skip_fade and args.palette  # the recipe's switches (checked against the network's config.json)
+    recipe = jtr.recipe_from(args, palette=True, skip_fade=True)
+    assert (recipe.content_weight, recipe.style_weight, recipe.palette_weight, recipe.viewing_weight,
+            recipe.viewing_target) == (1.5, 20.0, 100.0, 2.0, "whole")
+    for start, message in ((network.BUNDLED_DIR, "strength_units is 0"), (STRENGTH_DIR, "skip_fade is False")):
+        with pytest.raises(SystemExit, match=message):  # the recipe's architecture against the network's
+            _jax_train().parse([f"--recipe={STRENGTH_RECIPE}", f"--network={start}", "--content_dir=c",
+                                "--style_dir=s", "--out=o"])
+
+
+def test_skip_fade_comes_from_the_network():
+    """setup() takes skip_fade from the network folder's config.json; --skip_fade on the command line is for a
+    weights.npz and refused for a folder without it."""
+    assert jtr.setup(_recipe_args())[3].skip_fade
+    plain = _jax_train().parse([f"--network={STRENGTH_DIR}", "--content_target=adain", "--content_dir=c",
+                                "--style_dir=s", "--out=o"])
+    assert not jtr.setup(plain)[3].skip_fade
+    with pytest.raises(SystemExit, match="the network has no skip_fade"):
+        jtr.setup(_jax_train().parse([f"--network={STRENGTH_DIR}", "--skip_fade", "--content_dir=c",
+                                      "--style_dir=s", "--out=o"]))
+    weights_only = _jax_train().parse([f"--network={os.path.join(FADE_DIR, 'weights.npz')}", "--skip_fade",
+                                       "--palette", "--content_target=adain", "--content_dir=c", "--style_dir=s",
+                                       "--out=o"])
+    assert jtr.setup(weights_only)[3].skip_fade
+
+
+def test_skip_fade_forward_matches_keras():
+    """The JAX forward pass with skip_fade is the Keras network's at strengths 0, 1, 1.5 and 2; above 1 it is not
+    the network without the fade (which jm.stylize without skip_fade still gives)."""
+    faded, plain = network.ArbitraryStyleNetwork.load(FADE_DIR), network.ArbitraryStyleNetwork.load(STRENGTH_DIR)
+    assert faded.config.skip_fade and not plain.config.skip_fade
+    parts, _ = jtr.read_network(FADE_DIR)
+    vgg, params = parts["encoder"], jtr.trained_params(parts)
+    rng = np.random.default_rng(8)
+    content = tf.image.resize(rng.random((1, 6, 8, 3)), [48, 64]).numpy().astype(np.float32)
+    style = tf.image.resize(rng.random((1, 8, 8, 3)), [64, 64]).numpy().astype(np.float32)
+    vector = faded.predict_style(style).numpy()
+    for s in (0.0, 1.0, 1.5, 2.0):
+        expected = faded.stylize(content, vector, s, clip=False).numpy()
+        ours = np.asarray(jm.stylize(params, vgg, content, vector, s, palette=True, skip_fade=True))
+        np.testing.assert_allclose(ours, expected, atol=2e-5, err_msg=f"strength {s}")
+        without = plain.stylize(content, vector, s, clip=False).numpy()
+        np.testing.assert_allclose(np.asarray(jm.stylize(params, vgg, content, vector, s, palette=True)), without,
+                                   atol=2e-5, err_msg=f"strength {s} without the fade")
+        if s > 1:
+            assert np.abs(expected - without).mean() > 1e-3, s  # the fade acts above 1
+        else:
+            np.testing.assert_array_equal(expected, without)  # and nowhere else
 
 
 def test_recipe_flags_the_tool_lacks_are_refused(tmp_path):
@@ -510,22 +573,32 @@ def test_strength_terms_match_tensorflow(strength_trainer, fixed_draws):
     content, style, directions = fixed_draws
     tf_terms, _ = strength_trainer.compute_losses(tf.constant(content), tf.constant(style))
     vgg, params = _jax_params(strength_trainer)
-    recipe = jtr.recipe_from(_recipe_args(), palette=True)
+    recipe = jtr.recipe_from(_recipe_args(), palette=True, skip_fade=True)
     jax_terms = jl.loss_terms(params, vgg, content, style, recipe, STRENGTHS, directions)
     assert set(jax_terms) == set(tf_terms) == {"identity", "content", "style", "tv", "palette", "total"}
     for key in tf_terms:
         np.testing.assert_allclose(np.asarray(jax_terms[key]), tf_terms[key].numpy(), rtol=1e-4, atol=1e-7,
                                    err_msg=key)
+    unfaded = jl.loss_terms(params, vgg, content, style, replace(recipe, skip_fade=False), STRENGTHS, directions)
+    np.testing.assert_array_equal(np.asarray(unfaded["identity"]), np.asarray(jax_terms["identity"]))  # strength 0
+    gap = np.abs(np.asarray(unfaded["style"]) - tf_terms["style"].numpy()) / tf_terms["style"].numpy().clip(1e-9)
+    assert gap[2] > 1e-3, gap  # at strength 1.6 the fade (skips at 40%) counts: the match above is not a given
     assert np.all(tf_terms["style"].numpy()[1:] > 0.1) and np.all(tf_terms["palette"].numpy()[1:] > 1e-3)
     assert tf_terms["style"].numpy()[0] == 0 and tf_terms["palette"].numpy()[0] == 0  # k = s^2 = 0 at strength 0
-    strength_trainer.config = replace(strength_trainer.config, viewing_weight=0.0)
-    try:
-        tf_plain, _ = strength_trainer.compute_losses(tf.constant(content), tf.constant(style))
-    finally:
-        strength_trainer.config = replace(strength_trainer.config, viewing_weight=recipe.viewing_weight)
-    jax_plain = jl.loss_terms(params, vgg, content, style, replace(recipe, viewing_weight=0.0), STRENGTHS, directions)
-    np.testing.assert_allclose(np.asarray(jax_plain["style"]), tf_plain["style"].numpy(), rtol=1e-4, atol=1e-7)
-    assert np.all(tf_terms["style"].numpy()[1:] > 1.05 * tf_plain["style"].numpy()[1:])  # the viewing term counts
+    variants = {"plain": dict(viewing_weight=0.0), "shrunk": dict(viewing_target="shrunk")}
+    tf_style = {}
+    for name, change in variants.items():  # without the viewing term, and with it against the shrunk style crop
+        strength_trainer.config = replace(strength_trainer.config, **change)
+        try:
+            tf_style[name] = strength_trainer.compute_losses(tf.constant(content), tf.constant(style))[0]["style"]
+        finally:
+            strength_trainer.config = replace(strength_trainer.config, viewing_weight=recipe.viewing_weight,
+                                              viewing_target=recipe.viewing_target)
+        ours = jl.loss_terms(params, vgg, content, style, replace(recipe, **change), STRENGTHS, directions)["style"]
+        np.testing.assert_allclose(np.asarray(ours), tf_style[name].numpy(), rtol=1e-4, atol=1e-7, err_msg=name)
+    assert np.all(tf_terms["style"].numpy()[1:] > 1.05 * tf_style["plain"].numpy()[1:])  # the viewing term counts
+    gap = np.abs(tf_terms["style"].numpy() - tf_style["shrunk"].numpy())[1:] / tf_terms["style"].numpy()[1:]
+    assert np.all(gap > 1e-3), gap  # and its whole-crop target is not the shrunk one
 
 
 def test_strength_step_matches_tensorflow(strength_trainer, fixed_draws):
@@ -535,7 +608,7 @@ def test_strength_step_matches_tensorflow(strength_trainer, fixed_draws):
     variables = strength_trainer.trainable_variables
     keys = [(v.path.split("/")[-2], 0 if v.path.endswith(("kernel", "kernel:0")) else 1) for v in variables]
     vgg, params = _jax_params(strength_trainer)
-    recipe = jtr.recipe_from(_recipe_args(), palette=True)
+    recipe = jtr.recipe_from(_recipe_args(), palette=True, skip_fade=True)
     cfg = strength_trainer.config
     tf_grads, _, bad = strength_trainer._replica_gradients(tf.constant(content), tf.constant(style))
     assert int(bad) == 0
@@ -580,8 +653,9 @@ def test_strength_step_matches_tensorflow(strength_trainer, fixed_draws):
 
 @pytest.mark.slow  # three tools/jax_train.py runs of the strength recipe, each compiling its step, and an unpack
 def test_strength_run_resumes_and_unpacks(tmp_path):
-    """The strength recipe from checkpoints/arbitrary_strength on the command line, as on a GPU machine: two steps,
-    a resumed third, the float16 weights in --return_dir, unpacked to a folder that stylizes at strength 0..2."""
+    """The strength recipe from checkpoints/arbitrary_strength (with skip_fade, FADE_DIR) on the command line, as on
+    a GPU machine: two steps, a resumed third, the float16 weights in --return_dir, unpacked to a folder that
+    stylizes at strength 0..2."""
     import subprocess
 
     rng = np.random.default_rng(7)
@@ -590,7 +664,7 @@ def test_strength_run_resumes_and_unpacks(tmp_path):
         for i in range(3):
             keras.utils.save_img(str(tmp_path / name / f"{i}.png"), rng.random((40, 48, 3)))
     base = [sys.executable, os.path.join(ROOT, "tools", "jax_train.py"), f"--recipe={STRENGTH_RECIPE}",
-            f"--network={STRENGTH_DIR}", f"--content_dir={tmp_path / 'content'}", f"--style_dir={tmp_path / 'style'}",
+            f"--network={FADE_DIR}", f"--content_dir={tmp_path / 'content'}", f"--style_dir={tmp_path / 'style'}",
             "--crop=32", "--batch_size=2", "--log_every=1", f"--out={tmp_path / 'run'}",
             f"--return_dir={tmp_path / 'back'}"]
     run = lambda *a: subprocess.run(base + list(a), capture_output=True, text=True, timeout=900)  # noqa: E731
@@ -614,13 +688,13 @@ def test_strength_run_resumes_and_unpacks(tmp_path):
     bad = run(f"--network={network.BUNDLED_DIR}", "--max_steps=1")  # the recipe needs the strength input
     assert bad.returncode != 0 and "strength_units is 0" in bad.stderr.strip().splitlines()[-1]
     unpack = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "device_pack.py"), "unpack",
-                             f"--decoder={tmp_path / 'back' / 'decoder_f16.npz'}", f"--model={STRENGTH_DIR}",
+                             f"--decoder={tmp_path / 'back' / 'decoder_f16.npz'}", f"--model={FADE_DIR}",
                              f"--out={tmp_path / 'net'}"], capture_output=True, text=True, timeout=300)
     assert unpack.returncode == 0, unpack.stderr[-2000:]
     from nst_tf import fast
 
     net = fast.load_network(str(tmp_path / "net"))
-    assert net.config.strength_units and net.config.palette
+    assert net.config.strength_units and net.config.palette and net.config.skip_fade
     content = rng.random((1, 32, 32, 3)).astype(np.float32)
     vector = net.predict_style(rng.random((1, 32, 32, 3)).astype(np.float32))
     outputs = [net.stylize(content, vector, s).numpy() for s in (0.0, 1.0, 2.0)]

@@ -3,10 +3,10 @@
 The device machines lent to this project carry JAX (CUDA) and no TensorFlow, and a TensorFlow wheel is far larger
 than what may travel there. tools/jaxnst reproduces `nst_tf.train.Trainer.compute_losses` and its Keras Adam update
 with numpy, Pillow and JAX only: the arbitrary-style network (VGG16 encoder to relu4_1, multi-level AdaIN, the skip
-decoder, the optional linear transform, moment head, strength input and palette layer) with the photo or AdaIN
-content target, the Gram style term and its viewing-scale twin, TV, identity, inversion and palette terms, the
-per-example strength and its loss weighting; and the previous phone-sized student. tests/test_jax_train.py checks it
-against the TensorFlow trainer where JAX is installed.
+decoder, the optional linear transform, moment head, strength input, skip fade and palette layer) with the photo or
+AdaIN content target, the Gram style term and its viewing-scale twin (against the shrunk or the whole style crop),
+TV, identity, inversion and palette terms, the per-example strength and its loss weighting; and the previous
+phone-sized student. tests/test_jax_train.py checks it against the TensorFlow trainer where JAX is installed.
 
 The strength recipe (docs/training.md, "On a lent GPU"):
   python tools/device_pack.py pack --out=.device --crop=256 --model=checkpoints/arbitrary_strength \
@@ -17,12 +17,13 @@ The strength recipe (docs/training.md, "On a lent GPU"):
   python tools/device_pack.py unpack --decoder=<returned>/decoder_f16.npz --model=checkpoints/arbitrary_strength \
       --out=runs/gpu/network                                                                        # here again
 
---recipe reads an nst-train flag file: its flags that this tool has become defaults (the command line wins); the
-data folders, the VGG weights and nst-train's loop settings are not used, and the architecture flags must match the
-starting network's config.json. --network takes a network folder (config.json + weights.npz; a folder of the
-trained parts alone gets the bundled VGG16 encoder) or a weights.npz. The run saves its resumable state in --out
-every --checkpoint_seconds and at the end; `--resume=<that folder>` continues it (step counter and Adam state, fresh
-batches).
+--recipe reads an nst-train flag file: its flags that this tool has become defaults (the command line wins); the data
+folders, the VGG weights and nst-train's loop settings are not used, and the architecture flags must match the
+starting network's config.json (skip_fade included: from run 4 on, checkpoints/arbitrary_strength must be refreshed
+from a network of the recipe, `device_pack.py trained`, before it can start a run). --network takes a network folder
+(config.json + weights.npz; a folder of the trained parts alone gets the bundled VGG16 encoder) or a weights.npz. The
+run saves its resumable state in --out every --checkpoint_seconds and at the end; `--resume=<that folder>` continues
+it (step counter and Adam state, fresh batches).
 
 With the linear transform or moment head added to a network without them: `pack --linear_rank=32` /
 `--moment_head=256` write their Keras initialisation, `--init=.device/linear_init.npz` adds it here and
@@ -37,11 +38,12 @@ import json
 import os
 import sys
 
-from jaxnst.losses import CONTENT_TARGETS
+from jaxnst.losses import CONTENT_TARGETS, VIEWING_TARGETS
 from jaxnst.model import LEVELS
 from jaxnst.train import BUNDLED_WEIGHTS, run
 
-ARCHITECTURE_FLAGS = ("skip_levels", "linear_rank", "moment_head", "strength_units", "palette")
+ARCHITECTURE_FLAGS = ("skip_levels", "linear_rank", "moment_head", "strength_units", "palette", "skip_fade")
+BOOLEAN_FLAGS = ("palette", "skip_fade")
 UNUSED_FLAGS = ("content_dir", "style_dir", "weights", "steps", "image_every", "checkpoint_every", "snapshot_every",
                 "keep_checkpoints", "max_bad_steps", "strategy", "cpu_devices", "init_from", "model_dir", "network",
                 "flagfile")
@@ -55,6 +57,8 @@ def parser() -> argparse.ArgumentParser:
                    help="the starting network: a folder (config.json + weights.npz) or a weights.npz (default: the "
                         "bundled one's)")
     p.add_argument("--palette", action="store_true", help="a --network weights.npz has the palette layer")
+    p.add_argument("--skip_fade", action="store_true",
+                   help="a --network weights.npz has the skip fade (its skip projections fade out above strength 1)")
     p.add_argument("--student", default="",
                    help="train nst_tf.mobile's transformer from these initial weights (transformer/<layer>/<i>, "
                         "device_pack.py pack --student) with the network above as a frozen teacher")
@@ -86,6 +90,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--viewing_weight", type=float, default=0.0,
                    help="a second Gram style term with output and style crop resized by --viewing_scale")
     p.add_argument("--viewing_scale", type=float, default=0.5)
+    p.add_argument("--viewing_target", default="shrunk", choices=VIEWING_TARGETS,
+                   help="the style crop in the viewing term: shrunk like the output, or whole (nst-train's flag)")
     p.add_argument("--strength_max", type=float, default=0.0,
                    help="> 0: a strength per example, uniform in [0, this] (the network needs the strength input)")
     p.add_argument("--strength_zero", type=float, default=0.0, help="this share of the examples at strength 0")
@@ -135,12 +141,11 @@ def check_architecture(recipe: dict, network: str) -> None:
         return
     with open(path) as f:
         config = json.load(f)
-    if "nopalette" in recipe:
-        recipe = {**recipe, "palette": False}
+    recipe = {**recipe, **{name: False for name in BOOLEAN_FLAGS if f"no{name}" in recipe}}
     for name in ARCHITECTURE_FLAGS:
         if name not in recipe:
             continue
-        if name == "palette":
+        if name in BOOLEAN_FLAGS:
             wanted, have = _flag_bool(recipe[name]), bool(config.get(name, False))
         else:
             wanted, have = int(recipe[name]), int(config.get(name, 0))
@@ -167,7 +172,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         elif name in known:
             defaults[name] = value
     ignored = sorted(k for k in recipe if k not in defaults and k[2:] not in defaults)
-    unknown = [k for k in ignored if k not in UNUSED_FLAGS + ARCHITECTURE_FLAGS and k != "nopalette"]
+    unknown = [k for k in ignored if k not in UNUSED_FLAGS + ARCHITECTURE_FLAGS
+               and k not in [f"no{name}" for name in BOOLEAN_FLAGS]]
     if unknown:
         raise SystemExit(f"{args.recipe}: flags this tool does not have: {', '.join(unknown)}")
     p.set_defaults(**defaults)

@@ -19,12 +19,13 @@ from jaxnst import model
 
 _LOSS_EPS = 1e-8
 CONTENT_TARGETS = ("adain", "photo")
+VIEWING_TARGETS = ("shrunk", "whole")
 
 
 @dataclass(frozen=True)
 class Recipe:
     """A run's loss weights and switches (nst_tf.train.TrainConfig's names), and whether the network has the palette
-    layer (its config.json)."""
+    layer and the skip fade (its config.json)."""
 
     content_weight: float = 1.0
     style_weight: float = 10.0
@@ -35,12 +36,14 @@ class Recipe:
     palette_weight: float = 0.0
     viewing_weight: float = 0.0
     viewing_scale: float = 0.5
+    viewing_target: str = "shrunk"
     style_relative: bool = False
     style_target: float = 0.0
     strength_max: float = 0.0
     content_target: str = "photo"
     style_layers: tuple[str, ...] = model.LEVELS
     palette: bool = False
+    skip_fade: bool = False
 
     def __post_init__(self):
         if self.content_target not in CONTENT_TARGETS:
@@ -49,6 +52,8 @@ class Recipe:
             raise ValueError("inversion_weight needs content_target='photo' (with 'adain' the content term is it)")
         if not 0.0 < self.viewing_scale < 1.0:
             raise ValueError(f"viewing_scale must be in (0, 1), got {self.viewing_scale}")
+        if self.viewing_target not in VIEWING_TARGETS:
+            raise ValueError(f"viewing_target must be 'shrunk' or 'whole', got {self.viewing_target!r}")
 
     @property
     def content_layer(self) -> str:
@@ -107,10 +112,15 @@ def style_term(feats: dict, style_grams: dict, layers: tuple[str, ...]):
     return sum(relative_error(gram(feats[n]), style_grams[n]) for n in layers) / len(layers)
 
 
-def viewing_style_term(vgg: dict, output, style, recipe: Recipe):
-    """The Gram style term of output and style crop both shrunk by viewing_scale (Trainer._viewing_style_term)."""
-    small_style = model.vgg_features(vgg, shrink(style, recipe.viewing_scale), recipe.style_layers)
-    grams = {n: gram(small_style[n]) for n in recipe.style_layers}
+def viewing_style_term(vgg: dict, output, style, recipe: Recipe, style_grams: dict | None = None):
+    """The Gram style term of the output shrunk by viewing_scale against the style crop shrunk alike
+    (viewing_target 'shrunk') or as it is ('whole': `style_grams`, the full-size crop's Grams):
+    Trainer._viewing_style_term."""
+    if recipe.viewing_target == "whole":
+        grams = style_grams
+    else:
+        small_style = model.vgg_features(vgg, shrink(style, recipe.viewing_scale), recipe.style_layers)
+        grams = {n: gram(small_style[n]) for n in recipe.style_layers}
     small_output = model.vgg_features(vgg, shrink(output, recipe.viewing_scale), recipe.style_layers)
     return style_term(small_output, grams, recipe.style_layers)
 
@@ -133,7 +143,7 @@ def output_terms(terms: dict, vgg: dict, output, content_feats: dict, style_feat
     style_grams = {n: gram(style_feats[n]) for n in recipe.style_layers}
     styled = style_term(output_feats, style_grams, recipe.style_layers)
     if recipe.viewing_weight and style is not None:
-        styled = styled + recipe.viewing_weight * viewing_style_term(vgg, output, style, recipe)
+        styled = styled + recipe.viewing_weight * viewing_style_term(vgg, output, style, recipe, style_grams)
     if recipe.style_relative:  # a fraction of the photo's own style loss, per example
         own = style_term(content_feats, style_grams, recipe.style_layers)
         styled = jax.nn.relu(styled / (lax.stop_gradient(own) + _LOSS_EPS) - recipe.style_target)
@@ -158,7 +168,7 @@ def loss_terms(p: dict, vgg: dict, content, style, recipe: Recipe, strength=None
     own_vector = model.vector_of(p, content_levels, content, recipe.palette)
     terms = {}
     if recipe.identity_weight:
-        decoded = model.decode(p, model.own_levels(p, content_levels), 0.0)
+        decoded = model.decode(p, model.own_levels(p, content_levels), 0.0, recipe.skip_fade)
         reconstruction = model.finish(decoded, own_vector, recipe.palette)
         terms["identity"] = recipe.identity_weight * pixel_error(reconstruction, content)
     style_feats = model.vgg_features(vgg, style, recipe.loss_layers)
@@ -166,7 +176,7 @@ def loss_terms(p: dict, vgg: dict, content, style, recipe: Recipe, strength=None
     style_vector = model.vector_of(p, [style_feats[n] for n in model.LEVELS], style, recipe.palette)
     vector = model.blended(style_vector, own_vector, strength) if recipe.strength_max else style_vector
     targets = model.styled_levels(p, content_levels, vector, model.blend_amount(strength))
-    output = model.finish(model.decode(p, targets, strength), vector, recipe.palette)
+    output = model.finish(model.decode(p, targets, strength, recipe.skip_fade), vector, recipe.palette)
     return output_terms(terms, vgg, output, content_feats, style_feats, recipe, targets[-1], strength, style,
                         directions)
 

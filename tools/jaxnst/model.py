@@ -1,9 +1,10 @@
 """The networks as pure functions of parameter dicts {layer: (kernel, bias)}, Keras layouts (NHWC, HWIO).
 
 The arbitrary-style network is nst_tf.network's (VGG16 to relu4_1, multi-level AdaIN, the skip decoder of
-build_decoder with skip_levels=3, the optional linear transform at relu4_1, moment head, strength FiLM and palette
-layer); which optional parts a network has is read from its parameters, except the palette layer (no weights: the
-`palette` argument). The student is nst_tf.mobile's transformer (the previous design, without strength or palette).
+build_decoder with skip_levels=3, the optional linear transform at relu4_1, moment head, strength FiLM, skip fade and
+palette layer); which optional parts a network has is read from its parameters, except the palette layer and the
+skip fade (no weights: the `palette` and `skip_fade` arguments). The student is nst_tf.mobile's transformer (the
+previous design, without strength or palette).
 """
 
 from __future__ import annotations
@@ -119,6 +120,13 @@ def blend_amount(strength):
     return jnp.clip(strength, 0.0, 1.0)
 
 
+def skip_share(strength):
+    """[B, 1] strength -> [B, 1, 1, 1] share of the skip projections (nst_tf.strength.SkipFade): 1 up to strength
+    1, falling linearly to 0 at STRENGTH_MAX."""
+    share = jnp.clip((STRENGTH_MAX - strength) / (STRENGTH_MAX - 1.0), 0.0, 1.0)
+    return share[:, :, None, None]
+
+
 def dense(p: dict, name: str, x, relu: bool = False):
     """A Keras Dense layer."""
     y = x @ p[name][0] + p[name][1]
@@ -148,16 +156,21 @@ def _reflect_conv(x, params, relu: bool = True):
     return jax.nn.relu(y) if relu else y
 
 
-def decode(p: dict, levels, strength=None):
+def decode(p: dict, levels, strength=None, skip_fade: bool = False):
     """AdaIN'd relu1_1..relu4_1 [+ strength] -> unclipped RGB: nst_tf.network.build_decoder (skip_levels=3), every
-    convolution but the last and every skip projection modulated by the strength when `p` has the FiLM layers."""
+    convolution but the last and every skip projection modulated by the strength when `p` has the FiLM layers, and
+    with `skip_fade` every skip projection scaled by skip_share(strength) (NetworkConfig.skip_fade)."""
     r1, r2, r3, r4 = levels
-    e = embed(p, strength_column(1.0 if strength is None else strength, r4.shape[0])) if "strength_embed1" in p \
-        else None
+    column = strength_column(1.0 if strength is None else strength, r4.shape[0])
+    if skip_fade and "strength_embed1" not in p:
+        raise ValueError("skip_fade needs the strength input (the strength_embed layers)")
+    e = embed(p, column) if "strength_embed1" in p else None
+    share = skip_share(column) if skip_fade else None
     step = lambda x, name: film(p, _reflect_conv(x, p[name]), e, name)  # noqa: E731
 
     def up(x, skip, name):
-        return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2) + film(p, conv(skip, *p[name], "VALID"), e, name)
+        projected = film(p, conv(skip, *p[name], "VALID"), e, name)
+        return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2) + (projected if share is None else projected * share)
 
     x = up(step(r4, "dec4_1"), r3, "skip3")
     x = up(step(step(x, "dec3_2"), "dec3_1"), r2, "skip2")
@@ -244,7 +257,7 @@ def blended(style_vector, own_vector, strength):
     return amount * style_vector + (1.0 - amount) * own_vector
 
 
-def stylize(p: dict, vgg: dict, content, style_vector, strength=1.0, palette: bool = False):
+def stylize(p: dict, vgg: dict, content, style_vector, strength=1.0, palette: bool = False, skip_fade: bool = False):
     """Content images in [0, 1] + [B, V] style vectors at a strength -> unclipped images (ArbitraryStyleNetwork
     .stylize(clip=False))."""
     feats = vgg_features(vgg, content, LEVELS)
@@ -252,7 +265,8 @@ def stylize(p: dict, vgg: dict, content, style_vector, strength=1.0, palette: bo
     strength = strength_column(strength, content.shape[0])
     vector = blended(jnp.broadcast_to(style_vector, (content.shape[0], style_vector.shape[-1])),
                      vector_of(p, levels, content, palette), strength)
-    return finish(decode(p, styled_levels(p, levels, vector, blend_amount(strength)), strength), vector, palette)
+    targets = styled_levels(p, levels, vector, blend_amount(strength))
+    return finish(decode(p, targets, strength, skip_fade), vector, palette)
 
 
 # -- the student: nst_tf.mobile's transformer --------------------------------------------------------------

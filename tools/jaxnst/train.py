@@ -160,15 +160,17 @@ def load_state(directory: str, params: dict, part: str = "decoder") -> tuple[dic
 
 
 # -- the loop ------------------------------------------------------------------------------------------------
-def recipe_from(args, palette: bool) -> Recipe:
-    """The Recipe of jax_train.py's parsed arguments."""
+def recipe_from(args, palette: bool, skip_fade: bool = False) -> Recipe:
+    """The Recipe of jax_train.py's parsed arguments, for a network with or without the palette layer and the skip
+    fade."""
     try:
         return Recipe(
             content_weight=args.content_weight, style_weight=args.style_weight, tv_weight=args.tv_weight,
             identity_weight=args.identity_weight, inversion_weight=args.inversion_weight,
             distill_weight=args.distill_weight, palette_weight=args.palette_weight, viewing_weight=args.viewing_weight,
-            viewing_scale=args.viewing_scale, style_relative=args.style_relative, style_target=args.style_target,
-            strength_max=args.strength_max, content_target=args.content_target, palette=palette,
+            viewing_scale=args.viewing_scale, viewing_target=args.viewing_target, style_relative=args.style_relative,
+            style_target=args.style_target,
+            strength_max=args.strength_max, content_target=args.content_target, palette=palette, skip_fade=skip_fade,
             style_layers=tuple(n.strip() for n in args.style_layers.split(",") if n.strip()))
     except ValueError as exc:
         raise SystemExit(f"error: {exc}") from None
@@ -182,7 +184,13 @@ def setup(args):
     vgg, params = parts["encoder"], trained_params(parts)
     if args.init:
         params = {**load_parts(*args.init.split(",")).get("decoder", {}), **params}  # the network's own layers win
-    recipe = recipe_from(args, bool(config.get("palette", args.palette)))
+    skip_fade = bool(config.get("skip_fade", False)) if config else bool(getattr(args, "skip_fade", False))
+    if getattr(args, "skip_fade", False) and not skip_fade:
+        raise SystemExit(f"{os.path.join(args.network, 'config.json')}: the network has no skip_fade (--skip_fade is "
+                         "for a --network weights.npz; a folder's config.json says whether it has it)")
+    if skip_fade and "strength_embed1" not in params:
+        raise SystemExit(f"{args.network}: skip_fade needs the strength input (strength_embed layers)")
+    recipe = recipe_from(args, bool(config.get("palette", args.palette)), skip_fade)
     if args.student and (recipe.inversion_weight or recipe.strength_max or recipe.palette):
         raise SystemExit("--student trains the previous phone-sized design: no --inversion_weight, --strength_max "
                          "or palette layer")
