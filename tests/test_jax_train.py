@@ -389,14 +389,13 @@ STRENGTHS = np.array([[0.0], [0.7], [1.6]], np.float32)  # the photo, a blend, a
 
 
 def _with_skip_fade(directory: str) -> str:
-    """A copy of the network folder `directory` with skip_fade on, as the recipe asks (its skip projections fade out
-    above strength 1; no weights of its own, so the same weights.npz): what nst-train --init_from warm-starts."""
+    """The network folder `directory` with skip_fade on, as the recipe asks (its skip projections fade out above
+    strength 1; no weights of its own, so the same weights.npz, linked): what nst-train --init_from warm-starts."""
     import json
-    import shutil
     import tempfile
 
     out = tempfile.mkdtemp(prefix="nst_skip_fade_")
-    shutil.copyfile(os.path.join(directory, "weights.npz"), os.path.join(out, "weights.npz"))
+    os.symlink(os.path.abspath(os.path.join(directory, "weights.npz")), os.path.join(out, "weights.npz"))
     with open(os.path.join(directory, "config.json")) as f:
         config = {**json.load(f), "skip_fade": True}
     with open(os.path.join(out, "config.json"), "w") as f:
