@@ -33,6 +33,7 @@ def launch(name: str, *args: str) -> tuple[subprocess.CompletedProcess, bool]:
 @pytest.mark.parametrize("name", COMMANDS)
 def test_help_lists_the_flags_without_tensorflow(name):
     proc, tf_loaded = launch(name, "--help")
+    assert proc.returncode == 0, proc.stderr[-500:]  # absl itself exits 1 after the help
     flags = [line for line in proc.stdout.splitlines() if line.startswith("  --")]
     assert len(flags) >= 8, proc.stdout[-2000:]  # absl lists none for a console script unless told
     assert not tf_loaded

@@ -165,7 +165,7 @@ def test_moment_head_starts_as_the_network_then_corrects_the_targets(net, tmp_pa
 
 def _adain_alone(net: ArbitraryStyleNetwork) -> ArbitraryStyleNetwork:
     """`net`'s encoder and decoder without the parts a hand computation would have to repeat (transform, head...)."""
-    extras = {"linear_rank": 0, "moment_head": 0, "strength_units": 0, "palette": False}
+    extras = {"linear_rank": 0, "moment_head": 0, "strength_units": 0, "palette": False, "skip_fade": False}
     fields = {f.name for f in dataclasses.fields(net.config)}
     return _variant(net, **{k: v for k, v in extras.items() if k in fields})
 

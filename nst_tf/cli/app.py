@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 
-from absl import app, flags
+from absl import flags
 
 from nst_tf import presets
 from nst_tf.cli import common
@@ -42,7 +42,7 @@ def main(argv: list[str]) -> int:
 
 def run() -> None:
     """Console entry point."""
-    app.run(common.guarded(main))
+    common.run_app(main)
 
 
 if __name__ == "__main__":

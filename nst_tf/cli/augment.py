@@ -18,7 +18,7 @@ import logging
 import os
 import sys
 
-from absl import app, flags
+from absl import flags
 from absl import logging as absl_logging
 
 from nst_tf.cli import common
@@ -177,7 +177,7 @@ def _main_beam(style_paths: list[str], settings) -> int:
 
 def run() -> None:
     """Console entry point."""
-    app.run(common.guarded(main), flags_parser=_parse_flags)
+    common.run_app(main, flags_parser=_parse_flags)
 
 
 if __name__ == "__main__":

@@ -52,6 +52,21 @@ def guarded(main: Callable[[list[str]], int | None]) -> Callable[[list[str]], in
     return wrapper
 
 
+HELP_FLAGS = ("--help", "-help", "-h", "-?", "--helpshort", "--helpfull", "--helpxml")
+
+
+def run_app(main: Callable[[list[str]], int | None], **kwargs) -> None:
+    """absl's app.run of guarded(main), except that asking for help exits 0 (absl exits 1 after printing it)."""
+    from absl import app
+
+    try:
+        app.run(guarded(main), **kwargs)
+    except SystemExit as exc:
+        if exc.code == 1 and any(arg.split("=")[0] in HELP_FLAGS for arg in sys.argv[1:]):
+            raise SystemExit(0) from None
+        raise
+
+
 def out_of_memory_line(exc: BaseException) -> str:
     """The one line for an out-of-memory error: the fast path's own (tiling.OutOfMemory names the size and the
     fix), or a general one."""

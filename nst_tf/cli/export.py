@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 
-from absl import app, flags, logging
+from absl import flags, logging
 
 from nst_tf.cli import common
 
@@ -89,7 +89,7 @@ def main(argv: list[str]) -> int:
 
 def run() -> None:
     """Console entry point."""
-    app.run(common.guarded(main))
+    common.run_app(main)
 
 
 if __name__ == "__main__":

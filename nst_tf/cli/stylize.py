@@ -12,7 +12,7 @@ import signal
 import sys
 import time
 
-from absl import app, flags
+from absl import flags
 
 from nst_tf import controls, presets
 from nst_tf.cli import common
@@ -228,7 +228,7 @@ def _fast(content, style_paths: list[str], blend: list[float] | None) -> int:
 
 def run() -> None:
     """Console entry point."""
-    app.run(common.guarded(main))
+    common.run_app(main)
 
 
 if __name__ == "__main__":

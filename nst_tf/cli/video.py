@@ -12,7 +12,7 @@ import sys
 import time
 import warnings
 
-from absl import app, flags
+from absl import flags
 
 from nst_tf.cli import common
 
@@ -175,7 +175,7 @@ def _run(frames_out, info, width: int, height: int, codec: str) -> str:
 
 def run() -> None:
     """Console entry point."""
-    app.run(common.guarded(main))
+    common.run_app(main)
 
 
 if __name__ == "__main__":
