@@ -150,11 +150,11 @@ def table(results: dict) -> list[str]:
 def _fast_large_rows(report: dict) -> list[str]:
     """Rows of fast_large.py: time and peak memory per network and photo size; tiled vs untiled at 1024 px."""
     rows = []
-    for r in report.get("large", []):
+    for r in sorted(report.get("large", []), key=lambda r: (r["network"], r["megapixels"])):
         how = "training paused" if r.get("condition", "").startswith("training run paused") else "shared CPU"
         h, w = r["size"]
         rows.append(f"| fast path, full size ({r['network']}) | {w}×{h} ({r['megapixels']:g} MP), tile {r.get('tile')} "
-                    f"| {_fmt(r.get('stylize_s'), ' s')} | | | peak {r.get('peak_rss_mb', '–')} MB; {how}"
+                    f"| {_fmt(r.get('stylize_s'), ' s', digits=4)} | | | peak {r.get('peak_rss_mb', '–')} MB; {how}"
                     f"{'; ' + r['error'] if 'error' in r else ''} |")
     for r in report.get("quality", []):
         pairs = r.get("pairs", [])
@@ -179,6 +179,10 @@ def _augment_beam_rows(report: dict) -> list[str]:
                         f"{rate['median']:.2f} img/s | {rate['min']:.2f} | {rate['max']:.2f} | "
                         f"wall {c['wall_seconds']['median']:.0f} s, the tool's own "
                         f"{c['reported_seconds']['median']:.0f} s |")
+        if "per_image_rate" in r:
+            rows.append(f"| nst-augment ({report['size']} px, once started) | {r['path']} | "
+                        f"{r['per_image_rate']['images_per_second']:.2f} img/s | | | from the two counts' medians; "
+                        f"fixed start-up {r['per_image_rate']['fixed_seconds']:.0f} s |")
     for key, ratio in report.get("beam_over_single", {}).items():
         case = "once started" if key == "per_image_rate" else key.replace("_", " ")
         rows.append(f"| nst-augment Beam / single process ({report['size']} px) | {case} | {ratio:.2f}× | | | "
