@@ -388,22 +388,23 @@ STRENGTH_RECIPE = os.path.join(ROOT, "configs", "train_arbitrary_strength.cfg")
 STRENGTHS = np.array([[0.0], [0.7], [1.6]], np.float32)  # the photo, a blend, and above 1 (the excess ramps)
 
 
-def _with_skip_fade(directory: str) -> str:
+def _with_skip_fade(directory: str, fade: bool = True) -> str:
     """The network folder `directory` with skip_fade on, as the recipe asks (its skip projections fade out above
-    strength 1; no weights of its own, so the same weights.npz, linked): what nst-train --init_from warm-starts."""
+    strength 1; no weights of its own, so the same weights.npz, linked), or off (`fade` False)."""
     import json
     import tempfile
 
     out = tempfile.mkdtemp(prefix="nst_skip_fade_")
     os.symlink(os.path.abspath(os.path.join(directory, "weights.npz")), os.path.join(out, "weights.npz"))
     with open(os.path.join(directory, "config.json")) as f:
-        config = {**json.load(f), "skip_fade": True}
+        config = {**json.load(f), "skip_fade": fade}
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump(config, f, sort_keys=True)
     return out
 
 
 FADE_DIR = _with_skip_fade(STRENGTH_DIR)  # checkpoints/arbitrary_strength with the recipe's skip_fade
+NO_FADE_DIR = _with_skip_fade(STRENGTH_DIR, False)  # and without it (a network of the recipe before run 4)
 
 
 def _jax_train():
@@ -463,7 +464,7 @@ def test_recipe_flags_reach_the_tool():
     recipe = jtr.recipe_from(args, palette=True, skip_fade=True)
     assert (recipe.content_weight, recipe.style_weight, recipe.palette_weight, recipe.viewing_weight,
             recipe.viewing_target) == (1.5, 20.0, 100.0, 2.0, "whole")
-    for start, message in ((network.BUNDLED_DIR, "strength_units is 0"), (STRENGTH_DIR, "skip_fade is False")):
+    for start, message in ((network.BUNDLED_DIR, "strength_units is 0"), (NO_FADE_DIR, "skip_fade is False")):
         with pytest.raises(SystemExit, match=message):  # the recipe's architecture against the network's
             _jax_train().parse([f"--recipe={STRENGTH_RECIPE}", f"--network={start}", "--content_dir=c",
                                 "--style_dir=s", "--out=o"])
@@ -473,11 +474,11 @@ def test_skip_fade_comes_from_the_network():
     """setup() takes skip_fade from the network folder's config.json; --skip_fade on the command line is for a
     weights.npz and refused for a folder without it."""
     assert jtr.setup(_recipe_args())[3].skip_fade
-    plain = _jax_train().parse([f"--network={STRENGTH_DIR}", "--content_target=adain", "--content_dir=c",
+    plain = _jax_train().parse([f"--network={NO_FADE_DIR}", "--content_target=adain", "--content_dir=c",
                                 "--style_dir=s", "--out=o"])
     assert not jtr.setup(plain)[3].skip_fade
     with pytest.raises(SystemExit, match="the network has no skip_fade"):
-        jtr.setup(_jax_train().parse([f"--network={STRENGTH_DIR}", "--skip_fade", "--content_dir=c",
+        jtr.setup(_jax_train().parse([f"--network={NO_FADE_DIR}", "--skip_fade", "--content_dir=c",
                                       "--style_dir=s", "--out=o"]))
     weights_only = _jax_train().parse([f"--network={os.path.join(FADE_DIR, 'weights.npz')}", "--skip_fade",
                                        "--palette", "--content_target=adain", "--content_dir=c", "--style_dir=s",
@@ -488,7 +489,7 @@ def test_skip_fade_comes_from_the_network():
 def test_skip_fade_forward_matches_keras():
     """The JAX forward pass with skip_fade is the Keras network's at strengths 0, 1, 1.5 and 2; above 1 it is not
     the network without the fade (which jm.stylize without skip_fade still gives)."""
-    faded, plain = network.ArbitraryStyleNetwork.load(FADE_DIR), network.ArbitraryStyleNetwork.load(STRENGTH_DIR)
+    faded, plain = network.ArbitraryStyleNetwork.load(FADE_DIR), network.ArbitraryStyleNetwork.load(NO_FADE_DIR)
     assert faded.config.skip_fade and not plain.config.skip_fade
     parts, _ = jtr.read_network(FADE_DIR)
     vgg, params = parts["encoder"], jtr.trained_params(parts)
@@ -547,8 +548,8 @@ def test_strength_network_matches_and_round_trips(tmp_path):
                                rtol=1e-5, atol=1e-4)  # |vector| up to ~20
     outputs = {s: net.stylize(content, vector, s, clip=False).numpy() for s in (0.0, 1.0, 2.0)}
     for s, expected in outputs.items():
-        np.testing.assert_allclose(np.asarray(jm.stylize(params, vgg, content, vector, s, palette=True)), expected,
-                                   atol=2e-5, err_msg=f"strength {s}")
+        ours = jm.stylize(params, vgg, content, vector, s, palette=True, skip_fade=config["skip_fade"])
+        np.testing.assert_allclose(np.asarray(ours), expected, atol=2e-5, err_msg=f"strength {s}")
     assert np.abs(outputs[2.0] - outputs[1.0]).mean() > 1e-3  # the strength above 1 acts (FiLM, excess ramps)
     dp = _load_tool("device_pack")
     shutil.copytree(STRENGTH_DIR, tmp_path / "start")  # untracked: pack copies its trained parts
@@ -621,8 +622,10 @@ def test_strength_step_matches_tensorflow(strength_trainer, fixed_draws):
     for (name, kind), g in zip(keys, tf_grads):
         ours, theirs = np.asarray(jax_grads[name][kind]), g.numpy()
         gap = np.linalg.norm(ours - theirs)
-        if np.linalg.norm(theirs) > 1e-4 * largest:
-            assert gap < 1e-3 * np.linalg.norm(theirs), (name, kind, gap / np.linalg.norm(theirs))
+        if np.linalg.norm(theirs) > 1e-4 * largest:  # float32 round-off: up to 6.3e-5 on run 2's network, 3.3e-3
+            # (dec2_2; most layers 2e-3) on run 5's, whose terms agree to 4e-6 as before; a missing or misweighted
+            # term moves these by tens of percent
+            assert gap < 5e-3 * np.linalg.norm(theirs), (name, kind, gap / np.linalg.norm(theirs))
         else:  # zero: dead ReLUs (the checkpoint's moment head and cnet_conv2), or dec1_1's bias (a constant the
             assert gap < 1e-6 * largest, (name, kind, gap)  # palette layer removes), float noise at most
     zeros = jax.tree_util.tree_map(np.zeros_like, params)
@@ -646,8 +649,10 @@ def test_strength_step_matches_tensorflow(strength_trainer, fixed_draws):
         alike += int(np.sum(np.abs(np.asarray(stepped[name][kind]) - w1) <= 0.01 * cfg.learning_rate))
         moved += int(np.sum(np.abs(w1 - w0) > 0.5 * cfg.learning_rate))  # Adam's first step: about lr
         total += w1.size
-    # 32% moved by half a step or more (the dead layers and tiny gradients do not), 99.987% alike within lr / 100
-    assert moved / total > 0.25 and alike / total > 0.999, (moved / total, alike / total)
+    # Adam's first step is about lr * sign(g): weights whose gradient is at float round-off (2e-3 of the layer's, see
+    # above) may step the other way. Run 2's network: 32% moved by half a step or more (the dead layers and tiny
+    # gradients do not), 99.987% alike within lr / 100; run 5's: 34% and 99.56%. The exact check is the one above.
+    assert moved / total > 0.25 and alike / total > 0.99, (moved / total, alike / total)
 
 
 @pytest.mark.slow  # three tools/jax_train.py runs of the strength recipe, each compiling its step, and an unpack
