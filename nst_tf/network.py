@@ -174,7 +174,7 @@ def _conv(x, channels: int, name: str, activation: str | None = "relu"):
 
 def _up(x, skips: dict, level: int, channels: int, config: NetworkConfig, embedding=None, share=None):
     """Resize x2, then add a (zero-initialised) 1x1 projection of the level's skip features if fed, modulated by the
-    strength embedding if any and scaled by the skips' share ([B, 1], skip_fade) if given."""
+    strength embedding if any and scaled by the skips' share ([B, 1, 1, 1], skip_fade) if given."""
     x = ResizeUpsampling((2, 2), config.upsample, name=f"up{level}")(x)
     if level in skips:
         projected = keras.layers.Conv2D(channels, 1, kernel_initializer="zeros", name=f"skip{level}")(skips[level])

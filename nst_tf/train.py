@@ -81,7 +81,7 @@ class TrainConfig:
     viewing_weight: float = 0.0  # a second Gram style term, output and style crop both resized by viewing_scale,
     viewing_scale: float = 0.5  # relative to the style term: strokes the size a viewer sees at a reduced size
     viewing_target: str = "shrunk"  # the style crop in that term: shrunk too, or "whole" (the painting as the viewer
-    # sees it beside the reduced output: strokes viewing_scale times as big in the output as in the style crop)
+    # sees it beside the reduced output: strokes 1 / viewing_scale times as big in the output as in the crop)
     strength_max: float = 0.0  # > 0: a strength per example, uniform in [0, this], fed to the network and weighing
     # the style and palette terms by strength squared (Babaeizadeh & Ghiasi 2020); 0: strength 1 throughout
     strength_zero: float = 0.0  # with strength_max: this fraction of the examples at strength 0 exactly (the photo)
