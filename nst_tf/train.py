@@ -46,7 +46,6 @@ from nst_tf.adain import levels_vector
 from nst_tf.mobile import MobileConfig, MobileStyleNetwork, config_from_json, load_part
 from nst_tf.network import BOTTLENECK, ENCODER_LAYERS, ArbitraryStyleNetwork, NetworkConfig
 
-STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 CONTENT_TARGETS = ("adain", "photo")
 PHOTO_CONTENT_LAYER = "block4_conv2"  # the product's default content layer (features.DEFAULT_CONTENT_LAYERS)
 
@@ -95,30 +94,6 @@ class TrainConfig:
     keep_checkpoints: int = 3
     max_bad_steps: int = 20
     seed: int = 0
-
-
-def make_strategy(name: str, tpu: str = "") -> tf.distribute.Strategy:
-    """A tf.distribute strategy by name; 'mirrored' uses every local GPU, or every logical CPU."""
-    if name == "default":
-        return tf.distribute.get_strategy()
-    if name == "mirrored":
-        gpus = tf.config.list_logical_devices("GPU")
-        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
-        return tf.distribute.MirroredStrategy(devices)
-    if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    if name == "tpu":
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
-        tf.config.experimental_connect_to_cluster(resolver)
-        tf.tpu.experimental.initialize_tpu_system(resolver)
-        return tf.distribute.TPUStrategy(resolver)
-    raise ValueError(f"unknown strategy '{name}' (use {', '.join(STRATEGIES)})")
-
-
-def split_cpu(devices: int) -> None:
-    """Split the physical CPU into `devices` logical devices (to test MirroredStrategy without GPUs)."""
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * devices)
 
 
 def image_grid(content: tf.Tensor, style: tf.Tensor, output: tf.Tensor, rows: int = 4) -> tf.Tensor:

@@ -11,11 +11,11 @@ import sys
 import numpy as np
 import tensorflow as tf
 
-from nst_tf import train
+from nst_tf import strategies, train
 from nst_tf.network import NetworkConfig
 
 content_dir, style_dir, work, weights = sys.argv[1:5]
-train.split_cpu(2)
+strategies.split_cpu(2)
 small = NetworkConfig(decoder_channels=(16, 16, 8, 8, 8, 8), preprocessing="caffe")
 rng = np.random.default_rng(0)
 batch = (tf.constant(rng.uniform(size=(4, 32, 32, 3)), tf.float32), tf.constant(rng.uniform(size=(4, 32, 32, 3)),
@@ -24,7 +24,7 @@ report, start = {}, None
 for name in ("default", "mirrored"):
     config = train.TrainConfig(content_dir=content_dir, style_dir=style_dir, model_dir=os.path.join(work, name),
                                weights=weights, batch_size=4, crop=32, identity_weight=1.0)
-    trainer = train.Trainer(config, train.make_strategy(name), network_config=small)
+    trainer = train.Trainer(config, strategies.make_strategy(name), network_config=small)
     if start is None:
         start = trainer.net.decoder.get_weights()
     trainer.net.decoder.set_weights(start)

@@ -130,11 +130,11 @@ def main(argv: list[str]) -> int:
         raise common.UsageError(f"--crop and --style_crop must be at least 32, got {FLAGS.crop}, {FLAGS.style_crop}")
     for name in ("content_dir", "style_dir"):
         common.check_sources(name, getattr(FLAGS, name))  # before TensorFlow loads
-    from nst_tf import train
+    from nst_tf import strategies, train
 
     if FLAGS.cpu_devices:
-        train.split_cpu(FLAGS.cpu_devices)
-    strategy = train.make_strategy(FLAGS.strategy, FLAGS.tpu)
+        strategies.split_cpu(FLAGS.cpu_devices)
+    strategy = strategies.make_strategy(FLAGS.strategy, FLAGS.tpu)
     if FLAGS.batch_size % strategy.num_replicas_in_sync:
         raise common.UsageError(f"--batch_size={FLAGS.batch_size} does not split across "
                                 f"{strategy.num_replicas_in_sync} replicas")
