@@ -32,7 +32,7 @@ BENCHMARKS = {
     "tflite_latency_mobile": ("tflite_latency.py", None, ["--export_dir=export/mobile"]),
     "video_augment": ("video_augment.py", ["--sizes=256", "--frames=8", "--repeats=2", "--augment_images=8"], []),
     "memory_large": ("memory_large.py", None, ["--sizes=1024,2048,4096"]),
-    "quality_vs_reference": ("quality_vs_reference.py", None, []),
+    "time_to_look": ("time_to_look.py", None, ["--presets=quality", "--losses=preset,gram"]),
     "fast_quality": ("fast_quality.py", ["--no_optimizer", "--pairs=4"], []),
     "fast_quality_validation": ("fast_quality.py", None, ["--split=validation"]),
     "fast_quality_mobile": ("fast_quality.py", None, ["--model=mobile", "--no_optimizer"]),
@@ -98,9 +98,14 @@ def table(results: dict) -> list[str]:
     for r in results.get("memory_large", {}).get("results", []):
         rows.append(f"| large image memory | {r['size']} px {'tile ' + str(r['tile']) if r['tile'] else 'whole'} | "
                     f"{r.get('peak_rss_mb', '–')} MB | | | {r.get('error', str(r.get('seconds')) + ' s')} |")
-    for r in results.get("quality_vs_reference", {}).get("rows", []):
-        rows.append(f"| quality vs jcjohnson | {r['pair']} | style {r['ours']['style_loss']:.4f} | | | "
-                    f"reference {r['reference']['style_loss']:.4f}, {r['seconds']:.0f} s |")
+    look = results.get("time_to_look", {})
+    bar = look.get("jcjohnson", {}).get("medians")
+    for key, run in look.get("runs", {}).items():
+        m = run["medians"]
+        rows.append(f"| time to the look (512 px, {len(look['pairs'])} pairs, medians) | {key} | "
+                    f"{m['cost_steps']:.0f} steps | | | style {m['viewing_style_loss']:.3f}, palette "
+                    f"{m['palette_distance']:.2f}, content {m['content_loss']:.3f}; jcjohnson "
+                    f"{bar['viewing_style_loss']:.3f}, {bar['palette_distance']:.2f}, {bar['content_loss']:.3f} |")
     for key, split in (("fast_quality", "held out"), ("fast_quality_validation", "validation"),
                        ("fast_quality_mobile", "held out, phone-sized network"),
                        ("fast_quality_peer", "held out, peer")):

@@ -45,7 +45,7 @@ def _resolved(*args: str) -> dict:
 
 
 def test_preset_gives_defaults_and_explicit_flags_win(tmp_path):
-    assert _resolved("--preset=quality") == {"size": 512, "scales": "auto", "steps": "40,15,10", "tile": 0,
+    assert _resolved("--preset=quality") == {"size": 512, "scales": "auto", "steps": "40,15,20", "tile": 0,
                                              "lr": 0.02, "tf": "False"}
     assert _resolved("--preset=large")["tile"] == 768
     # explicit flags win whether they come before or after --preset, on the command line or in one's own flagfile
