@@ -25,7 +25,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def _port_design(directory: str) -> str:
     """The network folder `directory` in the design the JAX port trains: without the strength input (FiLM layers,
     ramps) and the palette layer, which tools/jax_train.py does not have; the folder itself when it has neither."""
+    import atexit
     import json
+    import shutil
     import tempfile
 
     with open(os.path.join(directory, "config.json")) as f:
@@ -33,6 +35,7 @@ def _port_design(directory: str) -> str:
     if not (config.get("strength_units") or config.get("palette")):
         return directory
     out = tempfile.mkdtemp(prefix="nst_port_design_")
+    atexit.register(shutil.rmtree, out, True)  # made at import, so no tmp_path fixture: removed when pytest exits
     with np.load(os.path.join(directory, "weights.npz")) as data:
         kept = {k: data[k] for k in data.files if not (k.split("/")[1].startswith("strength_") or "_film" in k)}
     network_io.write_folder(out, kept, json.dumps({**config, "strength_units": 0, "palette": False, "skip_fade": False},
