@@ -54,17 +54,22 @@ def measure(extractor, output, photo, painting) -> dict:
             "content": metrics.content_loss(extractor, output, photo)}
 
 
-def network_rows(name: str, folder: str | None, pairs, extractor, size: int, sheet_rows: dict) -> list[dict]:
-    """Every pair at every strength through one network."""
+def network_rows(name: str, folder: str | None, pairs, extractor, size: int, sheet_rows: dict,
+                 working_size: int = 0) -> list[dict]:
+    """Every pair at every strength through one network; with `working_size` the photo is shrunk to that long side,
+    stylized and resized back (as the peer is run at its 384x384 input)."""
     from nst_tf import fast, images
 
     net = fast.load_network(folder)
     rows = []
     for pair, photo, painting in pairs:
         style = images.resize_long_side(painting, fast.STYLE_SIZE)
+        small = images.resize_long_side(photo, working_size) if working_size else photo
         for strength in STRENGTHS:
             started = time.time()
-            output = fast.stylize(net, photo, [style], strength=strength)
+            output = fast.stylize(net, small, [style], strength=strength)
+            if working_size:
+                output = images.resize(output, *photo.shape[:2])
             seconds = time.time() - started
             rows.append({"network": name, "size": size, "pair": pair, "strength": strength, "seconds": seconds,
                          **measure(extractor, output, photo, painting)})
@@ -152,6 +157,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="512,1024")
     parser.add_argument("--pairs", type=int, default=len(PAIRS))
     parser.add_argument("--skip_peer", action="store_true")
+    parser.add_argument("--working_size", type=int, default=0,
+                        help="run the networks on the photo shrunk to this long side and resize back (0: its size)")
     parser.add_argument("--data_dir", default=DATA)
     parser.add_argument("--sheet_dir", default=os.path.join(ROOT, "docs", "images"),
                         help="where the contact sheets go ('' for none)")
@@ -168,11 +175,12 @@ def main() -> None:
     for size in (int(s) for s in args.sizes.split(",")):
         pairs = load_pairs(args.data_dir, size, PAIRS[:args.pairs])
         for name, model in zip(names, models):
-            rows += network_rows(name, model, pairs, extractor, size, sheets)
+            rows += network_rows(name, model, pairs, extractor, size, sheets, args.working_size)
         if not args.skip_peer:
             rows += peer_rows(pairs, extractor, size, sheets)
     summary = summarize(rows)
     report = {"benchmark": "fast_strength", "strengths": list(STRENGTHS), "networks": dict(zip(names, models)),
+              "working_size": args.working_size,
               "load_average": os.getloadavg(), "seconds": time.time() - started, "summary": summary,
               "criteria": criteria(rows, summary, names), "rows": rows}
     emit(report, args.output)

@@ -1,14 +1,23 @@
-"""tf.distribute strategies by name, for the trainer's command line (nst-train --strategy)."""
+"""tf.distribute strategies by name, for the trainer's command line (nst-train --strategy).
+
+TensorFlow is imported inside the functions, so that the command line can take STRATEGIES for its flag before
+TensorFlow loads.
+"""
 
 from __future__ import annotations
 
-import tensorflow as tf
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
 
 def make_strategy(name: str, tpu: str = "") -> tf.distribute.Strategy:
     """A tf.distribute strategy by name; 'mirrored' uses every local GPU, or every logical CPU."""
+    import tensorflow as tf
+
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
@@ -27,5 +36,7 @@ def make_strategy(name: str, tpu: str = "") -> tf.distribute.Strategy:
 
 def split_cpu(devices: int) -> None:
     """Split the physical CPU into `devices` logical devices (to test MirroredStrategy without GPUs)."""
+    import tensorflow as tf
+
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * devices)

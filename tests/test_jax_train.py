@@ -22,20 +22,27 @@ from nst_tf import network, network_io, train  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def _temp_folder(prefix: str) -> str:
+    """A temp folder removed when pytest exits (made at import, where no tmp_path fixture is at hand)."""
+    import atexit
+    import shutil
+    import tempfile
+
+    out = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, out, True)
+    return out
+
+
 def _port_design(directory: str) -> str:
     """The network folder `directory` in the design the JAX port trains: without the strength input (FiLM layers,
     ramps) and the palette layer, which tools/jax_train.py does not have; the folder itself when it has neither."""
-    import atexit
     import json
-    import shutil
-    import tempfile
 
     with open(os.path.join(directory, "config.json")) as f:
         config = json.load(f)
     if not (config.get("strength_units") or config.get("palette")):
         return directory
-    out = tempfile.mkdtemp(prefix="nst_port_design_")
-    atexit.register(shutil.rmtree, out, True)  # made at import, so no tmp_path fixture: removed when pytest exits
+    out = _temp_folder("nst_port_design_")
     with np.load(os.path.join(directory, "weights.npz")) as data:
         kept = {k: data[k] for k in data.files if not (k.split("/")[1].startswith("strength_") or "_film" in k)}
     network_io.write_folder(out, kept, json.dumps({**config, "strength_units": 0, "palette": False, "skip_fade": False},
@@ -395,9 +402,8 @@ def _with_skip_fade(directory: str, fade: bool = True) -> str:
     """The network folder `directory` with skip_fade on, as the recipe asks (its skip projections fade out above
     strength 1; no weights of its own, so the same weights.npz, linked), or off (`fade` False)."""
     import json
-    import tempfile
 
-    out = tempfile.mkdtemp(prefix="nst_skip_fade_")
+    out = _temp_folder("nst_skip_fade_")
     os.symlink(os.path.abspath(os.path.join(directory, "weights.npz")), os.path.join(out, "weights.npz"))
     with open(os.path.join(directory, "config.json")) as f:
         config = {**json.load(f), "skip_fade": fade}

@@ -12,6 +12,7 @@ import time
 from absl import flags
 
 from nst_tf.cli import common
+from nst_tf.strategies import STRATEGIES
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("content_dir", None, "Content photos: a folder (searched recursively), a .txt list of image "
@@ -89,7 +90,7 @@ flags.DEFINE_integer("checkpoint_every", 100, "Checkpoint every N steps.")
 flags.DEFINE_integer("snapshot_every", 0, "Also keep the inference weights every N steps in <model_dir>/snapshots/"
                      "step-N (0: off), e.g. to average them: tools/average_networks.py.")
 flags.DEFINE_integer("seed", 0, "Random seed.")
-flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker", "tpu"], "tf.distribute strategy.")
+flags.DEFINE_enum("strategy", "default", list(STRATEGIES), "tf.distribute strategy.")
 flags.DEFINE_integer("cpu_devices", 0, "Split the CPU into N logical devices (to run 'mirrored' without GPUs).")
 flags.DEFINE_string("tpu", "", "TPU name or address for --strategy=tpu.")
 
