@@ -50,6 +50,7 @@ class MobileConfig:
     kind: str = "mobile"
     strength_units: int = 0  # > 0: the strength, through an embedding this wide, shifts the style bottleneck
     palette: bool = False  # the output gets the style's pixel colour moments (6 more floats in the style vector)
+    skips: bool = False  # the encoder's full- and half-resolution features reach the upsampling path (a U-Net)
 
     @property
     def moments_size(self) -> int:
@@ -73,6 +74,7 @@ class MobileConfig:
         data["kernels"] = tuple(data["kernels"])
         data.setdefault("strength_units", 0)  # networks saved before the strength control
         data.setdefault("palette", False)  # and before the palette layer
+        data.setdefault("skips", False)  # and before the skips
         return cls(**data)
 
 
@@ -148,32 +150,41 @@ def _norm_relu(x, z, channels: int, name: str, relu: bool = True):
     return keras.layers.ReLU(name=f"{name}_relu")(x) if relu else x
 
 
+def _skip_in(x, skip, level: int, embedding):
+    """x plus a zero-initialised 1x1 projection of the encoder's features at x's resolution, modulated by the strength
+    embedding if any (FiLM): the photo's detail reaches the upsampling path, as much as the strength asks."""
+    projected = keras.layers.Conv2D(x.shape[-1], 1, kernel_initializer="zeros", name=f"skip{level}")(skip)
+    return keras.layers.Add(name=f"skip{level}_add")([x, strength_lib.film(projected, embedding, f"skip{level}")])
+
+
 def build_transformer(config: MobileConfig = MobileConfig()) -> keras.Model:
     """(content [B, H, W, 3] in [0, 1], H and W multiples of 4; style vector [B, V] [; strength [B, 1]]) -> image in
     [0, 1] (before the palette layer). The strength's embedding shifts the style bottleneck, so every conditional
-    instance norm sees it."""
+    instance norm sees it, and modulates the skips if any. Every layer added to the bundled design (strength, skips)
+    starts at zero: a network warm-started from one without them computes what it did."""
     c1, c2, c3 = config.channels
     content = keras.Input((None, None, 3), name="content")
     vector = keras.Input((config.vector_size,), name="style_vector")
     z = keras.layers.Dense(config.bottleneck, name="bottleneck")(Log1p(config.moments_size, name="log1p")(vector))
-    inputs = [content, vector]
+    inputs, embedding = [content, vector], None
     if config.strength_units:
         strength = keras.Input((1,), name="strength")
         inputs.append(strength)
-        shift = keras.layers.Dense(config.bottleneck, kernel_initializer="zeros", name="strength_shift")(
-            strength_lib.embed(strength, config.strength_units))
+        embedding = strength_lib.embed(strength, config.strength_units)
+        shift = keras.layers.Dense(config.bottleneck, kernel_initializer="zeros", name="strength_shift")(embedding)
         z = keras.layers.Add(name="bottleneck_strength")([z, shift])
-    x = _norm_relu(_conv(content, c1, config.kernels[0], "conv1"), z, c1, "in1")
-    x = _norm_relu(_conv(x, c2, 3, "conv2", stride=2), z, c2, "in2")
-    x = _norm_relu(_conv(x, c3, 3, "conv3", stride=2), z, c3, "in3")
+    full = _norm_relu(_conv(content, c1, config.kernels[0], "conv1"), z, c1, "in1")
+    half = _norm_relu(_conv(full, c2, 3, "conv2", stride=2), z, c2, "in2")
+    x = _norm_relu(_conv(half, c3, 3, "conv3", stride=2), z, c3, "in3")
     for i in range(config.residual_blocks):
         y = _norm_relu(_conv(x, c3, 3, f"res{i}_conv1"), z, c3, f"res{i}_in1")
         y = _norm_relu(_conv(y, c3, 3, f"res{i}_conv2"), z, c3, f"res{i}_in2", relu=False)
         x = keras.layers.Add(name=f"res{i}_add")([x, y])
-    x = ResizeUpsampling((2, 2), "nearest", name="up2")(x)
-    x = _norm_relu(_conv(x, c2, 3, "up2_conv"), z, c2, "up2_in")
-    x = ResizeUpsampling((2, 2), "nearest", name="up1")(x)
-    x = _norm_relu(_conv(x, c1, 3, "up1_conv"), z, c1, "up1_in")
+    for level, skip, channels in ((2, half, c2), (1, full, c1)):
+        x = ResizeUpsampling((2, 2), "nearest", name=f"up{level}")(x)
+        if config.skips:
+            x = _skip_in(x, skip, level, embedding)
+        x = _norm_relu(_conv(x, channels, 3, f"up{level}_conv"), z, channels, f"up{level}_in")
     x = keras.layers.Activation("sigmoid", name="image")(_conv(x, 3, config.kernels[1], "conv_out"))
     return keras.Model(inputs, x, name="transformer")
 
@@ -310,6 +321,7 @@ class MobileStyleNetwork:
         norms missing from `stats` use their input's own moments and add them to `stats` (one pass of image_stats)."""
         layer = self.transformer.get_layer
         z = layer("bottleneck")(layer("log1p")(vector))
+        embedding = None
         if self.config.strength_units:
             embedding = strength_lib.replay_embed(layer, strength)
             z = layer("bottleneck_strength")([z, layer("strength_shift")(embedding)])
@@ -334,10 +346,11 @@ class MobileStyleNetwork:
             return bool(found)
 
         x = norm(conv(content_images, "conv1"), "in1")
-        for name, norm_name in (("conv2", "in2"), ("conv3", "in3")):
+        skips = {1: x}
+        for level, name, norm_name in ((2, "conv2", "in2"), (3, "conv3", "in3")):
             if done():
                 return found
-            x = norm(conv(x, name), norm_name)
+            x = skips[level] = norm(conv(x, name), norm_name)
         for i in range(self.config.residual_blocks):
             if done():
                 return found
@@ -351,7 +364,13 @@ class MobileStyleNetwork:
         for level in (2, 1):
             if done():
                 return found
-            x = norm(conv(layer(f"up{level}")(x), f"up{level}_conv"), f"up{level}_in")
+            x = layer(f"up{level}")(x)
+            if self.config.skips:
+                projected = layer(f"skip{level}")(skips[level])
+                if embedding is not None:
+                    projected = layer(f"skip{level}_filmed")([projected, layer(f"skip{level}_film")(embedding)])
+                x = layer(f"skip{level}_add")([x, projected])
+            x = norm(conv(x, f"up{level}_conv"), f"up{level}_in")
         if done():
             return found
         return layer("image")(conv(x, "conv_out"))

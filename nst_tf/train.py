@@ -244,9 +244,10 @@ class Trainer:
         with open(os.path.join(directory, "config.json")) as f:
             theirs = config_from_json(f.read())
         ours = self.network_config
-        grown = dataclasses.replace(ours, strength_units=theirs.strength_units, palette=theirs.palette)
+        skips = getattr(theirs, "skips", False)
+        grown = dataclasses.replace(ours, strength_units=theirs.strength_units, palette=theirs.palette, skips=skips)
         if not isinstance(theirs, MobileConfig) or theirs != grown or theirs.strength_units not in (
-                0, ours.strength_units):
+                0, ours.strength_units) or skips > ours.skips:
             raise TrainingError(f"{directory}: network {theirs} does not fit {ours}")
         weights_path = os.path.join(directory, "weights.npz")
         if theirs == ours:

@@ -175,6 +175,32 @@ def test_mobile_trainer_with_strength_warm_starts_from_one_without(train_folders
     assert {"identity", "content", "style", "palette", "tv"} <= set(last) and np.isfinite(last["total"])
 
 
+def test_mobile_skips_warm_start_exactly(train_folders, tmp_path, random_vgg16_weights):
+    """Skips added to a trained phone-sized network start at zero: the warm-started network computes what the source
+    did at every strength, and the skip layers are the fresh ones; a network with skips does not fit one without."""
+    config = replace(SMALL_MOBILE, strength_units=4, palette=True)
+    source = MobileStyleNetwork(config)
+    rng = np.random.default_rng(0)
+    for layer in source.transformer.layers:  # the strength and conditioning projections trained (non-zero)
+        if layer.get_weights():
+            layer.set_weights([rng.normal(0, 0.1, w.shape).astype(np.float32) for w in layer.get_weights()])
+    source.save(str(tmp_path / "source"), include_encoder=True)
+    source = fast.load_network(str(tmp_path / "source"))  # float16 weights, as saved
+    run_config = _config(train_folders, tmp_path / "run", random_vgg16_weights, content_target="photo")
+    trainer = train.Trainer(run_config, network_config=replace(config, skips=True))
+    assert set(trainer.init_decoder_from(str(tmp_path / "source"))) == {"skip1", "skip1_film", "skip2", "skip2_film"}
+    trainer.net.encoder.set_weights(source.encoder.get_weights())
+    content = tf.random.uniform([1, 32, 40, 3], seed=1)
+    vector = source.predict_style(tf.random.uniform([1, 32, 32, 3], seed=2))
+    for value in (0.0, 0.5, 1.0, 2.0):
+        np.testing.assert_allclose(trainer.net.stylize(content, vector, value).numpy(),
+                                   source.stylize(content, vector, value).numpy(), atol=1e-6)
+    trainer.net.save(str(tmp_path / "skips"), include_encoder=True)
+    plain = train.Trainer(replace(run_config, model_dir=str(tmp_path / "plain")), network_config=config)
+    with pytest.raises(train.TrainingError, match="does not fit"):
+        plain.init_decoder_from(str(tmp_path / "skips"))
+
+
 def test_excess_ramps_zero_up_to_one_and_fresh_in_a_warm_start(train_folders, tmp_path, random_vgg16_weights):
     """A network saved before the ramps of the excess over 1 existed loads with them at zero (the same output at every
     strength), and a warm start from it initialises them afresh (non-zero, so they can learn)."""

@@ -33,12 +33,12 @@ def _randomised(net):
 @pytest.fixture(scope="module")
 def nets():
     """A small arbitrary-style network with every option (linear transform, moment head, strength, palette) and a
-    small phone-sized one (strength, palette), random weights."""
+    small phone-sized one (strength, palette, skips), random weights."""
     keras.utils.set_random_seed(0)
     arbitrary = ArbitraryStyleNetwork(NetworkConfig(decoder_channels=(16, 16, 16, 8, 8, 8), linear_rank=4,
                                                     moment_head=8, strength_units=4, palette=True))
     mobile = MobileStyleNetwork(MobileConfig(channels=(4, 8, 8), residual_blocks=1, bottleneck=8, strength_units=4,
-                                             palette=True))
+                                             palette=True, skips=True))
     return {"arbitrary": _randomised(arbitrary), "mobile": _randomised(mobile)}
 
 

@@ -54,6 +54,9 @@ flags.DEFINE_enum("network", "arbitrary", ["arbitrary", "mobile"],
                   "of --teacher (needs --content_target=photo).")
 flags.DEFINE_list("mobile_channels", ["16", "32", "64"], "--network=mobile: the transformer's widths at full, 1/2 and "
                   "1/4 resolution (the bundled phone-sized network's are 16,32,64; Johnson et al.'s 32,64,128).")
+flags.DEFINE_bool("mobile_skips", False, "--network=mobile: the transformer's full- and half-resolution features "
+                  "reach its upsampling path (zero-initialised 1x1 projections, modulated by the strength): the "
+                  "photo's detail for low strengths.")
 flags.DEFINE_string("teacher", "", "--network=mobile: the arbitrary-style network folder it learns from "
                     "(default: the bundled one).")
 flags.DEFINE_float("distill_weight", 0.0, "--network=mobile: weight of the squared pixel error to the teacher's "
@@ -164,6 +167,8 @@ def main(argv: list[str]) -> int:
     if mobile_run and (FLAGS.linear_rank or FLAGS.moment_head):
         raise common.UsageError("--linear_rank and --moment_head are for --network=arbitrary (the phone-sized "
                                 "network has no encoder features to transform)")
+    if not mobile_run and FLAGS.mobile_skips:
+        raise common.UsageError("--mobile_skips is for --network=mobile")
     if not mobile_run and (FLAGS.distill_weight or FLAGS.teacher):
         raise common.UsageError("--distill_weight and --teacher are for --network=mobile")
     from nst_tf import mobile, network, weights
@@ -176,7 +181,7 @@ def main(argv: list[str]) -> int:
     preprocessing = weights.resolve(FLAGS.weights, "vgg16").preprocessing
     network_config = (mobile.MobileConfig(channels=mobile_channels, preprocessing=preprocessing,
                                           strength_units=FLAGS.strength_units or (16 if FLAGS.strength_max else 0),
-                                          palette=FLAGS.palette) if mobile_run
+                                          palette=FLAGS.palette, skips=FLAGS.mobile_skips) if mobile_run
                       else network.NetworkConfig(preprocessing=preprocessing, skip_levels=FLAGS.skip_levels,
                                              linear_rank=FLAGS.linear_rank, moment_head=FLAGS.moment_head,
                                              strength_units=FLAGS.strength_units, palette=FLAGS.palette,
