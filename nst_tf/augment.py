@@ -481,7 +481,7 @@ def augment_folder(input_dir: str, output_dir: str, style_paths: Sequence[str], 
 
 def _stylize_one(net, compiled, image: np.ndarray, vector: tf.Tensor, strength: float, tile: int) -> np.ndarray:
     """One image through the compiled fast path at `strength`, or in tiles when it is larger than `tile` (0: never)."""
-    tiled = bool(tile) and max(image.shape[:2]) + 2 * fast.MARGIN > tile
+    tiled = bool(tile) and max(image.shape[:2]) + 2 * tiling.margin_of(net) > tile
     try:
         if tiled:
             return tiling.stylize_tiled(net, image, vector, strength, tile)

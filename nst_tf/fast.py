@@ -55,7 +55,8 @@ def style_vector(net: Network, styles: Sequence[np.ndarray],
 
 def stylize_padded(net: Network, content: tf.Tensor, vector: tf.Tensor, strength: float | tf.Tensor = 1.0,
                    restate_channels: bool = False) -> tf.Tensor:
-    """Stylize [B, H, W, 3] content of any size: mirror-pad to the stride plus MARGIN a side, stylize, crop back.
+    """Stylize [B, H, W, 3] content of any size: mirror-pad to the stride plus the network's margin a side
+    (tiling.margin_of: MARGIN unless the network has its own), stylize, crop back.
 
     restate_channels (resizable TFLite graphs only): reshape the padded content to its static channel count,
     which the converter loses through the computed mirror pad. Not in serving graphs: there Grappler folds the
@@ -67,10 +68,13 @@ def stylize_padded(net: Network, content: tf.Tensor, vector: tf.Tensor, strength
     content = tf.convert_to_tensor(content, tf.float32)
     static = content.shape[1] is not None and content.shape[2] is not None
     height, width = (content.shape[1], content.shape[2]) if static else (tf.shape(content)[1], tf.shape(content)[2])
+    from nst_tf import tiling
+
+    wanted = tiling.margin_of(net)
     if static:
-        margin = MARGIN if min(height, width) > 2 * MARGIN else STRIDE // 2
+        margin = wanted if min(height, width) > 2 * wanted else STRIDE // 2
     else:
-        margin = tf.where(tf.minimum(height, width) > 2 * MARGIN, MARGIN, STRIDE // 2)
+        margin = tf.where(tf.minimum(height, width) > 2 * wanted, wanted, STRIDE // 2)
     pad_h, pad_w = (-height) % STRIDE + 2 * margin, (-width) % STRIDE + 2 * margin
     top, left = pad_h // 2, pad_w // 2
     padded = tf.pad(content, [[0, 0], [top, pad_h - top], [left, pad_w - left], [0, 0]], mode="REFLECT")
@@ -97,11 +101,11 @@ def stylize(net: Network, content: np.ndarray, styles: Sequence[np.ndarray],
     side = tiling.check_tile(tiling.choose_tile(net) if tile is None else tile)
     try:
         vector = style_vector(net, styles, blend)
-        if side and max(height, width) + 2 * MARGIN > side:
+        if side and max(height, width) + 2 * tiling.margin_of(net) > side:
             return tiling.stylize_tiled(net, content, vector, strength, side)
         return stylize_padded(net, tf.constant(content[None], tf.float32), vector, strength).numpy()[0]
     except (tf.errors.ResourceExhaustedError, MemoryError) as exc:
         if isinstance(exc, tiling.OutOfMemory):
             raise
-        untiled = not side or max(height, width) + 2 * MARGIN <= side
+        untiled = not side or max(height, width) + 2 * tiling.margin_of(net) <= side
         raise tiling.OutOfMemory(tiling.out_of_memory_message(width, height, 0 if untiled else side)) from None

@@ -34,7 +34,7 @@ import tensorflow as tf
 from nst_tf import palette as palette_lib
 from nst_tf.network import STRIDE
 
-MARGIN = 16  # fast.MARGIN: the mirror margin of the untiled path (images of 32 px or less a side: STRIDE // 2)
+MARGIN = 16  # fast.MARGIN: the default mirror margin a side (a network's own `margin` overrides it: margin_of)
 CONTEXT = 64  # pixels of each window beyond its core, feeding the core's receptive field, then dropped
 OVERLAP = 32  # width of the linear ramps where neighbouring cores meet
 MIN_TILE = 256  # window sides: at least CONTEXT * 2 + 3 * OVERLAP + STRIDE, so that ramps never meet
@@ -92,6 +92,11 @@ def available_memory() -> int:
     return max(available, 0)
 
 
+def margin_of(net) -> int:
+    """The mirror margin a side that `net` is run with: its own `margin` if it has one, else MARGIN."""
+    return getattr(net, "margin", MARGIN)
+
+
 def network_kind(net) -> str:
     """'mobile' for the phone-sized network, 'arbitrary' otherwise (the BYTES_PER_PIXEL key)."""
     return "mobile" if hasattr(net, "transformer") else "arbitrary"
@@ -115,9 +120,10 @@ def check_tile(tile: int) -> int:
 # -- the grid ----------------------------------------------------------------------------------------------------
 
 
-def pad_amounts(height: int, width: int) -> tuple[int, int, int, int]:
-    """(top, bottom, left, right) mirror padding of fast.stylize_padded: to the stride, plus the margin a side."""
-    margin = MARGIN if min(height, width) > 2 * MARGIN else STRIDE // 2
+def pad_amounts(height: int, width: int, margin: int = MARGIN) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) mirror padding of fast.stylize_padded: to the stride, plus `margin` a side (half
+    the stride where a side is 2 * margin or less)."""
+    margin = margin if min(height, width) > 2 * margin else STRIDE // 2
     pad_h, pad_w = (-height) % STRIDE + 2 * margin, (-width) % STRIDE + 2 * margin
     return pad_h // 2, pad_h - pad_h // 2, pad_w // 2, pad_w - pad_w // 2
 
@@ -227,16 +233,16 @@ def downscaled_stats(net, content: np.ndarray, vector: tf.Tensor, strength: floa
                      size: int = STATS_SIZE) -> dict[str, tf.Tensor]:
     """The whole-image statistics of `net` on a copy of the content with long side `size` (antialiased), padded as
     the untiled path pads it: one pass, approximate (feature statistics depend on the scale)."""
-    return net.image_stats(downscaled_copy(content, size), vector, strength)
+    return net.image_stats(downscaled_copy(content, size, margin_of(net)), vector, strength)
 
 
-def downscaled_copy(content: np.ndarray, size: int = STATS_SIZE) -> tf.Tensor:
+def downscaled_copy(content: np.ndarray, size: int = STATS_SIZE, margin: int = MARGIN) -> tf.Tensor:
     """[1, h, w, 3]: the content with long side at most `size` (antialiased), mirror-padded as the untiled path
     pads it (what the statistics of stats='downscaled' are computed on)."""
     height, width = content.shape[:2]
     scale = min(1.0, size / max(height, width))
     small = tf.image.resize(content, (max(1, round(height * scale)), max(1, round(width * scale))), antialias=True)
-    top, bottom, left, right = pad_amounts(*small.shape[:2])
+    top, bottom, left, right = pad_amounts(*small.shape[:2], margin)
     return tf.pad(small[None], [[0, 0], [top, bottom], [left, right], [0, 0]], mode="REFLECT")
 
 
@@ -273,7 +279,7 @@ def stylize_tiled(net, content: np.ndarray, vector: tf.Tensor, strength: float =
     tile = check_tile(choose_tile(net) if tile is None else tile) or MAX_TILE * 64
     content = np.asarray(content, np.float32)
     height, width = content.shape[:2]
-    top, bottom, left, right = pad_amounts(height, width)
+    top, bottom, left, right = pad_amounts(height, width, margin_of(net))
     padded = np.pad(content, ((top, bottom), (left, right), (0, 0)), mode="reflect")
     rows, cols = axis_windows(padded.shape[0], tile), axis_windows(padded.shape[1], tile)
     vector = tf.convert_to_tensor(vector, tf.float32)

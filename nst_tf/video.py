@@ -149,7 +149,7 @@ def fast_stylizer(net, vector, strength: float, tile: int | None = None) -> Call
     side = tiling.check_tile(tiling.choose_tile(net) if tile is None else tile)
 
     def run(batch: np.ndarray) -> np.ndarray:
-        tiled = bool(side) and max(batch.shape[1:3]) + 2 * fast.MARGIN > side
+        tiled = bool(side) and max(batch.shape[1:3]) + 2 * tiling.margin_of(net) > side
         try:
             if tiled:
                 return np.stack([tiling.stylize_tiled(net, frame, vector, strength, side) for frame in batch])

@@ -8,6 +8,8 @@ the optimiser's) is measured by `benchmarks/fast_quality.py`, which costs minute
 bundled network to what it achieves now: style-specific, recognisable, and alpha 0 keeps the photo's look.
 """
 
+import os
+
 import numpy as np
 import pytest
 
@@ -15,6 +17,7 @@ from nst_tf import fast, features, images
 from nst_tf.network import ArbitraryStyleNetwork
 from nst_tf.objective import LossWeights, Objective, style_targets
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAIRS = [("golden_gate", "starry_night"), ("chicago", "wave"), ("stata", "candy"), ("lenna", "la_muse")]
 SIZE = 256
 
@@ -88,7 +91,8 @@ def test_no_band_at_the_borders(data_dir):
     """A flat grey photo stays flat up to its borders: the network's own border response falls in the cropped margin.
 
     With a 4-px margin the right-hand band of the bundled network differed from the interior by 0.37 (candy) and
-    0.42 (mondrian) on a [0, 1] scale; with fast.MARGIN (16 px) by 0.09 and 0.07.
+    0.42 (mondrian) on a [0, 1] scale; with its margin (16 px) by 0.09 and 0.07. (The strength-trained network's
+    border response reaches further: test_strength_trained_network_margin.)
     """
     net = ArbitraryStyleNetwork.load()
     for style in ("candy", "mondrian"):
@@ -98,3 +102,20 @@ def test_no_band_at_the_borders(data_dir):
         bands = {"left": out[:, :3], "right": out[:, -3:], "top": out[:3], "bottom": out[-3:]}
         for side, band in bands.items():
             assert abs(band.mean() - interior) < 0.15, f"{style}: {side} {band.mean():.3f}, interior {interior:.3f}"
+
+
+def test_strength_trained_network_margin(data_dir, monkeypatch):
+    """The strength-trained network (checkpoints/arbitrary_strength) runs with a 32-px margin: no band on a flat photo,
+    where a 16-px margin leaves its border response in the picture (left band 0.05 against 0.68 inside, candy)."""
+    net = fast.load_network(os.path.join(ROOT, "checkpoints", "arbitrary_strength"))
+    assert net.margin == 32 and ArbitraryStyleNetwork.load().margin == 16
+    painting = images.resize_long_side(images.load_image(f"{data_dir}/styles/candy.jpg"), fast.STYLE_SIZE)
+
+    def worst_band() -> float:
+        out = fast.stylize(net, np.full((170, 256, 3), 0.5, np.float32), [painting]).mean(-1)
+        interior = out[8:-8, 8:-8].mean()
+        return max(abs(band.mean() - interior) for band in (out[:, :3], out[:, -3:], out[:3], out[-3:]))
+
+    assert worst_band() < 0.15
+    monkeypatch.setattr(type(net), "margin", 16)
+    assert worst_band() > 0.3

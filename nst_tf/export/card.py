@@ -67,9 +67,10 @@ def _saved_model_section(report: dict) -> list[str]:
         "| signature | inputs | outputs |", "|---|---|---|",
     ]
     lines += [f"| `{k}` | {v[0]} | {v[1]} |" for k, v in SIGNATURE_DOCS.items()]
+    margin = report.get("margin", fast.MARGIN)
     lines += [
         "", "Content images of any size (each side >= 16 px) are mirror-padded to the encoder stride (8) plus a "
-        f"{fast.MARGIN}-px margin a side ({fast.STRIDE // 2} px where a side is {2 * fast.MARGIN} px or less) and "
+        f"{margin}-px margin a side ({fast.STRIDE // 2} px where a side is {2 * margin} px or less) and "
         "cropped back, exactly like `nst-stylize --method=fast`. Float inputs are not resized; the bytes signatures "
         f"resize the style image to {BYTES_STYLE_SIZE} px long side (the size the network was trained on).", "",
         "Bad inputs fail with `InvalidArgumentError` and a readable message instead of returning garbage: wrong rank "
@@ -263,8 +264,8 @@ def _strength_section(report: dict) -> list[str]:
     return lines
 
 
-def _tiling_section() -> list[str]:
-    """Model card lines on stylizing large photos (tile, run, blend)."""
+def _tiling_section(margin: int) -> list[str]:
+    """Model card lines on stylizing large photos (tile, run, blend) with the network's mirror margin."""
     return [
         "## Large photos: tile, run, blend", "",
         "Both networks normalise with whole-image statistics, so a photo cut into tiles and sent through the "
@@ -272,14 +273,16 @@ def _tiling_section() -> list[str]:
         "than memory allows (a 12-megapixel phone photo), give every tile the whole photo's statistics: "
         "`nst_tf.export.tiled_tflite.write_tiled_models` writes two more models, as SavedModels (for TF Serving) "
         "and TFLite files (builtin ops only): *stats* (a copy of the photo downscaled to at most 1024 px long side, "
-        "mirror-padded as the network pads, with the style vector and the strength -> every statistic, one flat "
+        f"mirror-padded as the network pads ({margin} px a side), with the style vector and the strength -> every "
+        "statistic, one flat "
         "vector) and *tile* (one window, sides multiples of 8, plus that vector -> its stylized pixels, unclipped, "
         "before the palette layer). An Android app runs *stats* once, then each window (a core plus 64 px of "
         "context on each inner side; neighbouring cores overlap by 32 px), adds each core times linear-ramp "
         "weights that sum to one into a float canvas, applies the palette (an affine colour map from the canvas's "
         "own moments) if the network has one, clips and crops. `stylize_tiled_tflite` in the same module is the "
         "reference of that loop on the LiteRT interpreter (tested). TF Serving users serve the two SavedModels and "
-        "run the same loop client-side (`stylize_tiled_with` with their own request function), or use "
+        "run the same loop client-side (`stylize_tiled_with` with their own request function and "
+        f"margin={margin}), or use "
         "`nst_tf.tiling` in Python, which accumulates the statistics over the tiles and matches an untiled run "
         "(docs/tiling.md).", "",
     ]
@@ -309,7 +312,7 @@ def model_card(report: dict) -> str:
         lines += _saved_model_section(report)
     if "tflite" in report:
         lines += _tflite_section(report)
-    lines += _tiling_section()
+    lines += _tiling_section(report.get("margin", fast.MARGIN))
     lines += [
         "## Measurement", "",
         f"Python {env['python']}, TensorFlow {env['tensorflow']}, Keras {env['keras']}, ai-edge-litert "

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import tensorflow as tf
 
-from nst_tf import fast, mobile
+from nst_tf import fast, mobile, tiling
 from nst_tf.export.card import model_card
 from nst_tf.export.options import (
     COMBINED_SIGNATURES,
@@ -267,6 +267,7 @@ def export(net: fast.Network, options: ExportOptions, data_dir: str, checkpoint:
         "keras_latency": time_calls(lambda: keras_reference(net, pairs[0].content_square, pairs[0].style_square),
                                     options.latency_runs),
         "strength_sweep": strength_sweep(net, pairs),
+        "margin": tiling.margin_of(net),
     }
     if "saved_model" in options.formats:
         report["saved_model"] = export_saved_model(net, options, pairs)

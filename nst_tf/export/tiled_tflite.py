@@ -114,16 +114,18 @@ def saved_model_runner(path: str):
 
 
 def stylize_tiled_with(run_stats, run_tile, content: np.ndarray, vector: np.ndarray, strength: float = 1.0,
-                       tile: int = 512, stats_size: int = tiling.STATS_SIZE) -> np.ndarray:
+                       tile: int = 512, stats_size: int = tiling.STATS_SIZE, margin: int = tiling.MARGIN
+                       ) -> np.ndarray:
     """Stylize one [H, W, 3] photo in [0, 1] with the stats and tile models (run_*: inputs -> outputs, e.g.
-    tflite_runner or saved_model_runner) in windows of at most `tile` px: the tile-run-blend loop."""
+    tflite_runner or saved_model_runner) in windows of at most `tile` px: the tile-run-blend loop. `margin`: the
+    network's mirror margin a side (its model card says it; nst_tf.tiling.margin_of)."""
     content = np.asarray(content, np.float32)
     vector = np.asarray(vector, np.float32).reshape(1, -1)
     strength_in = np.array([strength], np.float32)
-    found = run_stats({"content": tiling.downscaled_copy(content, stats_size).numpy(), "style_vector": vector,
+    found = run_stats({"content": tiling.downscaled_copy(content, stats_size, margin).numpy(), "style_vector": vector,
                        "strength": strength_in})
     height, width = content.shape[:2]
-    top, bottom, left, right = tiling.pad_amounts(height, width)
+    top, bottom, left, right = tiling.pad_amounts(height, width, margin)
     padded = np.pad(content, ((top, bottom), (left, right), (0, 0)), mode="reflect")
     canvas = np.zeros(padded.shape, np.float32)
     for row in tiling.axis_windows(padded.shape[0], tile):
@@ -141,7 +143,8 @@ def stylize_tiled_with(run_stats, run_tile, content: np.ndarray, vector: np.ndar
 
 
 def stylize_tiled_tflite(models: dict[str, bytes], content: np.ndarray, vector: np.ndarray, strength: float = 1.0,
-                         tile: int = 512, stats_size: int = tiling.STATS_SIZE, threads: int = 2) -> np.ndarray:
+                         tile: int = 512, stats_size: int = tiling.STATS_SIZE, threads: int = 2,
+                         margin: int = tiling.MARGIN) -> np.ndarray:
     """stylize_tiled_with on the LiteRT interpreter with the models of write_tiled_models."""
     return stylize_tiled_with(tflite_runner(models["stats"], threads), tflite_runner(models["tile"], threads),
-                              content, vector, strength, tile, stats_size)
+                              content, vector, strength, tile, stats_size, margin)
