@@ -10,16 +10,12 @@ import tensorflow as tf
 
 from nst_tf.mobile import BUNDLED_DIR as MOBILE_DIR
 from nst_tf.mobile import MobileConfig, MobileStyleNetwork, config_from_json
-from nst_tf.network import BUNDLED_DIR, STRIDE, ArbitraryStyleNetwork
+from nst_tf.network import BUNDLED_DIR, MARGIN, STRIDE, ArbitraryStyleNetwork  # noqa: F401 (MARGIN re-exported)
 from nst_tf.strength import DEFAULT_STRENGTH, STRENGTH_MAX, check_strength  # noqa: F401 (re-exported)
 
 Network = ArbitraryStyleNetwork | MobileStyleNetwork
 
 STYLE_SIZE = 256  # style images are seen at this long side when predicting their vector
-# Mirror margin on each side of the content, cropped off after stylizing. The network answers the image border
-# (VGG16's zero padding reaches inwards) with a band of its own, darkest 4-7 px from the right edge; 16 px moves
-# it out of the picture (README, "Borders"). Images 32 px or smaller a side get the stride's 4 px.
-MARGIN = 16
 
 
 def load_network(directory: str | None = None) -> Network:

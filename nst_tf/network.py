@@ -66,6 +66,11 @@ ENCODER_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1"
 ENCODER_CHANNELS = (64, 128, 256, 512)
 BOTTLENECK = "block4_conv1"
 STRIDE = 8  # relu4_1 is 1/8 of the input size
+# Mirror margin on each side of the content, cropped off after stylizing (fast.stylize_padded, nst_tf.tiling). The
+# network answers the image border (VGG16's zero padding reaches inwards) with a band of its own, darkest 4-7 px
+# from the right edge; 16 px moves it out of the picture (README, "Borders"). Images 32 px or smaller a side get the
+# stride's 4 px. A network whose border response reaches further says so (its `margin`: tiling.margin_of).
+MARGIN = 16
 BUNDLED_DIR = os.path.join(os.path.dirname(__file__), "models", "arbitrary")
 
 
@@ -255,7 +260,6 @@ def build_moment_head(moments_size: int, hidden: int) -> keras.Model:
 class ArbitraryStyleNetwork:
     """Encoder + decoder with the two-part interface: predict_style() and stylize()."""
 
-
     def __init__(self, config: NetworkConfig = NetworkConfig()):
         self.config = config
         self.encoder = build_encoder(config.preprocessing)
@@ -269,8 +273,8 @@ class ArbitraryStyleNetwork:
     def margin(self) -> int:
         """The mirror margin a side it is run with (fast.stylize_padded, nst_tf.tiling): 32 px for a strength-trained
         decoder, whose response to an image border reaches some 30 px in (with 16 px it left a dark band along the
-        borders of a flat grey photo: 0.05 against 0.68 inside, candy; with 32 px none), else 16."""
-        return 32 if self.config.strength_units else 16
+        borders of a flat grey photo: 0.05 against 0.68 inside, candy; with 32 px none), else MARGIN."""
+        return 2 * MARGIN if self.config.strength_units else MARGIN
 
     @property
     def vector_size(self) -> int:

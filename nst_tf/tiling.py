@@ -32,9 +32,8 @@ import numpy as np
 import tensorflow as tf
 
 from nst_tf import palette as palette_lib
-from nst_tf.network import STRIDE
+from nst_tf.network import MARGIN, STRIDE
 
-MARGIN = 16  # fast.MARGIN: the default mirror margin a side (a network's own `margin` overrides it: margin_of)
 CONTEXT = 64  # pixels of each window beyond its core, feeding the core's receptive field, then dropped
 OVERLAP = 32  # width of the linear ramps where neighbouring cores meet
 MIN_TILE = 256  # window sides: at least CONTEXT * 2 + 3 * OVERLAP + STRIDE, so that ramps never meet

@@ -12,12 +12,12 @@ import os
 
 import numpy as np
 import pytest
+from conftest import ROOT
 
 from nst_tf import fast, features, images
 from nst_tf.network import ArbitraryStyleNetwork
 from nst_tf.objective import LossWeights, Objective, style_targets
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAIRS = [("golden_gate", "starry_night"), ("chicago", "wave"), ("stata", "candy"), ("lenna", "la_muse")]
 SIZE = 256
 
