@@ -199,6 +199,7 @@ MIRRORED = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # mirrored training is checked in CI by test_train's test_mirrored_matches_single_device
 def test_under_mirrored_strategy_on_two_cpu_devices():
     env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
     proc = subprocess.run([sys.executable, "-c", MIRRORED], cwd=ROOT, env=env, capture_output=True, text=True,

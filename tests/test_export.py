@@ -395,6 +395,7 @@ def test_model_card_and_report(exported):
     assert from_photo[0] < from_photo[1] < from_photo[2]  # the bundled network: further from the photo up to 1
 
 
+@pytest.mark.slow  # a second full export through the CLI (the fixture's export and test_export_cli cover the parts)
 def test_cli_end_to_end(tmp_path, data_dir):
     args = [f"--output_dir={tmp_path}", "--formats=saved_model", f"--data_dir={data_dir}", "--parity_pairs=1",
             "--latency_runs=1", "--model_name=styler", "--version=3", "--content_size=32", "--style_size=32"]

@@ -183,6 +183,7 @@ def test_moment_head_changes_the_output(head_trainer):
     np.testing.assert_allclose(np.asarray(plain["identity"]), np.asarray(corrected["identity"]), rtol=1e-5)
 
 
+@pytest.mark.slow  # the JAX port (GPU training) against TensorFlow: benchmarks/slow_checks.py, not CI
 def test_gradients_match_tensorflow(trainer):
     content, style = _batch()
     tf_grads, _, bad = trainer._replica_gradients(tf.constant(content), tf.constant(style))
@@ -495,6 +496,7 @@ def test_skip_fade_comes_from_the_network():
     assert jtr.setup(weights_only)[3].skip_fade
 
 
+@pytest.mark.slow  # the JAX port (GPU training) against TensorFlow: benchmarks/slow_checks.py, not CI
 def test_skip_fade_forward_matches_keras():
     """The JAX forward pass with skip_fade is the Keras network's at strengths 0, 1, 1.5 and 2; above 1 it is not
     the network without the fade (which jm.stylize without skip_fade still gives)."""
@@ -576,6 +578,7 @@ def test_strength_network_matches_and_round_trips(tmp_path):
         np.testing.assert_array_equal(returned.stylize(content, vector, s, clip=False).numpy(), expected)
 
 
+@pytest.mark.slow  # the JAX port (GPU training) against TensorFlow: benchmarks/slow_checks.py, not CI
 def test_strength_terms_match_tensorflow(strength_trainer, fixed_draws):
     """Every term of the strength recipe (identity, content against the AdaIN target, style with the viewing-scale
     term, TV, palette, total) per example, at strengths 0, 0.7 and 1.6 with the same palette directions."""
@@ -610,6 +613,7 @@ def test_strength_terms_match_tensorflow(strength_trainer, fixed_draws):
     assert np.all(gap > 1e-3), gap  # and its whole-crop target is not the shrunk one
 
 
+@pytest.mark.slow  # the JAX port (GPU training) against TensorFlow: benchmarks/slow_checks.py, not CI
 def test_strength_step_matches_tensorflow(strength_trainer, fixed_draws):
     """One step of the strength recipe: the gradients of every trained layer, and the Keras Adam update (from the
     TensorFlow gradients exactly; from JAX's own, by the share of weights that move alike)."""

@@ -153,6 +153,7 @@ def test_fast_method_with_the_phone_sized_model(tmp_path, paths):
     assert mine < 2e-3 and other > 0.02
 
 
+@pytest.mark.slow  # two optimiser runs under bfloat16 and XLA: benchmarks/slow_checks.py
 def test_precision_and_jit_compile_reach_the_optimiser(tmp_path, paths, lpips_weights):
     """--precision (for GPUs; bfloat16 runs on this CPU too) sets Keras' global policy before the loss network is
     built, so its layers compute in that dtype; --jit_compile reaches the optimiser, and both runs finish."""

@@ -223,6 +223,7 @@ def test_cli_errors(folders, tmp_path):
                                           "and --skip_levels > 0")
 
 
+@pytest.mark.slow  # phone-sized training stays in CI (test_mobile_student_trains_resumes_and_saves)
 def test_cli_trains_a_phone_sized_network_of_other_widths(folders, tmp_path, lpips_weights):
     run = tmp_path / "mobile"
     args = ["--network=mobile", "--content_target=photo", f"--content_dir={folders / 'content'}",

@@ -31,11 +31,10 @@ def train(setup, folders, lpips_weights, run: str, seed: int):
     return ArbitraryStyleNetwork.load(str(setup / run / "network")).decoder.get_weights()
 
 
-def test_init_from_lr_decay_and_seed(setup, train_folders, lpips_weights):
+def test_init_from_and_lr_decay(setup, train_folders, lpips_weights):
     """--init_from: the decoder starts from the saved one, so two Adam steps move each weight by at most
     lr + lr / (1 + lr_decay) (Adam's first steps are about lr each; a random start would be far away);
-    --lr_decay: the largest move is about 1.1 lr, not the 2 lr of two undecayed steps;
-    --seed: the same seed gives the same weights, another seed other batches and other weights."""
+    --lr_decay: the largest move is about 1.1 lr, not the 2 lr of two undecayed steps."""
     source = ArbitraryStyleNetwork.load(str(setup / "source")).decoder.get_weights()
     first = train(setup, train_folders, lpips_weights, "a", seed=5)
     moved = max(float(np.abs(a - b).max()) for a, b in zip(first, source))
@@ -43,6 +42,12 @@ def test_init_from_lr_decay_and_seed(setup, train_folders, lpips_weights):
     print(f"largest move from the saved decoder: {moved / LEARNING_RATE:.3f} lr (bound {bound / LEARNING_RATE:.2f} "
           "lr; undecayed steps would reach 2 lr)")
     assert LEARNING_RATE < moved <= bound * 1.02 + 1e-4  # float16 weights on both sides
+
+
+@pytest.mark.slow  # two more training runs: benchmarks/slow_checks.py, not the 10-minute CI suite
+def test_seed(setup, train_folders, lpips_weights):
+    """--seed: the same seed gives the same weights, another seed other batches and other weights."""
+    first = train(setup, train_folders, lpips_weights, "d", seed=5)
     again = train(setup, train_folders, lpips_weights, "b", seed=5)
     other = train(setup, train_folders, lpips_weights, "c", seed=6)
     # Adam's first step is about lr * sign(gradient): a weight whose gradient is ~0 may take either sign from float

@@ -164,6 +164,7 @@ def test_real_clip_flow_consistency_lowers_warping_error(data_dir):
 # -- the command line ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # the real clip's flow check (test_real_clip_flow_consistency_lowers_warping_error) stays in CI
 def test_flow_consistency_lowers_true_motion_instability(moving, tmp_path, style):
     path, frames = moving
     outputs = {}
