@@ -193,6 +193,10 @@ class MobileStyleNetwork:
     """VGG16 style predictor + small transformer, with ArbitraryStyleNetwork's interface."""
 
     whole_sites = ("content_vector",)  # statistics computed on the whole image at once (nst_tf.tiling)
+    # the convolutions a dynamic-range int8 export may keep in float, in the order it tries them: after the
+    # strength-modulated first norm, conv2's input spans hundreds with detail at a few units, and one int8 scale for
+    # the whole tensor loses it (docs/training_log.md); then conv3, as conv1 in float costs most time (docs/export.md)
+    int8_float_candidates = ("conv2", "conv3", "conv1")
 
     def __init__(self, config: MobileConfig = MobileConfig()):
         self.config = config

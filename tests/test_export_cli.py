@@ -83,5 +83,6 @@ def test_int8_full_and_dynamic_give_their_schemes(transfer, data_dir):
     assert "QUANTIZE" in ops and "DEQUANTIZE" in ops, ops
     dynamic, record = export.convert_int8(source, variant, net, pairs, [], replace(options, int8="dynamic"))
     assert record["scheme"].startswith("dynamic-range") and "full_integer_attempt" not in record
+    assert record["float_layers"] == []  # within the bounds with every convolution int8: none kept in float
     assert "QUANTIZE" not in export.tflite_ops(dynamic)
     assert export.non_builtin_ops(dynamic) == []

@@ -182,6 +182,10 @@ def _tflite_section(report: dict) -> list[str]:
                 f"{'within' if attempt['within_bound'] else 'outside'} the int8 bounds -> **{e['scheme']}**.")
         else:
             lines.append(f"- `{e['file']}`: {e['scheme']} (full-integer not attempted).")
+        if e.get("float_layers"):
+            lines.append(f"  Dynamic-range with every convolution int8 missed the int8 bounds, so "
+                         f"{', '.join(e['float_layers'])} (the network's most sensitive, added one at a time) compute "
+                         f"in float: one int8 scale per tensor cannot hold their inputs' range and detail at once.")
     lines += ["", "Full-integer quantization gives each tensor one int8 scale. The per-channel means and standard "
               "deviations of relu4_1 (the style vector, and the statistics AdaIN normalises with) span orders of "
               "magnitude, so most of them are left with a few int8 steps; that is the likely cause of the large "

@@ -79,15 +79,35 @@ def convert_int8(source: str, variant: TFLiteVariant, net: fast.Network, pairs: 
                 raise ExportError(f"{variant.part}: the full-integer int8 model does not run: {exc}") from None
             record["full_integer_attempt"] = {"error": str(exc).splitlines()[0], "within_bound": False,
                                               "calibration_samples": len(calibration)}
-            record["scheme"] = "dynamic-range (int8 weights, float activations)"
-            return convert_tflite(source, "int8_dynamic"), record
+            return dynamic_int8(source, variant, net, pairs, options, record)
         record["full_integer_attempt"] = {**parity, "within_bound": tflite_within(parity, "int8"),
                                           "calibration_samples": len(calibration)}
         if options.int8 == "full" or record["full_integer_attempt"]["within_bound"]:
             record["scheme"] = "full-integer (TFLITE_BUILTINS_INT8, float32 input/output)"
             return model, record
-    record["scheme"] = "dynamic-range (int8 weights, float activations)"
-    return convert_tflite(source, "int8_dynamic"), record
+    return dynamic_int8(source, variant, net, pairs, options, record)
+
+
+DYNAMIC_SCHEME = "dynamic-range (int8 weights, float activations)"
+
+
+def dynamic_scheme(float_layers: Sequence[str]) -> str:
+    """The report's words for a dynamic-range model keeping these convolutions in float."""
+    return DYNAMIC_SCHEME + (f"; {', '.join(float_layers)} in float" if float_layers else "")
+
+
+def dynamic_int8(source: str, variant: TFLiteVariant, net: fast.Network, pairs: Sequence[ParityPair],
+                 options: ExportOptions, record: dict) -> tuple[bytes, dict]:
+    """The dynamic-range int8 model and its record; while it misses the int8 bounds, the network's
+    int8_float_candidates are kept in float one more at a time (kept_float), recorded as 'float_layers'."""
+    model = convert_tflite(source, "int8_dynamic")
+    candidates = list(getattr(net, "int8_float_candidates", ())) if variant.part == "transfer" else []
+    kept: list[str] = []
+    while candidates and not tflite_within(check_tflite(model, variant, net, pairs, options.threads), "int8"):
+        kept.append(candidates.pop(0))
+        with tempfile.TemporaryDirectory(prefix="nst_float_") as scratch:
+            model = convert_tflite(write_tflite_source(net, variant, options, scratch, kept), "int8_dynamic")
+    return model, {**record, "scheme": dynamic_scheme(kept), "float_layers": kept}
 
 
 def _write_bytes(data: bytes, path: str) -> None:
@@ -124,7 +144,9 @@ def export_tflite(net: fast.Network, options: ExportOptions, pairs: Sequence[Par
             _write_bytes(model, path)
             models[variant] = model
             entries.append(_tflite_entry(model, path, variant, record, net, pairs, options))
-        combined = export_combined(net, options, pairs, os.path.join(scratch, "combined"), directory)
+        float_layers = next(e.get("float_layers", []) for e in entries
+                            if (e["part"], e["quantization"], e["dynamic"]) == ("transfer", "int8", False))
+        combined = export_combined(net, options, pairs, os.path.join(scratch, "combined"), directory, float_layers)
     pipelines = {}
     for quantization in ("fp16", "int8"):
         pipeline = check_pipeline(models[TFLiteVariant("prediction", quantization)],
@@ -133,17 +155,21 @@ def export_tflite(net: fast.Network, options: ExportOptions, pairs: Sequence[Par
     return {"directory": directory, "files": entries, "pipelines": pipelines, "combined": combined}
 
 
-COMBINED_SCHEMES = {"fp16": ("fp16", "float16 weights, float32 compute"),
-                    "int8": ("int8_dynamic", "dynamic-range (int8 weights, float activations)")}
+COMBINED_SCHEMES = {"fp16": ("fp16", "float16 weights, float32 compute"), "int8": ("int8_dynamic", DYNAMIC_SCHEME)}
 
 
 def export_combined(net: fast.Network, options: ExportOptions, pairs: Sequence[ParityPair], scratch: str,
-                    directory: str) -> list[dict]:
-    """One file per quantization holding both signatures (prediction, transfer) over one copy of the weights."""
-    source = write_combined_source(net, options, scratch)
+                    directory: str, float_layers: Sequence[str] = ()) -> list[dict]:
+    """One file per quantization holding both signatures (prediction, transfer) over one copy of the weights; the
+    int8 file keeps float_layers in float (what the int8 transfer model needed)."""
+    sources = {"fp16": write_combined_source(net, options, os.path.join(scratch, "fp16"))}
+    sources["int8"] = (write_combined_source(net, options, os.path.join(scratch, "int8"), float_layers)
+                       if float_layers else sources["fp16"])
     entries = []
     for quantization, (mode, scheme) in COMBINED_SCHEMES.items():
-        model = convert_tflite(source, mode, signature_keys=COMBINED_SIGNATURES)
+        if quantization == "int8":
+            scheme = dynamic_scheme(float_layers)
+        model = convert_tflite(sources[quantization], mode, signature_keys=COMBINED_SIGNATURES)
         path = os.path.join(directory, combined_filename(options, quantization))
         custom = non_builtin_ops(model)
         if custom:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import types
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 
@@ -11,6 +13,10 @@ import tensorflow as tf
 
 from nst_tf import fast
 from nst_tf.export.options import COMBINED_SIGNATURES, ExportOptions, TFLiteVariant
+
+# Dynamic-range quantization leaves a constant weight tensor with fewer elements than this in float, and the operation
+# reading it then computes in float (the converter's default minimum for weight quantization).
+WEIGHTS_MIN_ELEMENTS = 1024
 
 
 def tflite_signature(variant: TFLiteVariant, options: ExportOptions, vector_size: int) -> list[tf.TensorSpec]:
@@ -40,29 +46,84 @@ def tflite_function(net: fast.Network, part: str) -> Callable[..., dict[str, tf.
     return transfer
 
 
+def sliced_conv2d(layer: keras.layers.Conv2D, inputs: tf.Tensor) -> tf.Tensor:
+    """The layer's convolution computed in slices of output channels, each with fewer than WEIGHTS_MIN_ELEMENTS
+    weights, concatenated: the same numbers, but a dynamic-range int8 conversion leaves every slice in float."""
+    kernel = layer.kernel
+    per_output = int(np.prod(kernel.shape[:3]))
+    step = max(1, (WEIGHTS_MIN_ELEMENTS - 1) // per_output)
+    outputs = [tf.nn.conv2d(inputs, kernel[..., start:start + step], layer.strides, layer.padding.upper(),
+                            dilations=layer.dilation_rate) for start in range(0, kernel.shape[-1], step)]
+    outputs = tf.concat(outputs, axis=-1)
+    if layer.use_bias:
+        outputs = outputs + layer.bias
+    return layer.activation(outputs) if layer.activation is not None else outputs
+
+
+@contextlib.contextmanager
+def kept_float(net: fast.Network, names: Sequence[str]) -> Iterator[None]:
+    """While tracing: the named Conv2D layers of the network compute through sliced_conv2d (kept float in a
+    dynamic-range int8 file); ValueError for a name that is not a plain Conv2D of the network."""
+    layers = {layer.name: layer for model in net.models for layer in model.layers}
+    patched = []
+    try:
+        for name in names:
+            layer = layers.get(name)
+            if type(layer) is not keras.layers.Conv2D or layer.groups != 1:
+                raise ValueError(f"{name}: not a convolution of this network")
+            layer.call = types.MethodType(sliced_conv2d, layer)
+            patched.append(layer)
+        yield
+    finally:
+        for layer in patched:
+            del layer.call  # the class's call again
+
+
 def _write_source(net: fast.Network, endpoints: dict[str, TFLiteVariant], options: ExportOptions,
-                  directory: str) -> str:
-    """A SavedModel for the converter (Keras ExportArchive, which the converter freezes): one endpoint per name."""
+                  directory: str, float_layers: Sequence[str] = ()) -> str:
+    """A SavedModel for the converter (Keras ExportArchive, which the converter freezes): one endpoint per name;
+    float_layers: convolutions a dynamic-range int8 conversion of it keeps in float (kept_float)."""
     archive = keras.export.ExportArchive()
     for model in net.models:
         archive.track(model)
-    for name, variant in endpoints.items():
-        archive.add_endpoint(name, tflite_function(net, variant.part),
-                             input_signature=tflite_signature(variant, options, net.vector_size))
-    archive.write_out(directory, verbose=False)
+    with kept_float(net, float_layers):
+        for name, variant in endpoints.items():
+            archive.add_endpoint(name, tflite_function(net, variant.part),
+                                 input_signature=tflite_signature(variant, options, net.vector_size))
+        archive.write_out(directory, verbose=False)
     return directory
 
 
 def write_tflite_source(net: fast.Network, variant: TFLiteVariant, options: ExportOptions,
-                        directory: str) -> str:
+                        directory: str, float_layers: Sequence[str] = ()) -> str:
     """A single-signature SavedModel for one TFLite model."""
-    return _write_source(net, {"serving_default": variant}, options, directory)
+    return _write_source(net, {"serving_default": variant}, options, directory, float_layers)
 
 
-def write_combined_source(net: fast.Network, options: ExportOptions, directory: str) -> str:
+def write_combined_source(net: fast.Network, options: ExportOptions, directory: str,
+                          float_layers: Sequence[str] = ()) -> str:
     """A two-signature SavedModel (prediction, transfer; fixed sizes) for one TFLite file sharing the encoder."""
     return _write_source(net, {part: TFLiteVariant(part, "fp16") for part in COMBINED_SIGNATURES}, options,
-                         directory)
+                         directory, float_layers)
+
+
+def float_weight_convolutions(model: bytes) -> int:
+    """How many CONV_2D operators of a .tflite flatbuffer read float32 weights (in a dynamic-range int8 file: the
+    convolutions computed in float)."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    parsed = schema.Model.GetRootAsModel(bytearray(model), 0)
+    count = 0
+    for g in range(parsed.SubgraphsLength()):
+        graph = parsed.Subgraphs(g)
+        for i in range(graph.OperatorsLength()):
+            op = graph.Operators(i)
+            code = parsed.OperatorCodes(op.OpcodeIndex())
+            builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+            if builtin == schema.BuiltinOperator.CONV_2D and \
+                    graph.Tensors(op.Inputs(1)).Type() == schema.TensorType.FLOAT32:
+                count += 1
+    return count
 
 
 def convert_tflite(source_dir: str, quantization: str,
