@@ -260,6 +260,8 @@ def build_moment_head(moments_size: int, hidden: int) -> keras.Model:
 class ArbitraryStyleNetwork:
     """Encoder + decoder with the two-part interface: predict_style() and stylize()."""
 
+    int8_float_candidates: tuple[str, ...] = ()  # none: its dynamic-range int8 files are within the bounds
+
     def __init__(self, config: NetworkConfig = NetworkConfig()):
         self.config = config
         self.encoder = build_encoder(config.preprocessing)

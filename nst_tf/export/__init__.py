@@ -47,7 +47,7 @@ _MODULES = {  # submodule -> the public names it defines
         "strength_sweep", "saved_model_bound", "tflite_example",
         "check_tflite", "chain", "check_pipeline", "check_combined"),
     "timing": ("time_calls", "environment"),
-    "exporter": ("convert_int8", "DYNAMIC_SCHEME", "dynamic_scheme", "dynamic_int8",
+    "exporter": ("convert_int8", "DYNAMIC_SCHEME", "FP16_SCHEME", "dynamic_scheme", "dynamic_int8",
         "export_tflite", "COMBINED_SCHEMES", "export_combined", "describe_checkpoint",
         "folder_size", "export_saved_model", "failures", "export"),
     "card": ("SIGNATURE_DOCS", "model_card", "summary"),

@@ -84,11 +84,12 @@ def convert_int8(source: str, variant: TFLiteVariant, net: fast.Network, pairs: 
                                           "calibration_samples": len(calibration)}
         if options.int8 == "full" or record["full_integer_attempt"]["within_bound"]:
             record["scheme"] = "full-integer (TFLITE_BUILTINS_INT8, float32 input/output)"
-            return model, record
+            return model, {**record, "parity": parity}  # measured once: the report entry takes it
     return dynamic_int8(source, variant, net, pairs, options, record)
 
 
 DYNAMIC_SCHEME = "dynamic-range (int8 weights, float activations)"
+FP16_SCHEME = "float16 weights, float32 compute"
 
 
 def dynamic_scheme(float_layers: Sequence[str]) -> str:
@@ -99,15 +100,22 @@ def dynamic_scheme(float_layers: Sequence[str]) -> str:
 def dynamic_int8(source: str, variant: TFLiteVariant, net: fast.Network, pairs: Sequence[ParityPair],
                  options: ExportOptions, record: dict) -> tuple[bytes, dict]:
     """The dynamic-range int8 model and its record; while it misses the int8 bounds, the network's
-    int8_float_candidates are kept in float one more at a time (kept_float), recorded as 'float_layers'."""
+    int8_float_candidates are kept in float one more at a time (kept_float), recorded as 'float_layers' (and the
+    returned model's parity as 'parity' when it was measured on the way)."""
     model = convert_tflite(source, "int8_dynamic")
-    candidates = list(getattr(net, "int8_float_candidates", ())) if variant.part == "transfer" else []
+    candidates = list(net.int8_float_candidates) if variant.part == "transfer" else []
     kept: list[str] = []
-    while candidates and not tflite_within(check_tflite(model, variant, net, pairs, options.threads), "int8"):
+    parity = None
+    while candidates:
+        parity = check_tflite(model, variant, net, pairs, options.threads)
+        if tflite_within(parity, "int8"):
+            break
         kept.append(candidates.pop(0))
         with tempfile.TemporaryDirectory(prefix="nst_float_") as scratch:
             model = convert_tflite(write_tflite_source(net, variant, options, scratch, kept), "int8_dynamic")
-    return model, {**record, "scheme": dynamic_scheme(kept), "float_layers": kept}
+        parity = None
+    record = {**record, "scheme": dynamic_scheme(kept), "float_layers": kept}
+    return model, record if parity is None else {**record, "parity": parity}
 
 
 def _write_bytes(data: bytes, path: str) -> None:
@@ -127,7 +135,7 @@ def export_tflite(net: fast.Network, options: ExportOptions, pairs: Sequence[Par
     """Convert, write and check every TFLite variant; returns their report entries and the pipelines."""
     directory = tflite_dir(options)
     os.makedirs(directory, exist_ok=True)
-    entries, models = [], {}
+    entries, models, float_layers = [], {}, []
     with tempfile.TemporaryDirectory(prefix="nst_tflite_") as scratch:
         sources: dict[tuple[str, bool], str] = {}
         for variant in TFLITE_VARIANTS:
@@ -138,14 +146,14 @@ def export_tflite(net: fast.Network, options: ExportOptions, pairs: Sequence[Par
             record: dict = {}
             if variant.quantization == "int8":
                 model, record = convert_int8(sources[key], variant, net, pairs, calibration[variant.part], options)
+                if variant == TFLiteVariant("transfer", "int8"):
+                    float_layers = record.get("float_layers", [])  # the combined int8 file keeps them too
             else:
-                model, record = convert_tflite(sources[key], "fp16"), {"scheme": "float16 weights, float32 compute"}
+                model, record = convert_tflite(sources[key], "fp16"), {"scheme": FP16_SCHEME}
             path = os.path.join(directory, variant.filename(options))
             _write_bytes(model, path)
             models[variant] = model
             entries.append(_tflite_entry(model, path, variant, record, net, pairs, options))
-        float_layers = next(e.get("float_layers", []) for e in entries
-                            if (e["part"], e["quantization"], e["dynamic"]) == ("transfer", "int8", False))
         combined = export_combined(net, options, pairs, os.path.join(scratch, "combined"), directory, float_layers)
     pipelines = {}
     for quantization in ("fp16", "int8"):
@@ -155,7 +163,7 @@ def export_tflite(net: fast.Network, options: ExportOptions, pairs: Sequence[Par
     return {"directory": directory, "files": entries, "pipelines": pipelines, "combined": combined}
 
 
-COMBINED_SCHEMES = {"fp16": ("fp16", "float16 weights, float32 compute"), "int8": ("int8_dynamic", DYNAMIC_SCHEME)}
+COMBINED_SCHEMES = {"fp16": ("fp16", FP16_SCHEME), "int8": ("int8_dynamic", DYNAMIC_SCHEME)}
 
 
 def export_combined(net: fast.Network, options: ExportOptions, pairs: Sequence[ParityPair], scratch: str,
@@ -167,8 +175,7 @@ def export_combined(net: fast.Network, options: ExportOptions, pairs: Sequence[P
                        if float_layers else sources["fp16"])
     entries = []
     for quantization, (mode, scheme) in COMBINED_SCHEMES.items():
-        if quantization == "int8":
-            scheme = dynamic_scheme(float_layers)
+        scheme = dynamic_scheme(float_layers) if mode == "int8_dynamic" else scheme
         model = convert_tflite(sources[quantization], mode, signature_keys=COMBINED_SIGNATURES)
         path = os.path.join(directory, combined_filename(options, quantization))
         custom = non_builtin_ops(model)
@@ -202,7 +209,7 @@ def _tflite_entry(model: bytes, path: str, variant: TFLiteVariant, record: dict,
     custom = non_builtin_ops(model)
     if custom:
         raise ExportError(f"{path}: uses non-builtin ops {', '.join(custom)}")
-    parity = check_tflite(model, variant, net, pairs, options.threads)
+    parity = record.pop("parity", None) or check_tflite(model, variant, net, pairs, options.threads)
     example = tflite_example(variant, pairs[0], net)
     session = tflite_session(model, example, options.threads)
     vector_size = net.vector_size

@@ -107,25 +107,6 @@ def write_combined_source(net: fast.Network, options: ExportOptions, directory: 
                          directory, float_layers)
 
 
-def float_weight_convolutions(model: bytes) -> int:
-    """How many CONV_2D operators of a .tflite flatbuffer read float32 weights (in a dynamic-range int8 file: the
-    convolutions computed in float)."""
-    from tensorflow.lite.python import schema_py_generated as schema
-
-    parsed = schema.Model.GetRootAsModel(bytearray(model), 0)
-    count = 0
-    for g in range(parsed.SubgraphsLength()):
-        graph = parsed.Subgraphs(g)
-        for i in range(graph.OperatorsLength()):
-            op = graph.Operators(i)
-            code = parsed.OperatorCodes(op.OpcodeIndex())
-            builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
-            if builtin == schema.BuiltinOperator.CONV_2D and \
-                    graph.Tensors(op.Inputs(1)).Type() == schema.TensorType.FLOAT32:
-                count += 1
-    return count
-
-
 def convert_tflite(source_dir: str, quantization: str,
                    representative: Callable[[], Iterator[dict[str, np.ndarray]]] | None = None,
                    signature_keys: Sequence[str] | None = None) -> bytes:
@@ -148,8 +129,9 @@ def convert_tflite(source_dir: str, quantization: str,
         return converter.convert()
 
 
-def tflite_ops(model: bytes) -> dict[str, int]:
-    """Operator name -> count in a .tflite flatbuffer; custom ops (Flex...) appear as 'CUSTOM:<name>'."""
+def _operators(model: bytes) -> Iterator[tuple[str, object, object]]:
+    """(operator name, operator, its subgraph) of every operator in a .tflite flatbuffer; custom ops (Flex...) are
+    named 'CUSTOM:<name>'."""
     from tensorflow.lite.python import schema_py_generated as schema
 
     names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
@@ -162,13 +144,28 @@ def tflite_ops(model: bytes) -> dict[str, int]:
             codes.append(f"CUSTOM:{(code.CustomCode() or b'').decode()}")
         else:
             codes.append(names.get(builtin, str(builtin)))
-    counts: dict[str, int] = {}
     for g in range(parsed.SubgraphsLength()):
         graph = parsed.Subgraphs(g)
         for i in range(graph.OperatorsLength()):
-            name = codes[graph.Operators(i).OpcodeIndex()]
-            counts[name] = counts.get(name, 0) + 1
+            op = graph.Operators(i)
+            yield codes[op.OpcodeIndex()], op, graph
+
+
+def tflite_ops(model: bytes) -> dict[str, int]:
+    """Operator name -> count in a .tflite flatbuffer; custom ops (Flex...) appear as 'CUSTOM:<name>'."""
+    counts: dict[str, int] = {}
+    for name, _, _ in _operators(model):
+        counts[name] = counts.get(name, 0) + 1
     return dict(sorted(counts.items()))
+
+
+def float_weight_convolutions(model: bytes) -> int:
+    """How many CONV_2D operators of a .tflite flatbuffer read float32 weights (in a dynamic-range int8 file: the
+    convolutions computed in float)."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    return sum(1 for name, op, graph in _operators(model)
+               if name == "CONV_2D" and graph.Tensors(op.Inputs(1)).Type() == schema.TensorType.FLOAT32)
 
 
 def non_builtin_ops(model: bytes) -> list[str]:
