@@ -25,7 +25,6 @@ folder; the bundled one by default). tools/jax_train.py --student is the same st
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import time
@@ -38,12 +37,12 @@ import tensorflow as tf
 
 from nst_tf import data as data_lib
 from nst_tf import features as features_lib
-from nst_tf import losses
+from nst_tf import losses, warm_start
 from nst_tf import palette as palette_lib
 from nst_tf import strength as strength_lib
 from nst_tf import weights as weights_lib
 from nst_tf.adain import levels_vector
-from nst_tf.mobile import MobileConfig, MobileStyleNetwork, config_from_json, load_part
+from nst_tf.mobile import MobileConfig, MobileStyleNetwork, config_from_json
 from nst_tf.network import BOTTLENECK, ENCODER_LAYERS, ArbitraryStyleNetwork, NetworkConfig
 
 CONTENT_TARGETS = ("adain", "photo")
@@ -75,6 +74,7 @@ class TrainConfig:
     style_target: float = 0.0  # with style_relative: only the part of that fraction above this is penalised
     identity_weight: float = 0.0
     inversion_weight: float = 0.0  # relu4_1 of the output vs the decoder's relu4_1 input (with a photo target)
+    photo_weight: float = 0.0  # with the AdaIN target: block4_conv2 of the output vs the photo's as well
     distill_weight: float = 0.0  # phone-sized network only: squared pixel error to the teacher's output
     palette_weight: float = 0.0  # sliced Wasserstein distance of the output's pixel colours to the style crop's
     viewing_weight: float = 0.0  # a second Gram style term, output and style crop both resized by viewing_scale,
@@ -122,6 +122,9 @@ class Trainer:
             raise ValueError(f"viewing_scale must be in (0, 1), got {config.viewing_scale}")
         if config.viewing_target not in ("shrunk", "whole"):
             raise ValueError(f"viewing_target must be 'shrunk' or 'whole', got {config.viewing_target!r}")
+        if config.photo_weight and (self.student or config.content_target != "adain"):
+            raise ValueError("photo_weight is for the arbitrary-style network with content_target='adain' (with "
+                             "'photo' the content term is already the photo term)")
         if config.inversion_weight and (self.student or config.content_target != "photo"):
             raise ValueError("inversion_weight is for the arbitrary-style network with content_target='photo' (with "
                              "'adain' the content term is already the inversion term)")
@@ -133,8 +136,10 @@ class Trainer:
         spec = weights_lib.resolve(config.weights, "vgg16")
         self.network_config = network_config or NetworkConfig(preprocessing=spec.preprocessing)
         self._check_run_dir()
-        content_layer = PHOTO_CONTENT_LAYER if config.content_target == "photo" else BOTTLENECK
-        self.loss_layers = tuple(dict.fromkeys((*ENCODER_LAYERS, content_layer, *self.style_layers)))
+        content_layers = (PHOTO_CONTENT_LAYER,) if config.content_target == "photo" else (BOTTLENECK,)
+        if config.photo_weight:
+            content_layers += (PHOTO_CONTENT_LAYER,)
+        self.loss_layers = tuple(dict.fromkeys((*ENCODER_LAYERS, *content_layers, *self.style_layers)))
         with self.strategy.scope():
             if self.student:
                 self.net = MobileStyleNetwork(self.network_config)
@@ -204,67 +209,12 @@ class Trainer:
         return latest
 
     def init_decoder_from(self, directory: str) -> list[str]:
-        """Copy decoder (and linear transform) weights from a saved network folder, layer by layer (a warm start;
-        Adam starts afresh). The phone-sized network copies its transformer from a folder of the same config.
-
-        The source may have fewer skip levels, or no linear transform or moment head: its layers are copied, and
-        the skip projections, the transform and the head it lacks keep their initialisation (zero projections), so
-        the warm-started network computes exactly what the source did. Returns the names of the layers that were not
-        in the source.
-        """
-        if self.student:
-            return self._init_student_from(directory)
-        source = ArbitraryStyleNetwork.load(directory)
-        ours, theirs = self.network_config, source.config
-        shape = lambda c: (c.decoder_channels, c.upsample, c.preprocessing)  # noqa: E731
-        if (shape(ours) != shape(theirs) or theirs.skip_levels > ours.skip_levels
-                or theirs.linear_rank not in (0, ours.linear_rank) or theirs.moment_head not in (0, ours.moment_head)
-                or theirs.strength_units not in (0, ours.strength_units)):
-            raise TrainingError(f"{directory}: network {theirs} does not fit {ours}")
-        sources = {model.name: model for model in source.trained_models}
-        fresh = []
-        for model in self.net.trained_models:
-            for layer in model.layers:
-                if not layer.weights:
-                    continue
-                if model.name not in sources or (model.name, layer.name) in source.zero_filled:
-                    fresh.append(layer.name)
-                    continue
-                try:
-                    layer.set_weights(sources[model.name].get_layer(layer.name).get_weights())
-                except ValueError:
-                    if not (layer.name.startswith(("skip", "strength_")) or layer.name.endswith("_film")):
-                        raise TrainingError(
-                            f"{directory}: {model.name} layer {layer.name} missing or of another shape") from None
-                    fresh.append(layer.name)
-        return fresh
-
-    def _init_student_from(self, directory: str) -> list[str]:
-        """The phone-sized network's warm start: its transformer from a saved network folder of the same config."""
-        with open(os.path.join(directory, "config.json")) as f:
-            theirs = config_from_json(f.read())
-        ours = self.network_config
-        skips = getattr(theirs, "skips", False)
-        grown = dataclasses.replace(ours, strength_units=theirs.strength_units, palette=theirs.palette, skips=skips)
-        if not isinstance(theirs, MobileConfig) or theirs != grown or theirs.strength_units not in (
-                0, ours.strength_units) or skips > ours.skips:
-            raise TrainingError(f"{directory}: network {theirs} does not fit {ours}")
-        weights_path = os.path.join(directory, "weights.npz")
-        if theirs == ours:
-            load_part(self.net.transformer, weights_path, "transformer", "does not fit the network")
-            return []
-        with np.load(weights_path) as data:  # a network without the strength input: its layers, the new ones fresh
-            arrays = {k[len("transformer/"):]: v for k, v in data.items() if k.startswith("transformer/")}
-        fresh = []
-        for layer in self.net.transformer.layers:
-            n = len(layer.get_weights())
-            if not n:
-                continue
-            if f"{layer.name}/0" not in arrays:
-                fresh.append(layer.name)
-                continue
-            layer.set_weights([np.asarray(arrays[f"{layer.name}/{i}"], np.float32) for i in range(n)])
-        return fresh
+        """A warm start from a saved network folder (nst_tf.warm_start); returns the layers not in the source."""
+        init = warm_start.init_mobile if self.student else warm_start.init_arbitrary
+        try:
+            return init(self.net, self.network_config, directory)
+        except warm_start.WarmStartError as exc:
+            raise TrainingError(str(exc)) from None
 
     # -- one step --------------------------------------------------------------------
     def compute_losses(self, content: tf.Tensor, style: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
@@ -328,6 +278,9 @@ class Trainer:
         tv_term = losses.total_variation_loss(output)
         if cfg.inversion_weight and adain_target is not None:
             terms["inversion"] = cfg.inversion_weight * losses.content_loss(output_feats[BOTTLENECK], adain_target)
+        if cfg.photo_weight:
+            terms["photo"] = cfg.photo_weight * norm * losses.content_loss(output_feats[PHOTO_CONTENT_LAYER],
+                                                                           content_feats[PHOTO_CONTENT_LAYER])
         terms.update({
             "content": cfg.content_weight * norm * content_term,
             "style": cfg.style_weight * scale * norm * style_term,

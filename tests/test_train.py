@@ -338,6 +338,34 @@ def test_inversion_term_is_relu4_of_the_output_against_the_decoder_input(folders
                       network_config=SMALL)
 
 
+def test_photo_term_is_block4_conv2_of_the_output_against_the_photo(folders, tmp_path, random_vgg16_weights):
+    trainer = train.Trainer(make_config(folders, tmp_path / "run", random_vgg16_weights, photo_weight=2.5),
+                            network_config=SMALL)
+    content = tf.random.uniform([2, 32, 32, 3], seed=9)
+    style = tf.random.uniform([2, 32, 32, 3], seed=10)
+    terms, output = trainer.compute_losses(content, style)
+    # by hand, through nst-stylize's extractor: the Gatys content loss of the output against the photo
+    extractor = features.build_extractor(random_vgg16_weights, "vgg16", content_layers=("block4_conv2",),
+                                         style_layers=("block1_conv1",))
+    (c_out,), _ = extractor(output)
+    (c_photo,), _ = extractor(content)
+    expected = 2.5 * losses.content_loss(c_out, c_photo).numpy()
+    assert np.all(expected > 0)
+    np.testing.assert_allclose(terms["photo"].numpy(), expected, rtol=1e-4)
+    np.testing.assert_allclose(terms["total"].numpy(),
+                               sum(terms[k] for k in ("content", "photo", "style", "tv")), rtol=1e-5)
+    # with the strength control it is divided by 1 + k like every output term: 0.5 at strength 1
+    trainer.config = replace(trainer.config, strength_max=2.0)
+    trainer.sample_strength = lambda batch: tf.ones([batch, 1])
+    scaled, output = trainer.compute_losses(content, style)
+    (c_out,), _ = extractor(output)
+    np.testing.assert_allclose(scaled["photo"].numpy(), 0.5 * 2.5 * losses.content_loss(c_out, c_photo).numpy(),
+                               rtol=1e-4)
+    with pytest.raises(ValueError, match="photo_weight"):
+        train.Trainer(make_config(folders, tmp_path / "photo", random_vgg16_weights, content_target="photo",
+                                  photo_weight=1.0), network_config=SMALL)
+
+
 SMALL_MOBILE = MobileConfig(channels=(4, 8, 8), residual_blocks=1, bottleneck=6, preprocessing="caffe")
 
 
