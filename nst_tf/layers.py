@@ -60,6 +60,12 @@ class ReflectionPadding2D(keras.layers.Layer):
         return {**super().get_config(), "pad": self.pad}
 
 
+def reflect_conv(x, channels: int, name: str, activation: str | None = "relu"):
+    """A 3x3 convolution after a reflect padding of 1 (named `name` and `name`_pad): the same size out."""
+    x = ReflectionPadding2D(1, name=f"{name}_pad")(x)
+    return keras.layers.Conv2D(channels, 3, padding="valid", activation=activation, name=name)(x)
+
+
 class ResizeUpsampling(keras.layers.Layer):
     """Upsampling as one resize op (TFLite RESIZE_NEAREST_NEIGHBOR); the channel count stays static.
 

@@ -25,8 +25,9 @@ The head is part of the stylizer, so the style vector (the interface) stays the 
 The encoder is frozen; the decoder (and the transform) are trained. The decoder uses reflect padding and
 resize-then-convolve upsampling (no transposed convolutions, so no checkerboard artefacts). Every op maps onto
 a TFLite builtin.
-The layers are in nst_tf.layers, AdaIN and the moment statistics in nst_tf.adain, network folders on disk in
-nst_tf.network_io; this module holds the configuration, the model builders and ArbitraryStyleNetwork.
+The layers are in nst_tf.layers, the linear transform's models in nst_tf.linear_transform, AdaIN and the moment
+statistics in nst_tf.adain, network folders on disk in nst_tf.network_io; this module holds the configuration, the
+encoder, decoder and moment head builders and ArbitraryStyleNetwork.
 """
 
 from __future__ import annotations
@@ -52,14 +53,8 @@ from nst_tf.adain import (
     split_vector,
     stats_moments,
 )
-from nst_tf.layers import (
-    Covariance,
-    InstanceNormalized,
-    MatrixMix,
-    ReflectionPadding2D,
-    ResizeUpsampling,
-    VGGPreprocessing,
-)
+from nst_tf.layers import ResizeUpsampling, VGGPreprocessing, reflect_conv
+from nst_tf.linear_transform import build_style_net, build_transfer
 from nst_tf.network_io import parted, read_folder, set_weight_arrays, weight_arrays, write_folder
 
 ENCODER_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1")
@@ -172,11 +167,6 @@ def build_encoder(preprocessing: str = "torch", name: str = "encoder") -> keras.
     return model
 
 
-def _conv(x, channels: int, name: str, activation: str | None = "relu"):
-    x = ReflectionPadding2D(1, name=f"{name}_pad")(x)
-    return keras.layers.Conv2D(channels, 3, padding="valid", activation=activation, name=name)(x)
-
-
 def _up(x, skips: dict, level: int, channels: int, config: NetworkConfig, embedding=None, share=None):
     """Resize x2, then add a (zero-initialised) 1x1 projection of the level's skip features if fed, modulated by the
     strength embedding if any and scaled by the skips' share ([B, 1, 1, 1], skip_fade) if given."""
@@ -203,7 +193,7 @@ def build_decoder(config: NetworkConfig = NetworkConfig()) -> keras.Model:
              if strength is not None and config.skip_fade else None)
 
     def conv(x, channels, name):
-        return strength_lib.film(_conv(x, channels, name), e, name)
+        return strength_lib.film(reflect_conv(x, channels, name), e, name)
 
     x = conv(inputs[-1], c[0], "dec4_1")
     x = _up(x, skips, 3, c[0], config, e, share)
@@ -214,37 +204,10 @@ def build_decoder(config: NetworkConfig = NetworkConfig()) -> keras.Model:
     x = conv(x, c[4], "dec2_1")
     x = _up(x, skips, 1, c[4], config, e, share)
     x = conv(x, c[5], "dec1_2")
-    x = _conv(x, 3, "dec1_1", activation=None)
+    x = reflect_conv(x, 3, "dec1_1", activation=None)
     ins = inputs + ([strength] if strength is not None else [])
     return keras.Model(ins if len(ins) > 1 else ins[0], x, name="decoder")
 
-
-
-def _covariance_head(x, rank: int, prefix: str):
-    """Normalised features -> [B, rank * rank]: three convolutions, their covariance, a dense layer (LST's CNN)."""
-    x = _conv(x, 128, f"{prefix}_conv1")
-    x = _conv(x, 64, f"{prefix}_conv2")
-    x = _conv(x, rank, f"{prefix}_conv3", activation=None)
-    return keras.layers.Dense(rank * rank, name=f"{prefix}_fc")(Covariance(name=f"{prefix}_cov")(x))
-
-
-def build_style_net(rank: int, channels: int = ENCODER_CHANNELS[-1]) -> keras.Model:
-    """A style's relu4_1 features -> its [B, rank * rank] style matrix S (the style vector's tail)."""
-    features = keras.Input((None, None, channels), name="relu4_1")
-    matrix = _covariance_head(InstanceNormalized(name="snet_norm")(features), rank, "snet")
-    return keras.Model(features, matrix, name="style_net")
-
-
-def build_transfer(rank: int, channels: int = ENCODER_CHANNELS[-1]) -> keras.Model:
-    """(content relu4_1, style matrix S) -> the residual added to the AdaIN'd relu4_1 (zero at initialisation)."""
-    features = keras.Input((None, None, channels), name="relu4_1")
-    style_matrix = keras.Input((rank * rank,), name="style_matrix")
-    normalized = InstanceNormalized(name="cnet_norm")(features)
-    content_matrix = _covariance_head(normalized, rank, "cnet")
-    compressed = keras.layers.Conv2D(rank, 1, name="compress")(normalized)
-    mixed = MatrixMix(name="mix")([compressed, style_matrix, content_matrix])
-    residual = keras.layers.Conv2D(channels, 1, kernel_initializer="zeros", name="unzip")(mixed)
-    return keras.Model([features, style_matrix], residual, name="transfer")
 
 
 def build_moment_head(moments_size: int, hidden: int) -> keras.Model:

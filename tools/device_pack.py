@@ -13,7 +13,7 @@
       --extra_styles=LIST.txt, style_extra/: the listed paintings, shrunk like the photos
       (jax_train.py --style_dir=.device/style,.device/style_extra:80).
       With --linear_rank=R: also linear_init.npz, the Keras initialisation of the linear transform at relu4_1
-      (nst_tf.network.build_style_net and build_transfer, decoder/<layer>/<i>) for jax_train.py --init.
+      (nst_tf.linear_transform.build_style_net and build_transfer, decoder/<layer>/<i>) for jax_train.py --init.
       With --moment_head=H: also head_init.npz, the Keras initialisation of the moment head (its last layer zero).
       With --student: also student_init.npz, the initial weights of nst_tf.mobile's transformer (Keras' own
       initialisers, --seed; float16, compressed) for jax_train.py --student; --student_channels=32,64,128 makes
@@ -211,9 +211,9 @@ def fresh_arrays(build, seed: int = 0) -> dict[str, np.ndarray]:
 
 def linear_init(rank: int, seed: int = 0) -> dict[str, np.ndarray]:
     """The initial weights of a linear transform of `rank` (style net + transfer), for jax_train.py --init."""
-    from nst_tf import network
+    from nst_tf import linear_transform
 
-    return fresh_arrays(lambda: (network.build_style_net(rank), network.build_transfer(rank)), seed)
+    return fresh_arrays(lambda: (linear_transform.build_style_net(rank), linear_transform.build_transfer(rank)), seed)
 
 
 def head_init(config, hidden: int, seed: int = 0) -> dict[str, np.ndarray]:

@@ -25,7 +25,7 @@ TORCH_STD = np.array([0.229, 0.224, 0.225], np.float32)
 DECODER_LAYERS = ("dec4_1", "skip3", "dec3_2", "dec3_1", "skip2", "dec2_2", "dec2_1", "skip1", "dec1_2", "dec1_1")
 HEAD_LAYERS = ("mhead_1", "mhead_2")  # nst_tf.network.build_moment_head (moment_head > 0)
 LINEAR_LAYERS = tuple(f"{net}_{layer}" for net in ("snet", "cnet") for layer in ("conv1", "conv2", "conv3", "fc")) + \
-    ("compress", "unzip")  # nst_tf.network.build_style_net and build_transfer (linear_rank > 0)
+    ("compress", "unzip")  # nst_tf.linear_transform.build_style_net and build_transfer (linear_rank > 0)
 STRENGTH_LAYERS = ("strength_embed1", "strength_excess", "strength_embed2")  # nst_tf.strength.embed
 FILM_LAYERS = tuple(f"{name}_film" for name in DECODER_LAYERS[:-1])  # every decoder conv but the last, every skip
 STRENGTH_MAX = 2.0
@@ -189,7 +189,7 @@ def covariance_head(p: dict, x, prefix: str):
 
 
 def style_matrix(p: dict, relu4):
-    """A style's relu4_1 -> its style matrix S, [B, r * r] (nst_tf.network.build_style_net)."""
+    """A style's relu4_1 -> its style matrix S, [B, r * r] (nst_tf.linear_transform.build_style_net)."""
     return covariance_head(p, instance_normalized(relu4), "snet")
 
 
