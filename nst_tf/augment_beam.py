@@ -1,7 +1,7 @@
 """nst-augment on Apache Beam: stylize a folder of images on any Beam runner (direct, Dataflow, Flink, Spark).
 
-The same outputs and manifest as `augment.augment_folder` for the same settings: every output's style and
-strength come from `augment.choices` (the seed and the image's relative path, never the processing order).
+The same outputs and manifest as `augment_folder.augment_folder` for the same settings: every output's style and
+strength come from `augment_folder.choices` (the seed and the image's relative path, never the processing order).
 Files are read and written through Beam's file systems (local paths, and gs:// or s3:// where Beam's extras are
 installed); each output is written under a temporary name and renamed, so a killed worker leaves no partial
 file, and a re-run skips the outputs that exist. The network is loaded once per worker (`DoFn.setup`) and
@@ -35,7 +35,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 from PIL import Image, ImageOps
 
-from nst_tf import augment, fast, images
+from nst_tf import augment_folder, fast, images
 from nst_tf.data import IMAGE_EXTENSIONS
 
 NAMESPACE = "nst_augment"
@@ -70,7 +70,7 @@ def read_style(path: str) -> bytes:
     try:
         return read_bytes(path)
     except OSError as exc:
-        raise images.ImageError(f"{path}: cannot read ({augment.error_reason(exc, path)})") from None
+        raise images.ImageError(f"{path}: cannot read ({augment_folder.error_reason(exc, path)})") from None
 
 
 def write_atomic(path: str, data: bytes) -> None:
@@ -127,11 +127,11 @@ def encode_image(image: np.ndarray, ext: str, quality: int = 95) -> bytes:
     return buffer.getvalue()
 
 
-def check_settings(output_dir: str, settings: augment.Settings) -> None:
-    """`augment.check_settings` through Beam's file systems: record the settings, or refuse other ones."""
-    path = FileSystems.join(output_dir, augment.SETTINGS)
+def check_settings(output_dir: str, settings: augment_folder.Settings) -> None:
+    """`augment_folder.check_settings` through Beam's file systems: record the settings, or refuse other ones."""
+    path = FileSystems.join(output_dir, augment_folder.SETTINGS)
     if FileSystems.exists(path):
-        error = augment.settings_conflict(path, json.loads(read_bytes(path)), settings)
+        error = augment_folder.settings_conflict(path, json.loads(read_bytes(path)), settings)
         if error is not None:
             raise error
         return
@@ -173,10 +173,10 @@ def output_entries(path: str, folder: str) -> Iterable[tuple[str, bool]]:
         yield relative, True
 
 
-def planned_outputs(entry: tuple[str, str], settings: augment.Settings) -> Iterable[tuple[str, tuple]]:
-    """(output name, (relative, file, k, choice)) for every output `augment.choices` plans for one input."""
+def planned_outputs(entry: tuple[str, str], settings: augment_folder.Settings) -> Iterable[tuple[str, tuple]]:
+    """(output name, (relative, file, k, choice)) for every output `augment_folder.choices` plans for one input."""
     relative, path = entry
-    for k, choice in enumerate(augment.choices(relative, settings)):
+    for k, choice in enumerate(augment_folder.choices(relative, settings)):
         yield choice.output, (relative, path, k, choice)
 
 
@@ -197,7 +197,7 @@ class SplitDone(beam.DoFn):
         for relative, path, k, choice in plans[:1]:  # none for a stray file; the first input if two name one output
             if existing:
                 self.skipped.inc()
-                row = augment.manifest_row(relative, choice, self.style_paths[choice.style])
+                row = augment_folder.manifest_row(relative, choice, self.style_paths[choice.style])
                 yield beam.pvalue.TaggedOutput(self.DONE, ((relative, k), row))
             else:
                 yield relative, (path, k, choice)
@@ -208,7 +208,7 @@ class StylizeBatch(beam.DoFn):
     decode, stylize images of one size together, write each output atomically; yield ((relative, k), row)
     for every output written and ((relative, -1), row) for every input that could not be read."""
 
-    def __init__(self, output_dir: str, style_paths: Sequence[str], settings: augment.Settings,
+    def __init__(self, output_dir: str, style_paths: Sequence[str], settings: augment_folder.Settings,
                  model: str | None, style_size: int, batch_size: int):
         self.output_dir, self.style_paths, self.settings = output_dir, list(style_paths), settings
         self.model, self.style_size, self.batch_size = model, style_size, batch_size
@@ -229,7 +229,7 @@ class StylizeBatch(beam.DoFn):
 
     def _load(self, relative: str, path: str) -> np.ndarray:
         """The input as it is stylized (ImageError or OSError if it cannot be read)."""
-        return augment.prepare(decode_image(read_bytes(path), path), self.settings.size, relative)
+        return augment_folder.prepare(decode_image(read_bytes(path), path), self.settings.size, relative)
 
     def process(self, batch):  # noqa: D102
         jobs = []  # (image, relative, k, choice)
@@ -240,7 +240,8 @@ class StylizeBatch(beam.DoFn):
                 image = self._load(relative, path)
             except (images.ImageError, OSError) as exc:
                 self.unreadable.inc()
-                yield (relative, -1), augment.manifest_row(relative, error=augment.error_reason(exc, path, relative))
+                reason = augment_folder.error_reason(exc, path, relative)
+                yield (relative, -1), augment_folder.manifest_row(relative, error=reason)
                 continue
             jobs += [(image, relative, k, choice) for _, k, choice in items]
         by_shape: dict[tuple[int, ...], list] = {}
@@ -261,20 +262,20 @@ class StylizeBatch(beam.DoFn):
             ext = os.path.splitext(choice.output)[1]
             write_atomic(FileSystems.join(self.output_dir, choice.output), encode_image(result, ext))
             self.written.inc()
-            yield (relative, k), augment.manifest_row(relative, choice, self.style_paths[choice.style])
+            yield (relative, k), augment_folder.manifest_row(relative, choice, self.style_paths[choice.style])
 
 
 def write_manifest(keyed_rows: list, output_dir: str) -> str:
     """Write manifest.csv whole (atomically), rows in input order; its path."""
-    path = FileSystems.join(output_dir, augment.MANIFEST)
+    path = FileSystems.join(output_dir, augment_folder.MANIFEST)
     rows = [row for _, row in sorted(keyed_rows, key=lambda item: item[0])]
-    write_atomic(path, augment.manifest_lines(rows).encode("utf-8"))
+    write_atomic(path, augment_folder.manifest_lines(rows).encode("utf-8"))
     return path
 
 
 def read_manifest(output_dir: str) -> list[dict[str, str]]:
     """The rows of an output folder's manifest.csv."""
-    text = read_bytes(FileSystems.join(folder_uri(output_dir), augment.MANIFEST)).decode("utf-8")
+    text = read_bytes(FileSystems.join(folder_uri(output_dir), augment_folder.MANIFEST)).decode("utf-8")
     return list(csv.DictReader(io.StringIO(text)))
 
 
@@ -283,7 +284,7 @@ class AugmentImages(beam.PTransform):
 
     Outputs that exist are skipped (listed in the manifest as done); the manifest is written when all is done."""
 
-    def __init__(self, output_dir: str, style_paths: Sequence[str], settings: augment.Settings,
+    def __init__(self, output_dir: str, style_paths: Sequence[str], settings: augment_folder.Settings,
                  model: str | None = None, style_size: int = fast.STYLE_SIZE, batch_size: int = BATCH_SIZE):
         super().__init__()
         self.output_dir, self.style_paths, self.settings = folder_uri(output_dir), list(style_paths), settings
@@ -350,7 +351,7 @@ class _FromRoot(beam.PTransform):
 
 
 def beam_pipeline(inputs: str | Sequence[str], output_dir: str, style_paths: Sequence[str],
-                  settings: augment.Settings, model: str | None = None, style_size: int = fast.STYLE_SIZE,
+                  settings: augment_folder.Settings, model: str | None = None, style_size: int = fast.STYLE_SIZE,
                   batch_size: int = BATCH_SIZE) -> beam.PTransform:
     """nst-augment as a Beam transform on a pipeline's root: `rows = pipeline | beam_pipeline(...)`.
 
@@ -358,7 +359,7 @@ def beam_pipeline(inputs: str | Sequence[str], output_dir: str, style_paths: Seq
     output_dir, style_paths: local paths or URIs of Beam's file systems. settings: as for `augment_folder`
     (`settings.styles` names `style_paths`, in order). model: a network folder each worker can read (None: the
     bundled one). batch_size: images of one size stylized together. The result is the PCollection of manifest
-    rows (dicts of `augment.MANIFEST_FIELDS`); to stylize your own PCollection of (relative path, file) pairs,
+    rows (dicts of `augment_folder.MANIFEST_FIELDS`); to stylize your own PCollection of (relative path, file) pairs,
     apply `AugmentImages` to it instead."""
     return _FromRoot(inputs, AugmentImages(output_dir, style_paths, settings, model, style_size, batch_size))
 
@@ -410,11 +411,11 @@ def _counter(result, name: str) -> int:
 
 
 def run_pipeline(inputs: str | Sequence[str], output_dir: str, style_paths: Sequence[str],
-                 settings: augment.Settings, model: str | None = None, style_size: int = fast.STYLE_SIZE,
+                 settings: augment_folder.Settings, model: str | None = None, style_size: int = fast.STYLE_SIZE,
                  batch_size: int = BATCH_SIZE, runner: str = "direct", beam_args: Sequence[str] = ()) -> BeamReport:
     """Build and run `beam_pipeline` on `runner` with Beam's `beam_args`; wait for it; what it did."""
     options = pipeline_options(runner, beam_args)
-    if isinstance(inputs, str) and not is_remote(inputs) and not augment.list_inputs(inputs):
+    if isinstance(inputs, str) and not is_remote(inputs) and not augment_folder.list_inputs(inputs):
         raise ValueError(f"{inputs}: no images")
     started = time.time()
     pipeline = beam.Pipeline(options=options)
@@ -423,4 +424,4 @@ def run_pipeline(inputs: str | Sequence[str], output_dir: str, style_paths: Sequ
     result = pipeline.run()
     result.wait_until_finish()
     return BeamReport(_counter(result, "written"), _counter(result, "skipped"), _counter(result, "unreadable"),
-                      time.time() - started, FileSystems.join(folder_uri(output_dir), augment.MANIFEST))
+                      time.time() - started, FileSystems.join(folder_uri(output_dir), augment_folder.MANIFEST))

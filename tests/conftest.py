@@ -1,4 +1,5 @@
-"""Shared fixtures: the shared data folder, offline pretrained weights, random weights, CLI runner."""
+"""Shared fixtures: the shared data folder, offline pretrained weights, random weights, synthetic style images,
+CLI runner."""
 
 from __future__ import annotations
 
@@ -70,6 +71,17 @@ def train_folders(tmp_path_factory):
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+def style_bank(count: int = 3) -> list[np.ndarray]:
+    """Distinct synthetic style images: coloured stripes and checks of different periods."""
+    y, x = np.mgrid[0:64, 0:64].astype(np.float32)
+    bank = []
+    for k in range(count):
+        pattern = (np.sin(x / (2 + 2 * k)) * np.cos(y / (3 + k)) + 1) / 2
+        colour = np.array([(k * 0.37) % 1, (k * 0.61 + 0.3) % 1, (k * 0.13 + 0.6) % 1], np.float32)
+        bank.append(pattern[..., None] * colour + (1 - pattern[..., None]) * colour[::-1])
+    return bank
 
 
 def run_cli(module: str, *args: str, cwd: str | None = None, timeout: float = 600) -> subprocess.CompletedProcess:

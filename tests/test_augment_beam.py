@@ -16,7 +16,7 @@ beam = pytest.importorskip("apache_beam", reason="Apache Beam is not installed (
 
 from apache_beam.testing.util import assert_that, equal_to  # noqa: E402
 
-from nst_tf import augment, augment_beam  # noqa: E402
+from nst_tf import augment_beam, augment_folder  # noqa: E402
 from nst_tf.network import ArbitraryStyleNetwork  # noqa: E402
 
 SEED, PER_IMAGE, STRENGTH, STYLE_SIZE = 11, 2, (0.3, 1.6), 96
@@ -46,7 +46,8 @@ def small(tmp_path_factory, data_dir):
         with Image.open(os.path.join(data_dir, "styles", name)) as img:
             img.convert("RGB").resize((128, 128)).save(styles / name)
     style_paths = [str(styles / n) for n in sorted(os.listdir(styles))]
-    settings = augment.Settings(SEED, PER_IMAGE, STRENGTH, tuple(augment.style_name(p) for p in style_paths), 0)
+    names = tuple(augment_folder.style_name(p) for p in style_paths)
+    settings = augment_folder.Settings(SEED, PER_IMAGE, STRENGTH, names, 0)
     return src, styles, style_paths, settings
 
 
@@ -55,7 +56,7 @@ def single(small, net, tmp_path_factory):
     """The single-process path's output folder for the small inputs."""
     src, _, style_paths, settings = small
     out = tmp_path_factory.mktemp("single") / "out"
-    report = augment.augment_folder(str(src), str(out), style_paths, settings, net, STYLE_SIZE)
+    report = augment_folder.augment_folder(str(src), str(out), style_paths, settings, net, STYLE_SIZE)
     assert report.written == 6 * PER_IMAGE
     return out
 
@@ -135,8 +136,8 @@ def test_bad_files_are_listed_not_fatal(small, net, tmp_path):
 
     out = tmp_path / "beam"
     with beam.Pipeline() as pipeline:  # composed with the caller's own transforms
-        rows = pipeline | augment.beam_pipeline([str(p) for p in sorted(bad.iterdir())], str(out), style_paths,
-                                                settings, style_size=STYLE_SIZE)
+        rows = pipeline | augment_folder.beam_pipeline([str(p) for p in sorted(bad.iterdir())], str(out), style_paths,
+                                                       settings, style_size=STYLE_SIZE)
         failed = rows | beam.Filter(lambda row: row["error"]) | beam.Map(lambda row: row["input"])
         assert_that(failed, equal_to(["truncated.jpg", "text.jpg", "empty.png"]))
     listed = {r["input"]: r for r in augment_beam.read_manifest(str(out))}
@@ -146,7 +147,7 @@ def test_bad_files_are_listed_not_fatal(small, net, tmp_path):
     assert len(images_under(out)) == PER_IMAGE
 
     reference = tmp_path / "single"
-    augment.augment_folder(str(bad), str(reference), style_paths, settings, net, STYLE_SIZE)
+    augment_folder.augment_folder(str(bad), str(reference), style_paths, settings, net, STYLE_SIZE)
     assert_same_outputs(out, reference)  # the same rows, the unreadable ones included
 
 
@@ -163,7 +164,7 @@ def test_runner_and_option_checks(tmp_path):
 
 
 def test_the_core_path_does_not_import_beam():
-    code = ("import sys, nst_tf.augment, nst_tf.cli.augment, nst_tf.fast; "
+    code = ("import sys, nst_tf.augment, nst_tf.augment_folder, nst_tf.cli.augment, nst_tf.fast; "
             "print('beam imported' if 'apache_beam' in sys.modules else 'no beam')")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
                           env=dict(os.environ, PYTHONPATH=ROOT))

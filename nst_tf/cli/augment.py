@@ -58,7 +58,7 @@ def _style_paths() -> list[str]:
     """The --styles files: a folder's images, or the comma-separated list."""
     value = FLAGS.styles
     if os.path.isdir(value):
-        from nst_tf.augment import list_inputs
+        from nst_tf.augment_folder import list_inputs
 
         paths = [os.path.join(value, p) for p in list_inputs(value)]
         if not paths:
@@ -123,25 +123,25 @@ def _validate() -> tuple[list[str], tuple[float, float]]:
 def main(argv: list[str]) -> int:
     """Plan every output from the seed, skip the finished ones, stylize the rest, keep the manifest."""
     style_paths, strength_range = _validate()  # before TensorFlow loads
-    from nst_tf import augment
+    from nst_tf import augment_folder
 
-    names = [augment.style_name(p) for p in style_paths]
+    names = [augment_folder.style_name(p) for p in style_paths]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise common.UsageError(f"--styles: several style files are named {duplicates[0]} (names must differ)")
-    settings = augment.Settings(FLAGS.seed, FLAGS.per_image, strength_range, tuple(names), FLAGS.size)
+    settings = augment_folder.Settings(FLAGS.seed, FLAGS.per_image, strength_range, tuple(names), FLAGS.size)
     if FLAGS.runner:
         return _main_beam(style_paths, settings)
 
-    def on_plan(plan: augment.FolderReport) -> None:
+    def on_plan(plan: augment_folder.FolderReport) -> None:
         print(f"{plan.inputs} images x {FLAGS.per_image} = {plan.total} outputs; {plan.skipped} already done, "
               f"{plan.total - plan.skipped} to make with {len(style_paths)} styles")
 
-    report = augment.augment_folder(FLAGS.input_dir, FLAGS.output_dir, style_paths, settings,
-                                    FLAGS.model or None, FLAGS.style_size, on_plan, FLAGS.tile)
+    report = augment_folder.augment_folder(FLAGS.input_dir, FLAGS.output_dir, style_paths, settings,
+                                           FLAGS.model or None, FLAGS.style_size, on_plan, FLAGS.tile)
     print(f"wrote {report.written} images to {FLAGS.output_dir} in {report.seconds:.1f} s; skipped "
           f"{report.skipped} existing, {len(report.unreadable)} unreadable input(s); manifest "
-          f"{os.path.join(FLAGS.output_dir, augment.MANIFEST)}")
+          f"{os.path.join(FLAGS.output_dir, augment_folder.MANIFEST)}")
     return 0
 
 
