@@ -162,6 +162,109 @@ def test_loss_terms_match_tensorflow(which, request):
     assert float(np.min(tf_inversion["inversion"])) > 0.01
 
 
+def _small_batch():
+    rng = np.random.default_rng(9)
+    smooth = lambda: tf.image.resize(rng.random((2, 8, 8, 3)), [32, 32]).numpy().astype(np.float32)  # noqa: E731
+    return smooth(), smooth()
+
+
+def test_photo_term_and_block5_match_tensorflow(adain_trainer, monkeypatch):
+    """The current strength run's loss options on 32-px crops: the AdaIN content target with --photo_weight, under
+    the strength control (strengths 0.7 and 1.6 on both sides), block5_conv1 among the style layers: every term,
+    the photo term included, as nst_tf.train's. (The gradients: the slow strength tests below, with these flags.)"""
+    content, style = _small_batch()
+    strengths = np.array([[0.7], [1.6]], np.float32)
+    changes = dict(content_target="adain", photo_weight=3.0, strength_max=2.0)
+    monkeypatch.setattr(adain_trainer, "config", replace(adain_trainer.config, **changes))
+    monkeypatch.setattr(adain_trainer, "sample_strength", lambda batch: tf.constant(strengths))
+    assert adain_trainer.style_layers == STYLE_LAYERS
+    tf_terms, output = adain_trainer.compute_losses(tf.constant(content), tf.constant(style))
+    vgg, dec = _jax_params(adain_trainer)
+    jax_terms = jl.loss_terms(dec, vgg, content, style, _recipe(**changes), strengths)
+    assert set(jax_terms) == set(tf_terms) == {"identity", "photo", "content", "style", "tv", "total"}
+    for key in tf_terms:
+        np.testing.assert_allclose(np.asarray(jax_terms[key]), tf_terms[key].numpy(), rtol=1e-5, err_msg=key)
+    # the photo term is 3 x the output's block4_conv2 error against the photo's, divided by 1 + s^2 like the others
+    photo = train.PHOTO_CONTENT_LAYER
+    error = train.losses.content_loss(adain_trainer._loss_features(output)[photo],
+                                      adain_trainer._loss_features(tf.constant(content))[photo]).numpy()
+    np.testing.assert_allclose(tf_terms["photo"].numpy(), 3.0 * error / (1.0 + strengths[:, 0] ** 2), rtol=1e-5)
+    assert np.all(error > 0.1) and not np.allclose(tf_terms["photo"].numpy(), tf_terms["content"].numpy(), rtol=0.1)
+    without = jl.loss_terms(dec, vgg, content, style, _recipe(**changes, style_layers=jm.LEVELS), strengths)
+    assert not np.allclose(np.asarray(without["style"]), tf_terms["style"].numpy(), rtol=1e-2)  # block5 counts
+
+
+def test_vgg_features_match_keras_at_every_layer(lpips_weights):
+    """jaxnst.model.vgg_features at every VGG16 layer (each convolution after its ReLU, each pooling) is
+    nst_tf.features.FeatureExtractor's, so any --style_layers works alike in both trainers."""
+    from nst_tf import features, weights
+
+    extractor = features.FeatureExtractor(weights.resolve(lpips_weights, "vgg16"), content_layers=(),
+                                          style_layers=jm.VGG16_ORDER)
+    vgg = {layer.name: tuple(w.numpy() for w in layer.weights) for layer in extractor.model.layers if layer.weights}
+    images = np.random.default_rng(10).random((1, 32, 32, 3)).astype(np.float32)
+    ours = jm.vgg_features(vgg, images, jm.VGG16_ORDER)
+    for name, theirs in zip(jm.VGG16_ORDER, extractor(tf.constant(images))[1]):
+        scale = float(np.abs(theirs.numpy()).max())
+        assert scale > 0, name
+        np.testing.assert_allclose(np.asarray(ours[name]), theirs.numpy(), atol=1e-5 * scale, err_msg=name)
+
+
+def test_photo_weight_and_style_layers_reach_the_tool():
+    """--photo_weight and --style_layers on jax_train.py's command line reach the recipe; the run then needs VGG16's
+    block4_conv2 to block5_conv1 from the pack (every convolution on the way, not only the layers it reads); the
+    recipe refuses the photo term without the AdaIN target and for the student, and layers VGG16 does not have."""
+    args = _recipe_args(*CURRENT_RUN_FLAGS)
+    recipe = jtr.recipe_from(args, palette=True, skip_fade=True)
+    assert (recipe.photo_weight, recipe.identity_weight, recipe.style_layers) == (3.0, 20.0, STYLE_LAYERS)
+    assert recipe.content_layers == ("block4_conv1", "block4_conv2")
+    parts, _ = jtr.read_network(FADE_DIR)
+    assert jtr.missing_layers(parts["encoder"], jtr.trained_params(parts), recipe) == \
+        ["block4_conv2", "block4_conv3", "block5_conv1"]
+    with pytest.raises(SystemExit, match="missing layers"):
+        jtr.setup(args)
+    student = ["--content_target=adain", "--student=student_init.npz", "--content_dir=c", "--style_dir=s", "--out=o"]
+    with pytest.raises(SystemExit, match="--student trains the previous phone-sized design"):
+        jtr.setup(_jax_train().parse([f"--network={BUNDLED_DIR}", "--photo_weight=3", *student]))
+    with pytest.raises(SystemExit, match="student_init.npz"):  # without the photo term it goes on to the file
+        jtr.setup(_jax_train().parse([f"--network={BUNDLED_DIR}", *student]))
+    with pytest.raises(ValueError, match="photo_weight needs content_target='adain'"):
+        jl.Recipe(photo_weight=1.0)
+    with pytest.raises(ValueError, match="not the student"):
+        jl.student_terms({}, {}, {}, None, None, jl.Recipe(content_target="adain", photo_weight=1.0))
+    with pytest.raises(ValueError, match="unknown VGG16 layer 'block6_conv1'"):
+        jl.Recipe(style_layers=("block1_conv1", "block6_conv1"))
+    assert jm.vgg_path(("block3_pool", "block1_conv1")) == jm.vgg_path(("block3_conv3",))
+
+
+def test_pack_holds_what_the_run_reaches_through(adain_trainer):
+    """device_pack.py pack's pack.npz: the VGG16 convolutions past the encoder up to the run's deepest layer, as
+    float16; with the bundled encoder they are every layer the current run's recipe needs."""
+    dp = _load_tool("device_pack")
+    vgg = adain_trainer.loss_net.model  # VGG16 to block5_conv1
+    names = lambda *a: {k.split("/")[1] for k in dp.loss_layer_arrays(vgg, dp.run_loss_layers(*a))}  # noqa: E731
+    assert names("adain") == set() and names("photo") == names("adain", 3.0) == {"block4_conv2"}
+    assert names("adain", 0.0, ",".join(STYLE_LAYERS)) == {"block4_conv2", "block4_conv3", "block5_conv1"}
+    arrays = dp.loss_layer_arrays(vgg, dp.run_loss_layers("adain", 3.0, ",".join(STYLE_LAYERS)))
+    assert all(w.dtype == np.float16 for w in arrays.values())
+    np.testing.assert_array_equal(arrays["encoder/block5_conv1/0"],
+                                  vgg.get_layer("block5_conv1").get_weights()[0].astype(np.float16))
+    with pytest.raises(ValueError, match="unknown VGG16 layer 'block6_conv1'"):
+        dp.loss_layer_arrays(vgg, ("block6_conv1",))
+    parts, _ = jtr.read_network(FADE_DIR)
+    packed = {**parts["encoder"], **{k.split("/")[1]: None for k in arrays}}
+    recipe = jtr.recipe_from(_recipe_args(*CURRENT_RUN_FLAGS), palette=True, skip_fade=True)
+    assert not jtr.missing_layers(packed, jtr.trained_params(parts), recipe)
+
+
+def test_trips_fit_the_device_limit():
+    dp = _load_tool("device_pack")
+    assert dp.plan_trips({"a": 10, "b": 7, "c": 5, "d": 3}, 12) == [["a"], ["b", "c"], ["d"]]
+    assert dp.plan_trips({"a": 4, "b": 4}, 12) == [["a", "b"]]
+    with pytest.raises(ValueError, match="a: "):
+        dp.plan_trips({"a": 13 * 2**20}, 12 * 2**20)
+
+
 def test_linear_transform_changes_the_output(trainer, adain_trainer):
     content, style = _batch()
     vgg, dec = _jax_params(adain_trainer)
@@ -227,8 +330,9 @@ def test_run_saves_and_resumes(tmp_path, lpips_weights):
 
     dp = _load_tool("device_pack")
     vgg = weights_lib.build_backbone("vgg16", lpips_weights)
-    assert {k.split("/")[1] for k in dp.loss_layer_arrays(vgg)} == {"block4_conv2", "block4_conv3", "block5_conv1"}
-    trimmed = dp.loss_layer_arrays(vgg, block5=False)  # what the default style layers need: the run below uses it
+    assert {k.split("/")[1] for k in dp.loss_layer_arrays(vgg, ("block5_conv1",))} == \
+        {"block4_conv2", "block4_conv3", "block5_conv1"}
+    trimmed = dp.loss_layer_arrays(vgg, dp.run_loss_layers("photo"))  # the default style layers: the run below
     assert {k.split("/")[1] for k in trimmed} == {"block4_conv2"}
     np.savez(tmp_path / "pack.npz", **trimmed)
     rng = np.random.default_rng(5)
@@ -397,6 +501,8 @@ def test_student_terms_match_the_tensorflow_trainer(trainer, tmp_path):
 STRENGTH_DIR = os.path.join(ROOT, "checkpoints", "arbitrary_strength")
 STRENGTH_RECIPE = os.path.join(ROOT, "configs", "train_arbitrary_strength.cfg")
 STRENGTHS = np.array([[0.0], [0.7], [1.6]], np.float32)  # the photo, a blend, and above 1 (the excess ramps)
+CURRENT_RUN = {"identity_weight": 20.0, "style_layers": ",".join(STYLE_LAYERS), "photo_weight": 3.0}  # issue 23's
+CURRENT_RUN_FLAGS = tuple(f"--{k}={v}" for k, v in CURRENT_RUN.items())  # run on the recipe (docs/training.md)
 
 
 def _with_skip_fade(directory: str, fade: bool = True) -> str:
@@ -429,14 +535,15 @@ def _recipe_args(*extra):
 
 @pytest.fixture(scope="module")
 def strength_trainer(tmp_path_factory, lpips_weights):
-    """The TensorFlow trainer of the strength recipe (its flag file's loss weights and strength sampling), warm-started
-    from checkpoints/arbitrary_strength with skip_fade on (FADE_DIR), batches of three."""
+    """The TensorFlow trainer of the strength recipe (its flag file's loss weights and strength sampling, with the
+    current run's flags: CURRENT_RUN), warm-started from checkpoints/arbitrary_strength with skip_fade on
+    (FADE_DIR), batches of three."""
     flags = _jax_train().read_recipe(STRENGTH_RECIPE)
     fields = {f.name: f.default for f in train.TrainConfig.__dataclass_fields__.values()}
     typed = {k: (v if isinstance(fields[k], bool) else type(fields[k])(v)) for k, v in flags.items()
              if k in fields and k not in ("content_dir", "style_dir", "weights")}
     root = tmp_path_factory.mktemp("jax_strength")
-    config = train.TrainConfig(**{**typed, "content_dir": str(root), "style_dir": str(root),
+    config = train.TrainConfig(**{**typed, **CURRENT_RUN, "content_dir": str(root), "style_dir": str(root),
                                   "model_dir": str(root / "run"), "weights": lpips_weights, "batch_size": 3})
     assert config.content_target == "adain" and config.strength_max == 2 and config.palette_weight > 0
     assert config.viewing_weight > 0 and config.viewing_target == "whole"
@@ -580,14 +687,15 @@ def test_strength_network_matches_and_round_trips(tmp_path):
 
 @pytest.mark.slow  # the JAX port (GPU training) against TensorFlow: benchmarks/slow_checks.py, not CI
 def test_strength_terms_match_tensorflow(strength_trainer, fixed_draws):
-    """Every term of the strength recipe (identity, content against the AdaIN target, style with the viewing-scale
-    term, TV, palette, total) per example, at strengths 0, 0.7 and 1.6 with the same palette directions."""
+    """Every term of the strength recipe with the current run's flags (identity, the photo term, content against the
+    AdaIN target, style to block5_conv1 with the viewing-scale term, TV, palette, total) per example, at strengths 0,
+    0.7 and 1.6 with the same palette directions."""
     content, style, directions = fixed_draws
     tf_terms, _ = strength_trainer.compute_losses(tf.constant(content), tf.constant(style))
     vgg, params = _jax_params(strength_trainer)
-    recipe = jtr.recipe_from(_recipe_args(), palette=True, skip_fade=True)
+    recipe = jtr.recipe_from(_recipe_args(*CURRENT_RUN_FLAGS), palette=True, skip_fade=True)
     jax_terms = jl.loss_terms(params, vgg, content, style, recipe, STRENGTHS, directions)
-    assert set(jax_terms) == set(tf_terms) == {"identity", "content", "style", "tv", "palette", "total"}
+    assert set(jax_terms) == set(tf_terms) == {"identity", "photo", "content", "style", "tv", "palette", "total"}
     for key in tf_terms:
         np.testing.assert_allclose(np.asarray(jax_terms[key]), tf_terms[key].numpy(), rtol=1e-4, atol=1e-7,
                                    err_msg=key)
@@ -621,7 +729,7 @@ def test_strength_step_matches_tensorflow(strength_trainer, fixed_draws):
     variables = strength_trainer.trainable_variables
     keys = [(v.path.split("/")[-2], 0 if v.path.endswith(("kernel", "kernel:0")) else 1) for v in variables]
     vgg, params = _jax_params(strength_trainer)
-    recipe = jtr.recipe_from(_recipe_args(), palette=True, skip_fade=True)
+    recipe = jtr.recipe_from(_recipe_args(*CURRENT_RUN_FLAGS), palette=True, skip_fade=True)
     cfg = strength_trainer.config
     tf_grads, _, bad = strength_trainer._replica_gradients(tf.constant(content), tf.constant(style))
     assert int(bad) == 0
@@ -636,9 +744,11 @@ def test_strength_step_matches_tensorflow(strength_trainer, fixed_draws):
         ours, theirs = np.asarray(jax_grads[name][kind]), g.numpy()
         gap = np.linalg.norm(ours - theirs)
         if np.linalg.norm(theirs) > 1e-4 * largest:  # float32 round-off: up to 6.3e-5 on run 2's network, 3.3e-3
-            # (dec2_2; most layers 2e-3) on run 5's, whose terms agree to 4e-6 as before; a missing or misweighted
-            # term moves these by tens of percent
-            assert gap < 5e-3 * np.linalg.norm(theirs), (name, kind, gap / np.linalg.norm(theirs))
+            # (dec2_2; most layers 2e-3) on run 5's, whose terms agree to 4e-6 as before; 4.7e-3 (dec2_2's kernel)
+            # with the current run's flags, where TensorFlow's gradients are 4.7e-3 from JAX's in float64 and JAX's
+            # float32 ones within 1.4e-4 of it: TensorFlow's own round-off, so the bound is test_gradients_match_
+            # tensorflow's; a missing or misweighted term moves these by tens of percent
+            assert gap < 1e-2 * np.linalg.norm(theirs), (name, kind, gap / np.linalg.norm(theirs))
         else:  # zero: dead ReLUs (the checkpoint's moment head and cnet_conv2), or dec1_1's bias (a constant the
             assert gap < 1e-6 * largest, (name, kind, gap)  # palette layer removes), float noise at most
     zeros = jax.tree_util.tree_map(np.zeros_like, params)

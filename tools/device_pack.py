@@ -1,13 +1,14 @@
 """Carry a training run to a JAX-only accelerator machine and bring its weights back (see tools/jax_train.py).
 
   python tools/device_pack.py pack --out=.device [--model=DIR] [--crop=256] [--content_target=adain]
-      [--quality=85] [--style_quality=0] [--extra_styles=LIST.txt]
+      [--photo_weight=W] [--style_layers=L1,L2,...] [--quality=85] [--style_quality=0] [--extra_styles=LIST.txt]
       network/: with --model, the network to start from when git does not track it (its config.json and trained
       parts; jax_train.py fills in the bundled VGG16 encoder, which travels with the repository, as does a tracked
       folder such as checkpoints/arbitrary_strength: --network names it directly);
-      pack.npz: the offline ImageNet VGG16's deeper layers that only the losses use (block4_conv2, float16, for the
-      photo content target; with --block5 also block4_conv3 and block5_conv1, for --style_layers=...,block5_conv1;
-      none with --content_target=adain and without --block5);
+      pack.npz: the offline ImageNet VGG16's convolutions past the encoder's block4_conv1 that the run's losses
+      reach through (float16; give pack the run's --content_target, --photo_weight and --style_layers): block4_conv2
+      for the photo content target or --photo_weight, block4_conv2 to block5_conv1 for a block5_conv1 style layer
+      (12.5 MiB; --block5 adds that layer to --style_layers); none when every layer is the encoder's;
       content/: the training photos shrunk to the largest size a crop can use (short side crop * 1.6, JPEG
       --quality); style/: the paintings, as they are (--style_quality=Q: re-encoded as JPEG Q); with
       --extra_styles=LIST.txt, style_extra/: the listed paintings, shrunk like the photos
@@ -19,7 +20,10 @@
       initialisers, --seed; float16, compressed) for jax_train.py --student; --student_channels=32,64,128 makes
       it wider.
       Last it prints what would travel (git's tracked and untracked-not-ignored files plus --out) against the
-      64 MiB a device call carries, and exits 1 when that is over.
+      64 MiB a device call carries, and `trips`: the carry lists of the device calls that take --out there (one,
+      [".device"], when all of it fits beside the working tree; else its entries in as few calls as fit, each call's
+      files staying on the warm machine for the next; `trips` alone prints them again). It exits 1 when one entry
+      alone does not fit.
   python tools/device_pack.py unpack --decoder=OUT/decoder_f16.npz --out=DIR [--model=DIR] [--linear_rank=R]
       [--moment_head=H]
       a network folder (config.json + weights.npz, as nst-train writes) with the returned trained parts (float16 or
@@ -50,17 +54,32 @@ from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.environ.get("NST_TF_DATA", os.path.join(os.path.dirname(ROOT), "shared", "data"))
-LOSS_ONLY_LAYERS = ("block4_conv2",)  # the photo content layer
-BLOCK5_LAYERS = ("block4_conv3", "block5_conv1")  # only jax_train.py --style_layers=...,block5_conv1 needs them
+ENCODER_END = "block4_conv1"  # the network's encoder (bundled, float16) is VGG16 up to here
+PHOTO_CONTENT_LAYER = "block4_conv2"  # the photo content target's and --photo_weight's layer
+DEFAULT_STYLE_LAYERS = "block1_conv1,block2_conv1,block3_conv1,block4_conv1"  # jax_train.py's default
 TRAVEL_LIMIT = 64 * 2**20  # what one device call carries: the working tree git knows of, plus the carried paths
 
 
-def loss_layer_arrays(vgg, block5: bool = True) -> dict[str, np.ndarray]:
-    """{encoder/<layer>/<i>: float16} of the VGG16 layers beyond the encoder that the losses use (without
-    block5_conv1 and the layer before it unless `block5`)."""
-    names = LOSS_ONLY_LAYERS + (BLOCK5_LAYERS if block5 else ())
-    return {f"encoder/{name}/{i}": w.astype(np.float16)
-            for name in names for i, w in enumerate(vgg.get_layer(name).get_weights())}
+def run_loss_layers(content_target: str = "photo", photo_weight: float = 0.0,
+                    style_layers: str = DEFAULT_STYLE_LAYERS) -> tuple[str, ...]:
+    """The VGG16 layers a jax_train.py run reads beyond the encoder's levels: its content layer(s) and style
+    layers (jaxnst.losses.Recipe.loss_layers)."""
+    content = (PHOTO_CONTENT_LAYER if content_target == "photo" else ENCODER_END,)
+    photo = (PHOTO_CONTENT_LAYER,) if photo_weight else ()
+    return tuple(dict.fromkeys((*content, *photo, *(n.strip() for n in style_layers.split(",") if n.strip()))))
+
+
+def loss_layer_arrays(vgg, layers: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """{encoder/<layer>/<i>: float16} of the Keras VGG16 `vgg`'s convolutions past the encoder (block4_conv1) that
+    reaching every one of `layers` runs through; ValueError naming a layer `vgg` does not have."""
+    names = [layer.name for layer in vgg.layers]
+    unknown = [n for n in layers if n not in names]
+    if unknown:
+        raise ValueError(f"unknown VGG16 layer {unknown[0]!r} (choose from "
+                         f"{', '.join(n for n in names if 'conv' in n or 'pool' in n)})")
+    deepest = max((names.index(n) for n in layers), default=-1)
+    return {f"encoder/{name}/{i}": w.astype(np.float16) for name in names[names.index(ENCODER_END) + 1:deepest + 1]
+            for i, w in enumerate(vgg.get_layer(name).get_weights())}
 
 
 def save_float16(path: str, arrays: dict[str, np.ndarray]) -> None:
@@ -108,6 +127,13 @@ def pack_network(model_dir: str, out: str) -> str:
     return os.path.join(out, "network")
 
 
+def folder_bytes(path: str) -> int:
+    """Bytes of the file `path`, or of every file under the folder `path`."""
+    if os.path.isfile(path):
+        return os.path.getsize(path)
+    return sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
+
+
 def travel_bytes(out: str) -> tuple[int, int]:
     """(bytes of the files git tracks or does not ignore, outside `out`; bytes under `out`): what a device call
     carries with `out` in its carry list."""
@@ -116,7 +142,52 @@ def travel_bytes(out: str) -> tuple[int, int]:
     inside = os.path.abspath(out) + os.sep
     paths = [os.path.join(ROOT, f) for f in listed if f]
     tree = sum(os.path.getsize(p) for p in paths if os.path.isfile(p) and not p.startswith(inside))
-    return tree, sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(out) for f in fs)
+    return tree, folder_bytes(out)
+
+
+def plan_trips(sizes: dict[str, int], room: int) -> list[list[str]]:
+    """`sizes` ({carry path: bytes}) in as few groups of at most `room` bytes as first-fit, largest first, finds;
+    ValueError naming an entry larger than `room` alone."""
+    trips: list[tuple[int, list[str]]] = []
+    for path, size in sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0])):
+        if size > room:
+            raise ValueError(f"{path}: {size / 2**20:.1f} MiB, over the {room / 2**20:.1f} MiB a device call has "
+                             "room for beside the working tree")
+        for i, (used, paths) in enumerate(trips):
+            if used + size <= room:
+                trips[i] = (used + size, paths + [path])
+                break
+        else:
+            trips.append((size, [path]))
+    return [sorted(paths) for _, paths in trips]
+
+
+def trips_for(out: str) -> tuple[int, int, list[list[str]]]:
+    """(working tree bytes, bytes under `out`, the carry lists of the device calls that take `out` there): [[out]]
+    when it fits beside the working tree in one call, else its entries (paths relative to the repository) spread
+    over as few calls as fit (plan_trips); ValueError when one entry alone does not."""
+    tree, carried = travel_bytes(out)
+    relative = os.path.relpath(os.path.abspath(out), ROOT)
+    if tree + carried <= TRAVEL_LIMIT:
+        return tree, carried, [[relative]]
+    sizes = {os.path.join(relative, name): folder_bytes(os.path.join(out, name)) for name in sorted(os.listdir(out))}
+    return tree, carried, plan_trips(sizes, TRAVEL_LIMIT - tree)
+
+
+def report_trips(out: str, **extra) -> None:
+    """Print (JSON) what would travel and the device calls that carry it; SystemExit when it cannot travel."""
+    try:
+        tree, carried, trips = trips_for(out)
+    except ValueError as exc:
+        sys.exit(f"{out}: {exc}; pack with a lower --quality / --style_quality or remove what the run does not need")
+    print(json.dumps({**extra, "out_mib": round(carried / 2**20, 1), "working_tree_mib": round(tree / 2**20, 1),
+                      "travels_mib": round((tree + carried) / 2**20, 1), "limit_mib": TRAVEL_LIMIT // 2**20,
+                      "trips": trips}))
+    if len(trips) > 1:
+        print(f"{out}: over {TRAVEL_LIMIT // 2**20} MiB with the working tree in one device call: carry it in "
+              f"{len(trips)} calls on the same warm machine, in this order, each carrying one list of `trips` (what "
+              "an earlier call carried stays there: ignored paths a call does not name are kept); the last one "
+              "runs jax_train.py", file=sys.stderr)
 
 
 def pack(args) -> None:
@@ -129,14 +200,19 @@ def pack(args) -> None:
         sys.exit(f"{args.model or 'bundled network'}: jax_train.py supports skip_levels=3 with torch preprocessing")
     os.makedirs(args.out, exist_ok=True)
     pack_path = os.path.join(args.out, "pack.npz")
-    if args.content_target == "photo" or args.block5:
-        vgg = weights_lib.build_backbone("vgg16", weights_lib.resolve("lpips", "vgg16").path)
-        arrays = loss_layer_arrays(vgg, args.block5)
-        if args.content_target == "adain":
-            arrays = {k: w for k, w in arrays.items() if k.split("/")[1] in BLOCK5_LAYERS}
+    if args.photo_weight and args.content_target != "adain":
+        sys.exit("error: --photo_weight needs --content_target=adain (as jax_train.py)")
+    style_layers = args.style_layers + (",block5_conv1" if args.block5 else "")
+    vgg = weights_lib.build_backbone("vgg16", weights_lib.resolve("lpips", "vgg16").path)
+    try:
+        arrays = loss_layer_arrays(vgg, run_loss_layers(args.content_target, args.photo_weight, style_layers))
+    except ValueError as exc:
+        sys.exit(f"error: --style_layers: {exc}")
+    if arrays:
         np.savez_compressed(pack_path, **arrays)
     elif os.path.exists(pack_path):
         os.remove(pack_path)  # an earlier pack's: it would only take room
+    pack_layers = sorted({k.split("/")[1] for k in arrays})
     shutil.rmtree(os.path.join(args.out, "network"), ignore_errors=True)
     network = pack_network(model_dir, args.out) if args.model else "(the bundled weights, the default)"
     short = math.ceil(args.crop * 1.6)
@@ -167,14 +243,7 @@ def pack(args) -> None:
         save_float16(os.path.join(args.out, "linear_init.npz"), linear_init(args.linear_rank, args.seed))
     if args.moment_head:
         save_float16(os.path.join(args.out, "head_init.npz"), head_init(net.config, args.moment_head, args.seed))
-    tree, carried = travel_bytes(args.out)
-    print(json.dumps({"network": network, "palette": net.config.palette, "out_mib": round(carried / 2**20, 1),
-                      "working_tree_mib": round(tree / 2**20, 1),
-                      "travels_mib": round((tree + carried) / 2**20, 1), "limit_mib": TRAVEL_LIMIT // 2**20}))
-    if tree + carried > TRAVEL_LIMIT:
-        sys.exit(f"{args.out}: {(tree + carried) / 2**20:.1f} MiB would travel with the working tree, over the "
-                 f"{TRAVEL_LIMIT // 2**20} MiB a device call carries; pack with a lower --quality / --style_quality "
-                 "or remove what the run does not need from it")
+    report_trips(args.out, network=network, palette=net.config.palette, pack_layers=pack_layers)
 
 
 def student_config(channels: str = ""):
@@ -287,7 +356,11 @@ def main() -> None:
     p.add_argument("--model", default="", help="network to start from (default: the bundled one)")
     p.add_argument("--crop", type=int, default=256)
     p.add_argument("--content_target", default="photo", choices=("photo", "adain"),
-                   help="adain: no block4_conv2 in pack.npz (only the photo content target reads it)")
+                   help="the run's (photo: block4_conv2 in pack.npz)")
+    p.add_argument("--photo_weight", type=float, default=0.0,
+                   help="the run's (> 0, with --content_target=adain: block4_conv2 in pack.npz)")
+    p.add_argument("--style_layers", default=DEFAULT_STYLE_LAYERS,
+                   help="the run's (pack.npz holds the convolutions past block4_conv1 up to the deepest)")
     p.add_argument("--quality", type=int, default=85, help="JPEG quality of the photos and the extra paintings")
     p.add_argument("--style_quality", type=int, default=0,
                    help="re-encode the paintings as JPEGs of this quality (0: copy them as they are)")
@@ -296,8 +369,7 @@ def main() -> None:
                    help="its widths, e.g. 32,64,128 (Johnson et al.'s; default: nst_tf.mobile's 16,32,64)")
     p.add_argument("--linear_rank", type=int, default=0, help="also the linear transform's initial weights")
     p.add_argument("--moment_head", type=int, default=0, help="also the moment head's initial weights (hidden units)")
-    p.add_argument("--block5", action="store_true",
-                   help="also the layers for jax_train.py --style_layers=...,block5_conv1 (+9 MB)")
+    p.add_argument("--block5", action="store_true", help="add block5_conv1 to --style_layers")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--content_dir", default=os.path.join(DATA, "train_content"))
     p.add_argument("--style_dir", default=os.path.join(DATA, "train_style"))
@@ -315,6 +387,8 @@ def main() -> None:
                    help="the returned decoder has the linear transform of this rank (default: as --model)")
     u.add_argument("--moment_head", type=int, default=None,
                    help="the returned decoder has the moment head of this width (default: as --model)")
+    r = sub.add_parser("trips", help="print what --out's pack would travel as, against today's working tree")
+    r.add_argument("--out", default=os.path.join(ROOT, ".device"))
     t = sub.add_parser("trained")
     t.add_argument("--model", required=True, help="a network folder (nst-train's <model_dir>/network)")
     t.add_argument("--out", required=True, help="the folder to write (checkpoints/arbitrary_strength)")
@@ -325,7 +399,7 @@ def main() -> None:
             student_config(args.student_channels)
         except ValueError as exc:
             sys.exit(f"error: {exc}")
-    {"pack": pack, "unpack": unpack, "trained": trained}[args.command](args)
+    {"pack": pack, "unpack": unpack, "trained": trained, "trips": lambda a: report_trips(a.out)}[args.command](args)
 
 
 if __name__ == "__main__":

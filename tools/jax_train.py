@@ -66,7 +66,8 @@ def parser() -> argparse.ArgumentParser:
                    help="comma-separated weights files of layers the network lacks, as decoder/<layer>/<i> "
                         "(device_pack.py pack --linear_rank / --moment_head: their initialisation)")
     p.add_argument("--pack", default="", help="VGG16 layers beyond the encoder (device_pack.py pack's pack.npz): "
-                                              "needed by the photo content target and block5 style layers")
+                                              "needed by the photo content target, --photo_weight and style "
+                                              "layers past block4_conv1")
     p.add_argument("--content_dir", required=True)
     p.add_argument("--style_dir", required=True,
                    help="comma-separated folders, each optionally FOLDER:N to repeat its images N times per epoch")
@@ -84,6 +85,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--identity_weight", type=float, default=10.0)
     p.add_argument("--inversion_weight", type=float, default=0.0,
                    help="relu4_1 of the output against the decoder's relu4_1 input (nst-train --inversion_weight)")
+    p.add_argument("--photo_weight", type=float, default=0.0,
+                   help="with --content_target=adain: block4_conv2 of the output against the photo's as well, divided "
+                        "by 1 + k under the strength control (nst-train --photo_weight)")
     p.add_argument("--distill_weight", type=float, default=10.0, help="student: squared pixel error to the teacher")
     p.add_argument("--palette_weight", type=float, default=0.0,
                    help="sliced Wasserstein distance of the output's pixel colours to the style crop's")

@@ -32,6 +32,7 @@ class Recipe:
     tv_weight: float = 1.0
     identity_weight: float = 10.0
     inversion_weight: float = 0.0
+    photo_weight: float = 0.0
     distill_weight: float = 0.0
     palette_weight: float = 0.0
     viewing_weight: float = 0.0
@@ -50,6 +51,15 @@ class Recipe:
             raise ValueError(f"content_target must be one of {', '.join(CONTENT_TARGETS)}, got {self.content_target!r}")
         if self.inversion_weight and self.content_target != "photo":
             raise ValueError("inversion_weight needs content_target='photo' (with 'adain' the content term is it)")
+        if self.photo_weight and self.content_target != "adain":
+            raise ValueError("photo_weight needs content_target='adain' (with 'photo' the content term is already "
+                             "the photo term)")
+        if not self.style_layers:
+            raise ValueError("style_layers: at least one layer is needed")
+        try:
+            model.vgg_path(self.style_layers)
+        except ValueError as exc:
+            raise ValueError(f"style_layers: {exc}") from None
         if not 0.0 < self.viewing_scale < 1.0:
             raise ValueError(f"viewing_scale must be in (0, 1), got {self.viewing_scale}")
         if self.viewing_target not in VIEWING_TARGETS:
@@ -61,9 +71,14 @@ class Recipe:
         return model.PHOTO_CONTENT_LAYER if self.content_target == "photo" else model.BOTTLENECK
 
     @property
+    def content_layers(self) -> tuple[str, ...]:
+        """The VGG16 layers of the content and photo terms."""
+        return (self.content_layer, *((model.PHOTO_CONTENT_LAYER,) if self.photo_weight else ()))
+
+    @property
     def loss_layers(self) -> tuple[str, ...]:
         """Every VGG16 layer of the content and style images that a step reads."""
-        return tuple(dict.fromkeys((*model.LEVELS, self.content_layer, *self.style_layers)))
+        return tuple(dict.fromkeys((*model.LEVELS, *self.content_layers, *self.style_layers)))
 
 
 def gram(f):
@@ -127,14 +142,14 @@ def viewing_style_term(vgg: dict, output, style, recipe: Recipe, style_grams: di
 
 def output_terms(terms: dict, vgg: dict, output, content_feats: dict, style_feats: dict, recipe: Recipe,
                  adain_target=None, strength=None, style=None, directions=None) -> dict:
-    """`terms` plus the output's weighted inversion, content, style (viewing term included), TV and palette terms,
-    and their total ([B] each): Trainer._output_terms."""
+    """`terms` plus the output's weighted inversion, photo, content, style (viewing term included), TV and palette
+    terms, and their total ([B] each): Trainer._output_terms."""
     scale = norm = 1.0
     if strength is not None and recipe.strength_max:
         scale = jnp.square(strength[:, 0])
         norm = 1.0 / (1.0 + scale)
     inversion = recipe.inversion_weight and adain_target is not None
-    wanted = (recipe.content_layer, *recipe.style_layers, *((model.BOTTLENECK,) if inversion else ()))
+    wanted = (*recipe.content_layers, *recipe.style_layers, *((model.BOTTLENECK,) if inversion else ()))
     output_feats = model.vgg_features(vgg, output, tuple(dict.fromkeys(wanted)))
     if recipe.content_target == "photo":
         content_term = relative_error(output_feats[model.PHOTO_CONTENT_LAYER], content_feats[model.PHOTO_CONTENT_LAYER])
@@ -149,6 +164,9 @@ def output_terms(terms: dict, vgg: dict, output, content_feats: dict, style_feat
         styled = jax.nn.relu(styled / (lax.stop_gradient(own) + _LOSS_EPS) - recipe.style_target)
     if inversion:
         terms["inversion"] = recipe.inversion_weight * relative_error(output_feats[model.BOTTLENECK], adain_target)
+    if recipe.photo_weight:  # the Gatys content term beside the AdaIN target, scaled like the other output terms
+        terms["photo"] = recipe.photo_weight * norm * relative_error(output_feats[model.PHOTO_CONTENT_LAYER],
+                                                                     content_feats[model.PHOTO_CONTENT_LAYER])
     terms["content"] = recipe.content_weight * norm * content_term
     terms["style"] = recipe.style_weight * scale * norm * styled
     terms["tv"] = recipe.tv_weight * norm * total_variation(output)
@@ -185,6 +203,8 @@ def student_terms(sp: dict, dec: dict, vgg: dict, content, style, recipe: Recipe
     """Per-example weighted loss terms ([B] each) of the student (the previous phone-sized design, at strength 1):
     identity (the content's own vector gives the content back), distill (squared pixel error to the frozen
     decoder's clipped output) and the output terms."""
+    if recipe.photo_weight:
+        raise ValueError("photo_weight is for the arbitrary-style network (content_target='adain'), not the student")
     content_feats = model.vgg_features(vgg, content, recipe.loss_layers)
     style_feats = model.vgg_features(vgg, style, recipe.loss_layers)
     content_levels = [content_feats[n] for n in model.LEVELS]

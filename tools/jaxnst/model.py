@@ -14,9 +14,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-VGG16_ORDER = ("block1_conv1", "block1_conv2", "pool", "block2_conv1", "block2_conv2", "pool",
-               "block3_conv1", "block3_conv2", "block3_conv3", "pool",
-               "block4_conv1", "block4_conv2", "block4_conv3", "pool", "block5_conv1")
+VGG16_ORDER = ("block1_conv1", "block1_conv2", "block1_pool", "block2_conv1", "block2_conv2", "block2_pool",
+               "block3_conv1", "block3_conv2", "block3_conv3", "block3_pool",
+               "block4_conv1", "block4_conv2", "block4_conv3", "block4_pool",
+               "block5_conv1", "block5_conv2", "block5_conv3", "block5_pool")  # Keras' VGG16 layers, in order
 LEVELS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1")  # relu1_1..relu4_1
 BOTTLENECK = LEVELS[-1]
 PHOTO_CONTENT_LAYER = "block4_conv2"
@@ -45,17 +46,29 @@ def conv(x, kernel, bias, padding: str):
     return y + bias
 
 
+def vgg_path(wanted: tuple[str, ...]) -> tuple[str, ...]:
+    """The VGG16 convolutions that vgg_features runs through to reach every `wanted` layer (any of VGG16_ORDER);
+    ValueError naming a layer VGG16 does not have."""
+    unknown = [n for n in wanted if n not in VGG16_ORDER]
+    if unknown:
+        raise ValueError(f"unknown VGG16 layer {unknown[0]!r} (choose from {', '.join(VGG16_ORDER)})")
+    deepest = max((VGG16_ORDER.index(n) for n in wanted), default=-1)
+    return tuple(n for n in VGG16_ORDER[:deepest + 1] if not n.endswith("_pool"))
+
+
 def vgg_features(vgg: dict, images, wanted: tuple[str, ...]) -> dict:
-    """Post-ReLU VGG16 features of [0, 1] RGB images (torchvision preprocessing) at the `wanted` layers."""
+    """Post-ReLU VGG16 features of [0, 1] RGB images (torchvision preprocessing) at the `wanted` layers (the
+    convolutions' outputs after their ReLU, or the poolings')."""
     x = (images - TORCH_MEAN) / TORCH_STD
+    wanted = set(wanted)
     out = {}
     for name in VGG16_ORDER:
         if len(out) == len(wanted):
             break
-        if name == "pool":
+        if name.endswith("_pool"):
             x = lax.reduce_window(x, -jnp.inf, lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
-            continue
-        x = jax.nn.relu(conv(x, *vgg[name], "SAME"))
+        else:
+            x = jax.nn.relu(conv(x, *vgg[name], "SAME"))
         if name in wanted:
             out[name] = x
     return out

@@ -20,7 +20,7 @@ import numpy as np
 
 from jaxnst import data
 from jaxnst.losses import Recipe, loss_terms, student_terms
-from jaxnst.model import DECODER_LAYERS, FILM_LAYERS, HEAD_LAYERS, LINEAR_LAYERS, STRENGTH_LAYERS
+from jaxnst.model import DECODER_LAYERS, FILM_LAYERS, HEAD_LAYERS, LINEAR_LAYERS, STRENGTH_LAYERS, vgg_path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUNDLED_WEIGHTS = os.path.join(ROOT, "nst_tf", "models", "arbitrary", "weights.npz")
@@ -106,9 +106,9 @@ def trained_params(parts: dict[str, dict]) -> dict:
 
 
 def missing_layers(vgg: dict, params: dict, recipe: Recipe) -> list[str]:
-    """The VGG16 layers the recipe reads and the network's layers that are not in `vgg` / `params` (an optional
-    part counts when any of its layers is there)."""
-    missing = [n for n in recipe.loss_layers if n not in vgg] + [n for n in DECODER_LAYERS if n not in params]
+    """The VGG16 convolutions the recipe's layers are reached through and the network's layers that are not in
+    `vgg` / `params` (an optional part counts when any of its layers is there)."""
+    missing = [n for n in vgg_path(recipe.loss_layers) if n not in vgg] + [n for n in DECODER_LAYERS if n not in params]
     for group in (LINEAR_LAYERS, HEAD_LAYERS, STRENGTH_LAYERS + FILM_LAYERS):
         if any(n in params for n in group):
             missing += [n for n in group if n not in params]
@@ -167,6 +167,7 @@ def recipe_from(args, palette: bool, skip_fade: bool = False) -> Recipe:
         return Recipe(
             content_weight=args.content_weight, style_weight=args.style_weight, tv_weight=args.tv_weight,
             identity_weight=args.identity_weight, inversion_weight=args.inversion_weight,
+            photo_weight=args.photo_weight,
             distill_weight=args.distill_weight, palette_weight=args.palette_weight, viewing_weight=args.viewing_weight,
             viewing_scale=args.viewing_scale, viewing_target=args.viewing_target, style_relative=args.style_relative,
             style_target=args.style_target,
@@ -180,7 +181,13 @@ def setup(args):
     """(part, params, step function, recipe) of a run: the network (and student) read, every layer checked."""
     parts, config = read_network(args.network)
     if args.pack:
-        parts["encoder"] = {**parts["encoder"], **load_parts(args.pack).get("encoder", {})}
+        try:
+            packed = load_parts(args.pack).get("encoder", {})
+        except (OSError, ValueError, KeyError) as exc:
+            raise SystemExit(f"{args.pack}: cannot read it ({exc}; device_pack.py pack writes it, and on the "
+                             "device machine it must have come with this call or an earlier one on the same "
+                             "machine)") from None
+        parts["encoder"] = {**parts["encoder"], **packed}
     vgg, params = parts["encoder"], trained_params(parts)
     if args.init:
         params = {**load_parts(*args.init.split(",")).get("decoder", {}), **params}  # the network's own layers win
@@ -191,16 +198,20 @@ def setup(args):
     if skip_fade and "strength_embed1" not in params:
         raise SystemExit(f"{args.network}: skip_fade needs the strength input (strength_embed layers)")
     recipe = recipe_from(args, bool(config.get("palette", args.palette)), skip_fade)
-    if args.student and (recipe.inversion_weight or recipe.strength_max or recipe.palette):
-        raise SystemExit("--student trains the previous phone-sized design: no --inversion_weight, --strength_max "
-                         "or palette layer")
+    if args.student and (recipe.inversion_weight or recipe.photo_weight or recipe.strength_max or recipe.palette):
+        raise SystemExit("--student trains the previous phone-sized design: no --inversion_weight, --photo_weight, "
+                         "--strength_max or palette layer")
     missing = missing_layers(vgg, params, recipe)
     if missing:
         raise SystemExit(f"{args.network}: missing layers {missing} (VGG16 layers beyond the encoder: "
-                         "device_pack.py pack writes them to pack.npz, --block5 for block5_conv1)")
+                         "device_pack.py pack writes them to pack.npz, given this run's --content_target, "
+                         "--photo_weight and --style_layers; --pack names it)")
     vgg = jax.tree_util.tree_map(jnp.asarray, vgg)
     if args.student:
-        student = load_parts(args.student).get("transformer")
+        try:
+            student = load_parts(args.student).get("transformer")
+        except (OSError, ValueError, KeyError) as exc:
+            raise SystemExit(f"{args.student}: cannot read it ({exc})") from None
         if not student or "bottleneck" not in student:
             raise SystemExit(f"{args.student}: no transformer/<layer>/<i> weights (device_pack.py pack --student)")
         teacher = jax.tree_util.tree_map(jnp.asarray, params)
