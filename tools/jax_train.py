@@ -4,16 +4,19 @@ The device machines lent to this project carry JAX (CUDA) and no TensorFlow, and
 than what may travel there. tools/jaxnst reproduces `nst_tf.train.Trainer.compute_losses` and its Keras Adam update
 with numpy, Pillow and JAX only: the arbitrary-style network (VGG16 encoder to relu4_1, multi-level AdaIN, the skip
 decoder, the optional linear transform, moment head, strength input, skip fade and palette layer) with the photo or
-AdaIN content target, the Gram style term and its viewing-scale twin (against the shrunk or the whole style crop),
-TV, identity, inversion and palette terms, the per-example strength and its loss weighting; and the previous
-phone-sized student. tests/test_jax_train.py checks it against the TensorFlow trainer where JAX is installed.
+AdaIN content target, the Gram style term at any VGG16 layers and its viewing-scale twin (against the shrunk or
+the whole style crop), TV, identity, inversion, photo (beside the AdaIN target) and palette terms, the per-example
+strength and its loss weighting; and the previous phone-sized student. tests/test_jax_train.py checks it against
+the TensorFlow trainer where JAX is installed.
 
-The strength recipe (docs/training.md, "On a lent GPU"):
+The strength recipe with the current run's flags (docs/training.md, "On a lent GPU"):
   python tools/device_pack.py pack --out=.device --crop=256 --model=checkpoints/arbitrary_strength \
-      --content_target=adain --quality=75 --style_quality=75 --extra_styles=configs/train_styles_extra.txt  # here
+      --content_target=adain --photo_weight=3 --style_layers=block1_conv1,block2_conv1,block3_conv1,block4_conv1,\
+block5_conv1 --quality=75 --style_quality=75 --extra_styles=configs/train_styles_extra.txt   # here; prints `trips`
   python3 tools/jax_train.py --recipe=configs/train_arbitrary_strength.cfg --network=checkpoints/arbitrary_strength \
+      --pack=.device/pack.npz --identity_weight=20 --photo_weight=3 --style_layers=<as above> \
       --content_dir=.device/content --style_dir=.device/style,.device/style_extra:80 --out=runs/jax \
-      --return_dir=$OUT --max_seconds=520                                                          # there
+      --return_dir=$OUT --max_seconds=520                      # there, in the last of the device calls `trips` lists
   python tools/device_pack.py unpack --decoder=<returned>/decoder_f16.npz --model=checkpoints/arbitrary_strength \
       --out=runs/gpu/network                                                                        # here again
 
