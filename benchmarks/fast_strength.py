@@ -6,7 +6,9 @@ network, int8, in its own virtual environment: photo resized to its 384x384 inpu
 - viewing-scale style loss: output and painting at a 256-px long side, VGG16 Gram error (texture finer than a viewer
   sees does not count);
 - palette distance: sliced Wasserstein distance between the output's and the painting's pixel colours in CIELAB;
-- content loss against the photo at full size (block4_conv2).
+- content loss against the photo at full size (block4_conv2);
+- layout error: the output's light-and-dark layout against the photo's (luminance at 256 px, average-pooled by 8,
+  standardised; 0 the photo's layout in the painting's tones, 2 unrelated, 4 inverted), beside the issue's three.
 The measures are nst_tf.metrics' (the optimiser's time_to_look benchmark uses the same). JSON to
 benchmarks/results/fast_strength.json (with the issue's criteria checked) and a contact sheet per network
 (photo | painting | 0.5 | 1 | top | peer) in docs/images/.
@@ -30,7 +32,7 @@ from _report import emit  # noqa: E402
 from fast_quality import DATA, PAIRS  # noqa: E402
 
 STRENGTHS = (0.0, 0.5, 1.0, 2.0)
-MEASURES = ("viewing_style", "palette", "content")
+MEASURES = ("viewing_style", "palette", "content", "layout")
 
 
 def load_pairs(data_dir: str, size: int, pairs=PAIRS) -> list[tuple[str, object, object]]:
@@ -46,12 +48,13 @@ def load_pairs(data_dir: str, size: int, pairs=PAIRS) -> list[tuple[str, object,
 
 
 def measure(extractor, output, photo, painting) -> dict:
-    """The three measures of one output."""
+    """The measures of one output."""
     from nst_tf import metrics
 
     return {"viewing_style": metrics.viewing_style_loss(extractor, output, painting),
             "palette": metrics.palette_distance(output, painting),
-            "content": metrics.content_loss(extractor, output, photo)}
+            "content": metrics.content_loss(extractor, output, photo),
+            "layout": metrics.layout_error(output, photo)}
 
 
 def network_rows(name: str, folder: str | None, pairs, extractor, size: int, sheet_rows: dict,

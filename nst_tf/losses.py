@@ -58,6 +58,19 @@ def reconstruction_loss(images: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
     return tf.reduce_mean(tf.square(tf.cast(images, tf.float32) - tf.cast(target, tf.float32)), axis=[1, 2, 3])
 
 
+def layout_loss(images: tf.Tensor, target: tf.Tensor, pool: int = 8) -> tf.Tensor:
+    """Light-and-dark layout error per batch item, [B]: the mean squared difference of the two images' luminances,
+    average-pooled by `pool` and standardised over positions (0: the same layout in any tones; 2: unrelated; 4:
+    inverted). Palette and contrast are free; which regions are the lighter ones is not."""
+    def standardized_luminance(x: tf.Tensor) -> tf.Tensor:
+        x = tf.cast(x, tf.float32)
+        luminance = tf.nn.avg_pool2d(tf.reduce_sum(x * [0.299, 0.587, 0.114], -1, keepdims=True), pool, pool, "VALID")
+        mean, variance = tf.nn.moments(luminance, axes=[1, 2, 3], keepdims=True)
+        return (luminance - mean) * tf.math.rsqrt(variance + 1e-6)
+
+    return tf.reduce_mean(tf.square(standardized_luminance(images) - standardized_luminance(target)), axis=[1, 2, 3])
+
+
 def weighted_sum(values: Sequence[tf.Tensor], weights: Sequence[float]) -> tf.Tensor:
     """Sum of per-layer losses times their weights, divided by the sum of weights: [B]."""
     if len(values) != len(weights):

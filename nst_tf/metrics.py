@@ -82,3 +82,11 @@ def content_loss(extractor: FeatureExtractor, image: np.ndarray, content: np.nda
     ours, _ = extractor(tf.constant(np.asarray(image, np.float32)[None]))
     theirs, _ = extractor(photo[None])
     return float(tf.reduce_mean(tf.stack([losses.content_loss(f, t) for f, t in zip(ours, theirs)])))
+
+
+def layout_error(image: np.ndarray, content: np.ndarray, size: int = VIEWING_SIZE) -> float:
+    """Light-and-dark layout error of image against the photo, both at a `size`-px long side (losses.layout_loss:
+    0 the photo's layout in any tones, 2 unrelated, 4 inverted)."""
+    ours = _long_side(np.asarray(image, np.float32), size)
+    photo = tf.image.resize(np.asarray(content, np.float32), ours.shape[:2], antialias=True).numpy()
+    return float(losses.layout_loss(ours[None], photo[None])[0])

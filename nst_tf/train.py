@@ -75,6 +75,7 @@ class TrainConfig:
     identity_weight: float = 0.0
     inversion_weight: float = 0.0  # relu4_1 of the output vs the decoder's relu4_1 input (with a photo target)
     photo_weight: float = 0.0  # with the AdaIN target: block4_conv2 of the output vs the photo's as well
+    layout_weight: float = 0.0  # the output's light-and-dark layout (pooled, standardised luminance) vs the photo's
     distill_weight: float = 0.0  # phone-sized network only: squared pixel error to the teacher's output
     palette_weight: float = 0.0  # sliced Wasserstein distance of the output's pixel colours to the style crop's
     viewing_weight: float = 0.0  # a second Gram style term, output and style crop both resized by viewing_scale,
@@ -242,7 +243,8 @@ class Trainer:
         vector = style_vector if cfg.strength_max == 0 else amount * style_vector + (1.0 - amount) * own_vector
         targets = net.styled_levels(content_levels, vector, training=True, alpha=amount)
         output = net.finish(net.decode(targets, strength, training=True), vector)
-        return self._output_terms(terms, output, content_feats, style_feats, targets[-1], strength, style), output
+        return self._output_terms(terms, output, content_feats, style_feats, targets[-1], strength, style,
+                                  content), output
 
     def sample_strength(self, batch: tf.Tensor) -> tf.Tensor:
         """[batch, 1] strengths: uniform in [0, strength_max], or 1 when the run has no strength control."""
@@ -253,7 +255,7 @@ class Trainer:
 
     def _output_terms(self, terms: dict, output: tf.Tensor, content_feats: dict, style_feats: dict,
                       adain_target: tf.Tensor | None = None, strength: tf.Tensor | None = None,
-                      style: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
+                      style: tf.Tensor | None = None, content: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
         """`terms` plus the output's weighted content, style, palette and TV terms, and their total. With the strength
         control the style and palette terms are scaled per example by the strength's loss scale k, and every output
         term is divided by 1 + k, so that examples of every strength pull on the shared weights alike (the style
@@ -278,6 +280,8 @@ class Trainer:
         tv_term = losses.total_variation_loss(output)
         if cfg.inversion_weight and adain_target is not None:
             terms["inversion"] = cfg.inversion_weight * losses.content_loss(output_feats[BOTTLENECK], adain_target)
+        if cfg.layout_weight and content is not None:
+            terms["layout"] = cfg.layout_weight * norm * losses.layout_loss(output, content)
         if cfg.photo_weight:
             terms["photo"] = cfg.photo_weight * norm * losses.content_loss(output_feats[PHOTO_CONTENT_LAYER],
                                                                            content_feats[PHOTO_CONTENT_LAYER])
@@ -330,7 +334,7 @@ class Trainer:
                                                  self.teacher.vector_of([style_feats[n] for n in levels]))
             taught = tf.stop_gradient(tf.clip_by_value(self.teacher.decode(targets), 0.0, 1.0))
             terms["distill"] = cfg.distill_weight * losses.reconstruction_loss(output, taught)
-        return self._output_terms(terms, output, content_feats, style_feats, None, strength, style), output
+        return self._output_terms(terms, output, content_feats, style_feats, None, strength, style, content), output
 
     def _student_vector(self, feats: dict[str, tf.Tensor], images: tf.Tensor) -> tf.Tensor:
         """The phone-sized network's style vector of images, from their loss-network features (and pixels)."""

@@ -65,6 +65,30 @@ def test_reconstruction_loss_by_hand():
     np.testing.assert_allclose(losses.reconstruction_loss(images, target).numpy(), [0.25, 0.0625])
 
 
+def test_layout_loss_hand_computed():
+    """2x2 pooled luminance by hand: grey levels (0, 1 / 1, 2) against (0, 0 / 0, 4), each standardised."""
+    def image(levels):  # a 4x4 grey image whose 2x2 blocks have the given levels
+        return np.kron(np.asarray(levels, np.float32), np.ones((2, 2)))[None, :, :, None].repeat(3, -1) / 4
+
+    ours, theirs = image([[0, 1], [1, 2]]), image([[0, 0], [0, 4]])
+    z = lambda v: (v - v.mean()) / v.std()  # noqa: E731
+    expected = np.mean((z(np.array([0, 1, 1, 2.])) - z(np.array([0, 0, 0, 4.]))) ** 2)
+    np.testing.assert_allclose(losses.layout_loss(ours, theirs, pool=2).numpy(), [expected], rtol=1e-4)
+    # tones and contrast are free, the light-and-dark order is not: 0 for any positive affine map, 4 when inverted
+    rng = np.random.default_rng(0)
+    ramp = np.linspace(0, 1, 32, dtype=np.float32)[None, None, :, None]
+    x = np.clip(ramp + rng.normal(0, 0.1, (2, 32, 32, 3)), 0, 1).astype(np.float32)
+    np.testing.assert_allclose(losses.layout_loss(0.3 * x + 0.5, x).numpy(), [0, 0], atol=1e-3)
+    np.testing.assert_allclose(losses.layout_loss(1 - x, x).numpy(), [4, 4], atol=1e-2)
+    # the benchmark's measure: both at a 256-px long side, whatever size the output and the photo have
+    from nst_tf import metrics
+
+    photo = np.clip(np.linspace(0, 1, 300, dtype=np.float32)[None, :, None] + rng.normal(0, 0.05, (200, 300, 3)), 0, 1)
+    big = tf.image.resize(photo, (400, 600)).numpy()
+    assert metrics.layout_error(big, photo) < 0.01
+    assert metrics.layout_error(1 - big, photo) > 3.9
+
+
 def test_relative_style_loss_hand_computed():
     style, own = tf.constant([0.3, 2.0, 0.1]), tf.constant([1.0, 4.0, 0.5])  # fractions 0.3, 0.5, 0.2
     np.testing.assert_allclose(losses.relative_style_loss(style, own).numpy(), [0.3, 0.5, 0.2], rtol=1e-6)

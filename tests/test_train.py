@@ -366,6 +366,23 @@ def test_photo_term_is_block4_conv2_of_the_output_against_the_photo(folders, tmp
                                   photo_weight=1.0), network_config=SMALL)
 
 
+def test_layout_term_is_the_outputs_layout_against_the_photo(folders, tmp_path, random_vgg16_weights):
+    trainer = train.Trainer(make_config(folders, tmp_path / "run", random_vgg16_weights, layout_weight=4.0,
+                                        strength_max=2.0), network_config=SMALL)
+    trainer.sample_strength = lambda batch: tf.constant([[0.0], [2.0]])  # 1 / (1 + k): 1 and 1/5
+    content = tf.random.uniform([2, 32, 32, 3], seed=11)
+    style = tf.random.uniform([2, 32, 32, 3], seed=12)
+    terms, output = trainer.compute_losses(content, style)
+    expected = 4.0 * np.array([1.0, 0.2]) * losses.layout_loss(output, content).numpy()
+    assert np.all(expected > 0)
+    np.testing.assert_allclose(terms["layout"].numpy(), expected, rtol=1e-4)
+    # the phone-sized network's trainer has it too (the same output terms)
+    student = train.Trainer(make_config(folders, tmp_path / "student", random_vgg16_weights, content_target="photo",
+                                        layout_weight=1.0), network_config=SMALL_MOBILE)
+    terms, output = student.compute_losses(content, style)
+    np.testing.assert_allclose(terms["layout"].numpy(), losses.layout_loss(output, content).numpy(), rtol=1e-4)
+
+
 SMALL_MOBILE = MobileConfig(channels=(4, 8, 8), residual_blocks=1, bottleneck=6, preprocessing="caffe")
 
 

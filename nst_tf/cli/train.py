@@ -44,6 +44,9 @@ flags.DEFINE_float("identity_weight", 0.0, "Weight of the identity loss (decoded
 flags.DEFINE_float("inversion_weight", 0.0, "With --content_target=photo: weight of the output's relu4_1 against "
                    "the decoder's relu4_1 input (Huang & Belongie's content term, beside the photo's), so the "
                    "decoder keeps the deep statistics it is given.")
+flags.DEFINE_float("layout_weight", 0.0, "Weight of the layout term: the output's luminance, average-pooled by 8 and "
+                   "standardised, against the photo's (losses.layout_loss): the painting's tones may go anywhere, but "
+                   "the photo's light regions stay the lighter ones.")
 flags.DEFINE_float("photo_weight", 0.0, "With --content_target=adain: weight of a second content term, the output's "
                    "block4_conv2 against the photo's (the Gatys content loss the checks measure), so the photo's "
                    "structure stays while the AdaIN target brings the style's deep statistics.")
@@ -114,7 +117,7 @@ def main(argv: list[str]) -> int:
         common.require_positive(name, getattr(FLAGS, name))
     common.require_non_negative("snapshot_every", FLAGS.snapshot_every)
     loss_weights = ("content_weight", "style_weight", "tv_weight", "identity_weight", "distill_weight",
-                    "inversion_weight", "photo_weight", "palette_weight")
+                    "inversion_weight", "photo_weight", "layout_weight", "palette_weight")
     if any(getattr(FLAGS, name) < 0 for name in loss_weights) or not any(getattr(FLAGS, n) for n in loss_weights):
         raise common.UsageError("loss weights must be non-negative and not all 0: "
                                 + ", ".join(f"--{n}={getattr(FLAGS, n)}" for n in loss_weights))
@@ -157,7 +160,8 @@ def main(argv: list[str]) -> int:
         style_target=FLAGS.style_target, snapshot_every=FLAGS.snapshot_every, inversion_weight=FLAGS.inversion_weight,
         strength_max=FLAGS.strength_max, palette_weight=FLAGS.palette_weight, strength_zero=FLAGS.strength_zero,
         viewing_weight=FLAGS.viewing_weight, viewing_scale=FLAGS.viewing_scale,
-        viewing_target=FLAGS.viewing_target, photo_weight=FLAGS.photo_weight)
+        viewing_target=FLAGS.viewing_target, photo_weight=FLAGS.photo_weight,
+        layout_weight=FLAGS.layout_weight)
     if not 0 <= FLAGS.skip_levels <= 3:
         raise common.UsageError(f"--skip_levels must be 0..3, got {FLAGS.skip_levels}")
     if not 0 <= FLAGS.linear_rank <= 128:
