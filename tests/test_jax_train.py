@@ -168,22 +168,27 @@ def _small_batch():
     return smooth(), smooth()
 
 
-def test_photo_term_and_block5_match_tensorflow(adain_trainer, monkeypatch):
-    """The current strength run's loss options on 32-px crops: the AdaIN content target with --photo_weight, under
-    the strength control (strengths 0.7 and 1.6 on both sides), block5_conv1 among the style layers: every term,
-    the photo term included, as nst_tf.train's. (The gradients: the slow strength tests below, with these flags.)"""
+def test_photo_and_layout_terms_and_block5_match_tensorflow(adain_trainer, monkeypatch):
+    """The current strength run's loss options on 32-px crops: the AdaIN content target with --photo_weight and
+    --layout_weight, under the strength control (strengths 0.7 and 1.6 on both sides), block5_conv1 among the style
+    layers: every term, the photo and layout terms included, as nst_tf.train's, in its order. (The gradients: the
+    slow strength tests below, with these flags.)"""
     content, style = _small_batch()
     strengths = np.array([[0.7], [1.6]], np.float32)
-    changes = dict(content_target="adain", photo_weight=3.0, strength_max=2.0)
+    changes = dict(content_target="adain", photo_weight=3.0, layout_weight=10.0, strength_max=2.0)
     monkeypatch.setattr(adain_trainer, "config", replace(adain_trainer.config, **changes))
     monkeypatch.setattr(adain_trainer, "sample_strength", lambda batch: tf.constant(strengths))
     assert adain_trainer.style_layers == STYLE_LAYERS
     tf_terms, output = adain_trainer.compute_losses(tf.constant(content), tf.constant(style))
     vgg, dec = _jax_params(adain_trainer)
     jax_terms = jl.loss_terms(dec, vgg, content, style, _recipe(**changes), strengths)
-    assert set(jax_terms) == set(tf_terms) == {"identity", "photo", "content", "style", "tv", "total"}
+    assert list(jax_terms) == list(tf_terms) == ["identity", "layout", "photo", "content", "style", "tv", "total"]
     for key in tf_terms:
         np.testing.assert_allclose(np.asarray(jax_terms[key]), tf_terms[key].numpy(), rtol=1e-5, err_msg=key)
+    # the layout term is 10 x the output's layout error against the photo's (4 x 4 pooled here), divided by 1 + s^2
+    layout = train.losses.layout_loss(output, tf.constant(content)).numpy()
+    np.testing.assert_allclose(tf_terms["layout"].numpy(), 10.0 * layout / (1.0 + strengths[:, 0] ** 2), rtol=1e-5)
+    assert np.all(layout > 0.05), layout  # not a trivially matching zero
     # the photo term is 3 x the output's block4_conv2 error against the photo's, divided by 1 + s^2 like the others
     photo = train.PHOTO_CONTENT_LAYER
     error = train.losses.content_loss(adain_trainer._loss_features(output)[photo],
@@ -192,6 +197,31 @@ def test_photo_term_and_block5_match_tensorflow(adain_trainer, monkeypatch):
     assert np.all(error > 0.1) and not np.allclose(tf_terms["photo"].numpy(), tf_terms["content"].numpy(), rtol=0.1)
     without = jl.loss_terms(dec, vgg, content, style, _recipe(**changes, style_layers=jm.LEVELS), strengths)
     assert not np.allclose(np.asarray(without["style"]), tf_terms["style"].numpy(), rtol=1e-2)  # block5 counts
+
+
+def test_layout_loss_matches_tensorflow():
+    """jaxnst.losses.layout_loss is nst_tf.losses.layout_loss on random images (sizes that pool by 8 evenly and
+    not), value and gradient, and at another pool size."""
+    from nst_tf import losses
+
+    rng = np.random.default_rng(11)
+    summed = lambda a, t, k: jax.numpy.sum(jl.layout_loss(a, t, k))  # noqa: E731
+    for shape, pool in (((3, 32, 32, 3), 8), ((2, 37, 53, 3), 8), ((2, 24, 20, 3), 4)):
+        images, target = (rng.random(shape).astype(np.float32) for _ in range(2))
+        with tf.GradientTape() as tape:
+            x = tf.constant(images)
+            tape.watch(x)
+            theirs = losses.layout_loss(x, tf.constant(target), pool)
+            total = tf.reduce_sum(theirs)
+        ours = jl.layout_loss(images, target, pool)
+        np.testing.assert_allclose(np.asarray(ours), theirs.numpy(), rtol=1e-5, err_msg=str(shape))
+        assert np.all(theirs.numpy() > 0.5)  # unrelated random images: about 2
+        grad = jax.grad(summed)(images, target, pool)
+        np.testing.assert_allclose(np.asarray(grad), tape.gradient(total, x).numpy(), rtol=1e-4,
+                                   atol=1e-4 * float(np.abs(grad).max()), err_msg=str(shape))
+    photo = tf.image.resize(rng.random((1, 4, 4, 3)), [32, 32]).numpy().astype(np.float32)  # pooled variance >> 1e-6
+    np.testing.assert_allclose(np.asarray(jl.layout_loss(0.5 * photo + 0.2, photo)), 0.0, atol=1e-4)  # any tones
+    np.testing.assert_allclose(np.asarray(jl.layout_loss(1.0 - photo, photo)), 4.0, rtol=1e-4)  # inverted
 
 
 def test_vgg_features_match_keras_at_every_layer(lpips_weights):
@@ -216,7 +246,8 @@ def test_photo_weight_and_style_layers_reach_the_tool():
     recipe refuses the photo term without the AdaIN target and for the student, and layers VGG16 does not have."""
     args = _recipe_args(*CURRENT_RUN_FLAGS)
     recipe = jtr.recipe_from(args, palette=True, skip_fade=True)
-    assert (recipe.photo_weight, recipe.identity_weight, recipe.style_layers) == (3.0, 20.0, STYLE_LAYERS)
+    assert (recipe.photo_weight, recipe.layout_weight, recipe.identity_weight, recipe.style_layers) == \
+        (3.0, 10.0, 20.0, STYLE_LAYERS)
     assert recipe.content_layers == ("block4_conv1", "block4_conv2")
     parts, _ = jtr.read_network(FADE_DIR)
     assert jtr.missing_layers(parts["encoder"], jtr.trained_params(parts), recipe) == \
@@ -484,24 +515,26 @@ def test_student_terms_match_the_tensorflow_trainer(trainer, tmp_path):
 
     student = train.Trainer(
         train.TrainConfig(**{**trainer.config.__dict__, "model_dir": str(tmp_path / "student"), "distill_weight": 10.0,
-                             "teacher": BUNDLED_DIR}),
+                             "layout_weight": 10.0, "teacher": BUNDLED_DIR}),
         network_config=mobile.MobileConfig(channels=(4, 8, 8), residual_blocks=2, bottleneck=6))
     model, params = _student()
     student.net.transformer.set_weights(model.get_weights())
     content, style = _batch()
     tf_terms, _ = student.compute_losses(tf.constant(content), tf.constant(style))
     vgg, dec = _jax_params(trainer)
-    jax_terms = jl.student_terms(params, dec, vgg, content, style, _recipe(distill_weight=10.0))
-    assert set(jax_terms) == set(tf_terms)
+    jax_terms = jl.student_terms(params, dec, vgg, content, style, _recipe(distill_weight=10.0, layout_weight=10.0))
+    assert list(jax_terms) == list(tf_terms) and "layout" in tf_terms
     for key in tf_terms:
         np.testing.assert_allclose(np.asarray(jax_terms[key]), tf_terms[key].numpy(), rtol=2e-3, err_msg=key)
+    assert float(np.min(tf_terms["layout"])) > 0.1  # not a trivially matching zero
 
 
 # -- the strength recipe (configs/train_arbitrary_strength.cfg) from checkpoints/arbitrary_strength -----------------
 STRENGTH_DIR = os.path.join(ROOT, "checkpoints", "arbitrary_strength")
 STRENGTH_RECIPE = os.path.join(ROOT, "configs", "train_arbitrary_strength.cfg")
 STRENGTHS = np.array([[0.0], [0.7], [1.6]], np.float32)  # the photo, a blend, and above 1 (the excess ramps)
-CURRENT_RUN = {"identity_weight": 20.0, "style_layers": ",".join(STYLE_LAYERS), "photo_weight": 3.0}  # issue 23's
+CURRENT_RUN = {"identity_weight": 20.0, "style_layers": ",".join(STYLE_LAYERS), "photo_weight": 3.0,  # issue 23's
+               "layout_weight": 10.0}
 CURRENT_RUN_FLAGS = tuple(f"--{k}={v}" for k, v in CURRENT_RUN.items())  # run on the recipe (docs/training.md)
 
 
@@ -687,15 +720,16 @@ def test_strength_network_matches_and_round_trips(tmp_path):
 
 @pytest.mark.slow  # the JAX port (GPU training) against TensorFlow: benchmarks/slow_checks.py, not CI
 def test_strength_terms_match_tensorflow(strength_trainer, fixed_draws):
-    """Every term of the strength recipe with the current run's flags (identity, the photo term, content against the
-    AdaIN target, style to block5_conv1 with the viewing-scale term, TV, palette, total) per example, at strengths 0,
-    0.7 and 1.6 with the same palette directions."""
+    """Every term of the strength recipe with the current run's flags (identity, the layout and photo terms, content
+    against the AdaIN target, style to block5_conv1 with the viewing-scale term, TV, palette, total) per example, at
+    strengths 0, 0.7 and 1.6 with the same palette directions."""
     content, style, directions = fixed_draws
     tf_terms, _ = strength_trainer.compute_losses(tf.constant(content), tf.constant(style))
     vgg, params = _jax_params(strength_trainer)
     recipe = jtr.recipe_from(_recipe_args(*CURRENT_RUN_FLAGS), palette=True, skip_fade=True)
     jax_terms = jl.loss_terms(params, vgg, content, style, recipe, STRENGTHS, directions)
-    assert set(jax_terms) == set(tf_terms) == {"identity", "photo", "content", "style", "tv", "palette", "total"}
+    assert list(jax_terms) == list(tf_terms) == ["identity", "layout", "photo", "content", "style", "tv", "palette",
+                                                 "total"]
     for key in tf_terms:
         np.testing.assert_allclose(np.asarray(jax_terms[key]), tf_terms[key].numpy(), rtol=1e-4, atol=1e-7,
                                    err_msg=key)

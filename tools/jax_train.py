@@ -5,16 +5,16 @@ than what may travel there. tools/jaxnst reproduces `nst_tf.train.Trainer.comput
 with numpy, Pillow and JAX only: the arbitrary-style network (VGG16 encoder to relu4_1, multi-level AdaIN, the skip
 decoder, the optional linear transform, moment head, strength input, skip fade and palette layer) with the photo or
 AdaIN content target, the Gram style term at any VGG16 layers and its viewing-scale twin (against the shrunk or
-the whole style crop), TV, identity, inversion, photo (beside the AdaIN target) and palette terms, the per-example
-strength and its loss weighting; and the previous phone-sized student. tests/test_jax_train.py checks it against
-the TensorFlow trainer where JAX is installed.
+the whole style crop), TV, identity, inversion, photo (beside the AdaIN target), layout (the photo's light and dark)
+and palette terms, the per-example strength and its loss weighting; and the previous phone-sized student.
+tests/test_jax_train.py checks it against the TensorFlow trainer where JAX is installed.
 
 The strength recipe with the current run's flags (docs/training.md, "On a lent GPU"):
   python tools/device_pack.py pack --out=.device --crop=256 --model=checkpoints/arbitrary_strength \
       --content_target=adain --photo_weight=3 --style_layers=block1_conv1,block2_conv1,block3_conv1,block4_conv1,\
 block5_conv1 --quality=75 --style_quality=75 --extra_styles=configs/train_styles_extra.txt   # here; prints `trips`
   python3 tools/jax_train.py --recipe=configs/train_arbitrary_strength.cfg --network=checkpoints/arbitrary_strength \
-      --pack=.device/pack.npz --identity_weight=20 --photo_weight=3 --style_layers=<as above> \
+      --pack=.device/pack.npz --identity_weight=20 --photo_weight=3 --layout_weight=10 --style_layers=<as above> \
       --content_dir=.device/content --style_dir=.device/style,.device/style_extra:80 --out=runs/jax \
       --return_dir=$OUT --max_seconds=520                      # there, in the last of the device calls `trips` lists
   python tools/device_pack.py unpack --decoder=<returned>/decoder_f16.npz --model=checkpoints/arbitrary_strength \
@@ -91,6 +91,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--photo_weight", type=float, default=0.0,
                    help="with --content_target=adain: block4_conv2 of the output against the photo's as well, divided "
                         "by 1 + k under the strength control (nst-train --photo_weight)")
+    p.add_argument("--layout_weight", type=float, default=0.0,
+                   help="the output's luminance, average-pooled by 8 and standardised, against the photo's, divided "
+                        "by 1 + k under the strength control (nst-train --layout_weight)")
     p.add_argument("--distill_weight", type=float, default=10.0, help="student: squared pixel error to the teacher")
     p.add_argument("--palette_weight", type=float, default=0.0,
                    help="sliced Wasserstein distance of the output's pixel colours to the style crop's")

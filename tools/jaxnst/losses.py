@@ -33,6 +33,7 @@ class Recipe:
     identity_weight: float = 10.0
     inversion_weight: float = 0.0
     photo_weight: float = 0.0
+    layout_weight: float = 0.0
     distill_weight: float = 0.0
     palette_weight: float = 0.0
     viewing_weight: float = 0.0
@@ -116,6 +117,20 @@ def palette_loss(images, target, directions):
     return jnp.mean(jnp.square(pa - pb[..., index]), axis=(1, 2))
 
 
+def layout_loss(images, target, pool: int = 8):
+    """Light-and-dark layout error per batch item (nst_tf.losses.layout_loss): the mean squared difference of the
+    two images' luminances, average-pooled by `pool` (VALID) and standardised over positions."""
+    def standardized_luminance(x):
+        luminance = jnp.sum(x * jnp.array([0.299, 0.587, 0.114], jnp.float32), axis=-1, keepdims=True)
+        luminance = lax.reduce_window(luminance, 0.0, lax.add, (1, pool, pool, 1), (1, pool, pool, 1),
+                                      "VALID") / (pool * pool)
+        mean = jnp.mean(luminance, axis=(1, 2, 3), keepdims=True)
+        variance = jnp.mean(jnp.square(luminance - mean), axis=(1, 2, 3), keepdims=True)
+        return (luminance - mean) * lax.rsqrt(variance + 1e-6)
+
+    return jnp.mean(jnp.square(standardized_luminance(images) - standardized_luminance(target)), axis=(1, 2, 3))
+
+
 def shrink(images, scale: float):
     """Images resized by `scale` (rounded), bilinear and antialiased as tf.image.resize(antialias=True)."""
     b, h, w, c = images.shape
@@ -141,9 +156,9 @@ def viewing_style_term(vgg: dict, output, style, recipe: Recipe, style_grams: di
 
 
 def output_terms(terms: dict, vgg: dict, output, content_feats: dict, style_feats: dict, recipe: Recipe,
-                 adain_target=None, strength=None, style=None, directions=None) -> dict:
-    """`terms` plus the output's weighted inversion, photo, content, style (viewing term included), TV and palette
-    terms, and their total ([B] each): Trainer._output_terms."""
+                 adain_target=None, strength=None, style=None, directions=None, content=None) -> dict:
+    """`terms` plus the output's weighted inversion, layout (against `content`, the photo), photo, content, style
+    (viewing term included), TV and palette terms, and their total ([B] each, in Trainer._output_terms' order)."""
     scale = norm = 1.0
     if strength is not None and recipe.strength_max:
         scale = jnp.square(strength[:, 0])
@@ -164,6 +179,8 @@ def output_terms(terms: dict, vgg: dict, output, content_feats: dict, style_feat
         styled = jax.nn.relu(styled / (lax.stop_gradient(own) + _LOSS_EPS) - recipe.style_target)
     if inversion:
         terms["inversion"] = recipe.inversion_weight * relative_error(output_feats[model.BOTTLENECK], adain_target)
+    if recipe.layout_weight and content is not None:  # the photo's light and dark, in any tones
+        terms["layout"] = recipe.layout_weight * norm * layout_loss(output, content)
     if recipe.photo_weight:  # the Gatys content term beside the AdaIN target, scaled like the other output terms
         terms["photo"] = recipe.photo_weight * norm * relative_error(output_feats[model.PHOTO_CONTENT_LAYER],
                                                                      content_feats[model.PHOTO_CONTENT_LAYER])
@@ -196,7 +213,7 @@ def loss_terms(p: dict, vgg: dict, content, style, recipe: Recipe, strength=None
     targets = model.styled_levels(p, content_levels, vector, model.blend_amount(strength))
     output = model.finish(model.decode(p, targets, strength, recipe.skip_fade), vector, recipe.palette)
     return output_terms(terms, vgg, output, content_feats, style_feats, recipe, targets[-1], strength, style,
-                        directions)
+                        directions, content)
 
 
 def student_terms(sp: dict, dec: dict, vgg: dict, content, style, recipe: Recipe, directions=None) -> dict:
@@ -218,4 +235,5 @@ def student_terms(sp: dict, dec: dict, vgg: dict, content, style, recipe: Recipe
     if recipe.distill_weight:
         teacher = model.decode(dec, model.styled_levels(dec, content_levels, model.vector_of(dec, style_levels)))
         terms["distill"] = recipe.distill_weight * pixel_error(output, lax.stop_gradient(jnp.clip(teacher, 0.0, 1.0)))
-    return output_terms(terms, vgg, output, content_feats, style_feats, recipe, style=style, directions=directions)
+    return output_terms(terms, vgg, output, content_feats, style_feats, recipe, style=style, directions=directions,
+                        content=content)

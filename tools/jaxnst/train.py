@@ -167,7 +167,7 @@ def recipe_from(args, palette: bool, skip_fade: bool = False) -> Recipe:
         return Recipe(
             content_weight=args.content_weight, style_weight=args.style_weight, tv_weight=args.tv_weight,
             identity_weight=args.identity_weight, inversion_weight=args.inversion_weight,
-            photo_weight=args.photo_weight,
+            photo_weight=args.photo_weight, layout_weight=args.layout_weight,
             distill_weight=args.distill_weight, palette_weight=args.palette_weight, viewing_weight=args.viewing_weight,
             viewing_scale=args.viewing_scale, viewing_target=args.viewing_target, style_relative=args.style_relative,
             style_target=args.style_target,
