@@ -560,6 +560,11 @@ def _jax_train():
     return _load_tool("jax_train")
 
 
+# the recipe's loss layers past the encoder (block5_conv1; block4_conv2 for the photo term) need a pack.npz: checks of
+# something else run it on the encoder's layers alone
+ENCODER_ONLY_FLAGS = ("--style_layers=block1_conv1,block2_conv1,block3_conv1,block4_conv1", "--photo_weight=0")
+
+
 def _recipe_args(*extra):
     """jax_train.py's arguments for the strength recipe (the flag file read as the tool reads it)."""
     return _jax_train().parse([f"--recipe={STRENGTH_RECIPE}", f"--network={FADE_DIR}", "--content_dir=c",
@@ -623,7 +628,7 @@ def test_recipe_flags_reach_the_tool():
 def test_skip_fade_comes_from_the_network():
     """setup() takes skip_fade from the network folder's config.json; --skip_fade on the command line is for a
     weights.npz and refused for a folder without it."""
-    assert jtr.setup(_recipe_args())[3].skip_fade
+    assert jtr.setup(_recipe_args(*ENCODER_ONLY_FLAGS))[3].skip_fade
     plain = _jax_train().parse([f"--network={NO_FADE_DIR}", "--content_target=adain", "--content_dir=c",
                                 "--style_dir=s", "--out=o"])
     assert not jtr.setup(plain)[3].skip_fade
@@ -827,7 +832,7 @@ def test_strength_run_resumes_and_unpacks(tmp_path):
     base = [sys.executable, os.path.join(ROOT, "tools", "jax_train.py"), f"--recipe={STRENGTH_RECIPE}",
             f"--network={FADE_DIR}", f"--content_dir={tmp_path / 'content'}", f"--style_dir={tmp_path / 'style'}",
             "--crop=32", "--batch_size=2", "--log_every=1", f"--out={tmp_path / 'run'}",
-            f"--return_dir={tmp_path / 'back'}"]
+            f"--return_dir={tmp_path / 'back'}", *ENCODER_ONLY_FLAGS]
     run = lambda *a: subprocess.run(base + list(a), capture_output=True, text=True, timeout=900)  # noqa: E731
     first = run("--max_steps=2")
     assert first.returncode == 0, first.stderr[-2000:]
