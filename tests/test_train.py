@@ -309,6 +309,12 @@ def test_photo_content_target_is_the_gatys_loss(folders, tmp_path, random_vgg16_
         train.Trainer(make_config(folders, tmp_path / "bad", random_vgg16_weights, content_target="nope"))
 
 
+def _features_at(weights, layer: str, images):
+    """VGG16 features of images at one layer, through nst-stylize's extractor (independent of the trainer's)."""
+    extractor = features.build_extractor(weights, "vgg16", content_layers=(layer,), style_layers=("block1_conv1",))
+    return extractor(images)[0][0]
+
+
 def test_inversion_term_is_relu4_of_the_output_against_the_decoder_input(folders, tmp_path, random_vgg16_weights):
     trainer = train.Trainer(make_config(folders, tmp_path / "run", random_vgg16_weights, content_target="photo",
                                         inversion_weight=1.5), network_config=SMALL)
@@ -319,10 +325,8 @@ def test_inversion_term_is_relu4_of_the_output_against_the_decoder_input(folders
     # nst-stylize's extractor
     net = trainer.net
     decoder_input = net.styled_levels(net.encode(content), net.predict_style(style))[-1]
-    extractor = features.build_extractor(random_vgg16_weights, "vgg16", content_layers=("block4_conv1",),
-                                         style_layers=("block1_conv1",))
-    (relu4_out,), _ = extractor(output)
-    expected = 1.5 * losses.content_loss(relu4_out, decoder_input).numpy()
+    expected = 1.5 * losses.content_loss(_features_at(random_vgg16_weights, "block4_conv1", output),
+                                         decoder_input).numpy()
     assert np.all(expected > 0)
     np.testing.assert_allclose(terms["inversion"].numpy(), expected, rtol=1e-4)
     np.testing.assert_allclose(terms["total"].numpy(),
@@ -345,11 +349,8 @@ def test_photo_term_is_block4_conv2_of_the_output_against_the_photo(folders, tmp
     style = tf.random.uniform([2, 32, 32, 3], seed=10)
     terms, output = trainer.compute_losses(content, style)
     # by hand, through nst-stylize's extractor: the Gatys content loss of the output against the photo
-    extractor = features.build_extractor(random_vgg16_weights, "vgg16", content_layers=("block4_conv2",),
-                                         style_layers=("block1_conv1",))
-    (c_out,), _ = extractor(output)
-    (c_photo,), _ = extractor(content)
-    expected = 2.5 * losses.content_loss(c_out, c_photo).numpy()
+    c_photo = _features_at(random_vgg16_weights, "block4_conv2", content)
+    expected = 2.5 * losses.content_loss(_features_at(random_vgg16_weights, "block4_conv2", output), c_photo).numpy()
     assert np.all(expected > 0)
     np.testing.assert_allclose(terms["photo"].numpy(), expected, rtol=1e-4)
     np.testing.assert_allclose(terms["total"].numpy(),
@@ -358,7 +359,7 @@ def test_photo_term_is_block4_conv2_of_the_output_against_the_photo(folders, tmp
     trainer.config = replace(trainer.config, strength_max=2.0)
     trainer.sample_strength = lambda batch: tf.ones([batch, 1])
     scaled, output = trainer.compute_losses(content, style)
-    (c_out,), _ = extractor(output)
+    c_out = _features_at(random_vgg16_weights, "block4_conv2", output)
     np.testing.assert_allclose(scaled["photo"].numpy(), 0.5 * 2.5 * losses.content_loss(c_out, c_photo).numpy(),
                                rtol=1e-4)
     with pytest.raises(ValueError, match="photo_weight"):
