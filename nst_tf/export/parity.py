@@ -65,6 +65,16 @@ class ParityPair:
     style: np.ndarray  # long side style_size
     content_square: np.ndarray  # content_size x content_size (fixed TFLite input)
     style_square: np.ndarray  # style_size x style_size
+    references: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)  # see reference()
+
+    def reference(self, net: fast.Network, strength: float = 1.0, square: bool = False) -> np.ndarray:
+        """The Keras model's output for this pair (square: the fixed-size inputs) at `strength`: [1, H, W, 3],
+        computed once per network and kept (every export format is checked against the same references)."""
+        key = (id(net), square, float(strength))
+        if key not in self.references:
+            content, style = (self.content_square, self.style_square) if square else (self.content, self.style)
+            self.references[key] = keras_reference(net, content, style, strength)
+        return self.references[key]
 
 
 def parity_pairs(data_dir: str, options: ExportOptions) -> list[ParityPair]:
@@ -157,11 +167,10 @@ def check_saved_model(loaded: tf.Module, net: fast.Network, pairs: Sequence[Pari
         style_vector = net.predict_style(style)
         vector = signatures["predict_style"](style=style)["style_vector"]
         results["predict_style"].append(errors(vector, style_vector))
-        expected = fast.stylize_padded(net, content, style_vector).numpy()
-        results["__call__"].append(errors(loaded(content, style)[0], expected))
+        results["__call__"].append(errors(loaded(content, style)[0], pair.reference(net)))
         for strength in strengths:
             value = tf.constant(strength)
-            expected = fast.stylize_padded(net, content, style_vector, strength).numpy()
+            expected = pair.reference(net, strength)
             out = signatures["serving_default"](content=content, style=style, strength=value)
             results["serving_default"].append(errors(out["stylized_image"], expected))
             out = signatures["stylize_with_vector"](content=content, style_vector=vector, strength=value[None])
@@ -237,13 +246,11 @@ def check_tflite(model: bytes, variant: TFLiteVariant, net: fast.Network, pairs:
             vector = session(example)["style_vector"].reshape(expected_vector.shape)
             vector_errors.append(errors(vector, expected_vector))
             image = fast.stylize_padded(net, content, tf.constant(vector)).numpy()
-            reference = fast.stylize_padded(net, content, tf.constant(expected_vector)).numpy()
-            image_errors.append(errors(image, reference))
+            image_errors.append(errors(image, pair.reference(net, square=not variant.dynamic)))
             continue
-        vector = tf.constant(example["style_vector"].reshape(1, -1))
         for strength in strengths:
             outputs = session({**example, "strength": np.array([strength], np.float32)})
-            reference = fast.stylize_padded(net, content, vector, strength).numpy()
+            reference = pair.reference(net, strength, square=not variant.dynamic)
             image_errors.append(errors(outputs["stylized_image"], reference))
             by_strength.setdefault(f"{strength:g}", []).append(image_errors[-1])
     result: dict[str, dict] = {"image": worst(image_errors)}
@@ -275,7 +282,7 @@ def check_pipeline(prediction: bytes, transfer: bytes, net: fast.Network, pairs:
         session = tflite_session(transfer, inputs, threads)
         for strength in strengths:
             image = session({**inputs, "strength": np.array([strength], np.float32)})["stylized_image"]
-            results.append(errors(image, keras_reference(net, pair.content_square, pair.style_square, strength)))
+            results.append(errors(image, pair.reference(net, strength, square=True)))
     return worst(results)
 
 
@@ -285,5 +292,5 @@ def check_combined(runners: dict[str, Callable[..., dict[str, np.ndarray]]], net
     `strengths`."""
     return worst([errors(chain(runners["prediction"], runners["transfer"], pair.content_square, pair.style_square,
                                strength),
-                         keras_reference(net, pair.content_square, pair.style_square, strength))
+                         pair.reference(net, strength, square=True))
                   for pair in pairs for strength in strengths])
