@@ -65,15 +65,25 @@ class ParityPair:
     style: np.ndarray  # long side style_size
     content_square: np.ndarray  # content_size x content_size (fixed TFLite input)
     style_square: np.ndarray  # style_size x style_size
-    references: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)  # see reference()
+    references: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)  # see vector(), reference()
+
+    def vector(self, net: fast.Network, square: bool = False) -> np.ndarray:
+        """The Keras model's style vector of this pair's style (square: the fixed-size input): [1, V], computed once
+        per network and kept."""
+        key = (id(net), square)
+        if key not in self.references:
+            style = self.style_square if square else self.style
+            self.references[key] = net.predict_style(tf.constant(style[None])).numpy()
+        return self.references[key]
 
     def reference(self, net: fast.Network, strength: float = 1.0, square: bool = False) -> np.ndarray:
         """The Keras model's output for this pair (square: the fixed-size inputs) at `strength`: [1, H, W, 3],
         computed once per network and kept (every export format is checked against the same references)."""
         key = (id(net), square, float(strength))
         if key not in self.references:
-            content, style = (self.content_square, self.style_square) if square else (self.content, self.style)
-            self.references[key] = keras_reference(net, content, style, strength)
+            content = self.content_square if square else self.content
+            self.references[key] = fast.stylize_padded(net, tf.constant(content[None]),
+                                                       tf.constant(self.vector(net, square)), strength).numpy()
         return self.references[key]
 
 
@@ -164,9 +174,8 @@ def check_saved_model(loaded: tf.Module, net: fast.Network, pairs: Sequence[Pari
     results: dict[str, list[dict[str, float]]] = {name: [] for name in (*SIGNATURES, "__call__")}
     for pair in pairs:
         content, style = tf.constant(pair.content[None]), tf.constant(pair.style[None])
-        style_vector = net.predict_style(style)
         vector = signatures["predict_style"](style=style)["style_vector"]
-        results["predict_style"].append(errors(vector, style_vector))
+        results["predict_style"].append(errors(vector, pair.vector(net)))
         results["__call__"].append(errors(loaded(content, style)[0], pair.reference(net)))
         for strength in strengths:
             value = tf.constant(strength)
@@ -199,7 +208,7 @@ def strength_sweep(net: fast.Network, pairs: Sequence[ParityPair],
     """What the strength does, measured with the Keras model on the parity pairs: for each strength, the means over
     pairs of the output's mean absolute difference from the photo (`from_photo`) and of its palette gap to the
     painting (`palette_gap`); `photo_palette_gap`: the photo's own gap, for scale."""
-    vectors = [net.predict_style(tf.constant(pair.style[None])) for pair in pairs]
+    vectors = [tf.constant(pair.vector(net)) for pair in pairs]
     photo_gap = float(np.mean([_palette_gap(pair.content, pair.style) for pair in pairs]))
     rows = []
     for strength in strengths:
@@ -224,7 +233,7 @@ def tflite_example(variant: TFLiteVariant, pair: ParityPair, net: fast.Network,
     if variant.part == "prediction":
         return {"style": style[None]}
     content = pair.content if variant.dynamic else pair.content_square
-    vector = net.predict_style(tf.constant(style[None])).numpy()
+    vector = pair.vector(net, square=not variant.dynamic)
     return {"content": content[None], "style_vector": vector.reshape(1, 1, 1, -1),
             "strength": np.array([strength], np.float32)}
 
@@ -240,9 +249,9 @@ def check_tflite(model: bytes, variant: TFLiteVariant, net: fast.Network, pairs:
     for pair in pairs:
         example = tflite_example(variant, pair, net)
         session = tflite_session(model, example, threads)
-        content = tf.constant((pair.content if variant.dynamic else pair.content_square)[None])
         if variant.part == "prediction":
-            expected_vector = net.predict_style(tf.constant(example["style"])).numpy()
+            content = tf.constant((pair.content if variant.dynamic else pair.content_square)[None])
+            expected_vector = pair.vector(net, square=not variant.dynamic)
             vector = session(example)["style_vector"].reshape(expected_vector.shape)
             vector_errors.append(errors(vector, expected_vector))
             image = fast.stylize_padded(net, content, tf.constant(vector)).numpy()
